@@ -1,0 +1,158 @@
+/**
+ * The kernel boundary: the only module that opens libc through bun:ffi.
+ * Every call is a small synchronous wrapper that reads errno at once (through
+ * __errno_location, never the `errno` symbol, a known Bun segfault) and turns
+ * -1 into an ErrnoError naming the call. Arguments are plain integers and
+ * buffers; no JSCallback (threadsafe callbacks have a crash history in Bun).
+ *
+ * The libc file is the one this process already has mapped (glibc's
+ * libc.so.6 or musl's ld-musl-<arch>.so.1), read from /proc/self/maps, so no
+ * header, compiler or install script is needed on the user's machine.
+ */
+import { dlopen, FFIType, ptr as addressOf, read, type Pointer } from "bun:ffi";
+import { readFileSync } from "node:fs";
+import { ErrnoError } from "./errno.ts";
+
+// <linux/prctl.h>
+const PR_SET_CHILD_SUBREAPER = 36;
+const PR_GET_CHILD_SUBREAPER = 37;
+// <linux/wait.h>
+export const P_PID = 1;
+export const P_PIDFD = 3;
+export const WNOHANG = 0x1;
+export const WEXITED = 0x4;
+export const WNOWAIT = 0x01000000;
+// <asm-generic/unistd.h>: pidfd_open is 434 on every architecture (unified
+// syscall table since Linux 5.1); musl has no wrapper for it.
+const SYS_pidfd_open = 434;
+// <bits/siginfo.h>: siginfo_t is 128 bytes; for SIGCHLD, si_code at +8,
+// si_pid at +16, si_status at +24 (64-bit layout, after the 4-byte pad).
+const SIGINFO_SIZE = 128;
+const SIGINFO_CODE = 8;
+const SIGINFO_PID = 16;
+const SIGINFO_STATUS = 24;
+// <asm-generic/siginfo.h> si_code values for SIGCHLD
+export const CLD_EXITED = 1;
+export const CLD_KILLED = 2;
+export const CLD_DUMPED = 3;
+
+const { i32, u32, i64, u64, ptr } = FFIType;
+
+const symbols = {
+  __errno_location: { args: [], returns: ptr },
+  getpid: { args: [], returns: i32 },
+  close: { args: [i32], returns: i32 },
+  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+  syscall: { args: [i64, i64, i64], returns: i64 },
+  waitid: { args: [i32, u32, ptr, i32], returns: i32 },
+  socket: { args: [i32, i32, i32], returns: i32 },
+  bind: { args: [i32, ptr, u32], returns: i32 },
+  connect: { args: [i32, ptr, u32], returns: i32 },
+  send: { args: [i32, ptr, u64, i32], returns: i64 },
+  recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
+  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
+  getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
+} as const;
+
+type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+
+/** What waitid reported for one child. */
+export interface WaitResult {
+  /** 0 when WNOHANG found nothing to reap yet. */
+  readonly pid: number;
+  /** CLD_EXITED, CLD_KILLED or CLD_DUMPED. */
+  readonly code: number;
+  /** Exit code for CLD_EXITED, signal number otherwise. */
+  readonly status: number;
+}
+
+export interface Libc {
+  readonly path: string;
+  getpid(): number;
+  close(fd: number): void;
+  setChildSubreaper(on: boolean): void;
+  isChildSubreaper(): boolean;
+  /** pidfd_open(2); works on a zombie until it is reaped. */
+  pidfdOpen(pid: number): number;
+  /** waitid(2) on one process (P_PID) or one pidfd (P_PIDFD). */
+  waitid(idType: typeof P_PID | typeof P_PIDFD, id: number, options: number): WaitResult;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, address: Uint8Array): void;
+  connect(fd: number, address: Uint8Array): void;
+  send(fd: number, data: Uint8Array): number;
+  /** recvfrom(2); returns the bytes read and fills `address` (sockaddr). */
+  recvfrom(fd: number, into: Uint8Array, address: Uint8Array): number;
+  setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
+  getsockoptInt(fd: number, level: number, name: number): number;
+}
+
+/** The path of the C library this process has mapped (glibc or musl). */
+export function findLoadedLibc(maps = readFileSync("/proc/self/maps", "utf8")): string {
+  const libcPattern = /\s(\/\S*\/(?:libc\.so\.6|libc\.musl-[^/\s]+\.so\.1|ld-musl-[^/\s]+\.so\.1))$/m;
+  const match = libcPattern.exec(maps);
+  if (!match?.[1]) throw new Error("no glibc or musl libc is mapped in /proc/self/maps");
+  return match[1];
+}
+
+let loaded: Libc | undefined;
+
+/** Opens libc once; throws when the platform or FFI cannot serve. */
+export function loadLibc(): Libc {
+  if (process.platform !== "linux") throw new Error(`platform ${process.platform} is not Linux`);
+  loaded ??= bindLibc(findLoadedLibc());
+  return loaded;
+}
+
+function bindLibc(path: string): Libc {
+  const lib: Symbols = dlopen(path, symbols).symbols;
+  const errnoPointer = lib.__errno_location() as Pointer;
+  const lastErrno = () => read.i32(errnoPointer, 0);
+
+  /** Runs one libc call; a negative result becomes an ErrnoError. */
+  function checked<T extends number | bigint>(syscall: string, result: T): T {
+    if (result < 0) throw new ErrnoError(syscall, lastErrno());
+    return result;
+  }
+
+  const intBox = new Int32Array(1);
+  const lengthBox = new Uint32Array(1);
+  const siginfo = new Uint8Array(SIGINFO_SIZE);
+  const siginfoView = new DataView(siginfo.buffer);
+
+  return {
+    path,
+    getpid: () => lib.getpid(),
+    close: (fd) => void checked("close", lib.close(fd)),
+    setChildSubreaper: (on) => void checked("prctl", lib.prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0)),
+    isChildSubreaper() {
+      checked("prctl", lib.prctl(PR_GET_CHILD_SUBREAPER, addressOf(intBox), 0, 0, 0));
+      return intBox[0] !== 0;
+    },
+    pidfdOpen: (pid) => Number(checked("pidfd_open", lib.syscall(SYS_pidfd_open, pid, 0))),
+    waitid(idType, id, options) {
+      // WNOHANG with nothing to reap leaves si_pid untouched: zero it first.
+      siginfo.fill(0);
+      checked("waitid", lib.waitid(idType, id, siginfo, options));
+      return {
+        pid: siginfoView.getInt32(SIGINFO_PID, true),
+        code: siginfoView.getInt32(SIGINFO_CODE, true),
+        status: siginfoView.getInt32(SIGINFO_STATUS, true),
+      };
+    },
+    socket: (domain, type, protocol) => checked("socket", lib.socket(domain, type, protocol)),
+    bind: (fd, address) => void checked("bind", lib.bind(fd, address, address.byteLength)),
+    connect: (fd, address) => void checked("connect", lib.connect(fd, address, address.byteLength)),
+    send: (fd, data) => Number(checked("send", lib.send(fd, data, data.byteLength, 0))),
+    recvfrom(fd, into, address) {
+      lengthBox[0] = address.byteLength;
+      return Number(checked("recvfrom", lib.recvfrom(fd, into, into.byteLength, 0, address, lengthBox)));
+    },
+    setsockopt: (fd, level, name, value) =>
+      void checked("setsockopt", lib.setsockopt(fd, level, name, value, value.byteLength)),
+    getsockoptInt(fd, level, name) {
+      lengthBox[0] = 4;
+      checked("getsockopt", lib.getsockopt(fd, level, name, intBox, lengthBox));
+      return intBox[0] ?? 0;
+    },
+  };
+}
