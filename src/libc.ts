@@ -17,6 +17,7 @@ import { ErrnoError } from "./errno.ts";
 const PR_SET_CHILD_SUBREAPER = 36;
 const PR_GET_CHILD_SUBREAPER = 37;
 // <linux/wait.h>
+export const P_ALL = 0;
 export const P_PID = 1;
 export const P_PIDFD = 3;
 export const WNOHANG = 0x1;
@@ -75,7 +76,7 @@ export interface Libc {
   /** pidfd_open(2); works on a zombie until it is reaped. */
   pidfdOpen(pid: number): number;
   /** waitid(2) on one process (P_PID) or one pidfd (P_PIDFD). */
-  waitid(idType: typeof P_PID | typeof P_PIDFD, id: number, options: number): WaitResult;
+  waitid(idType: typeof P_ALL | typeof P_PID | typeof P_PIDFD, id: number, options: number): WaitResult;
   socket(domain: number, type: number, protocol: number): number;
   bind(fd: number, address: Uint8Array): void;
   connect(fd: number, address: Uint8Array): void;

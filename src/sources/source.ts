@@ -27,7 +27,7 @@ export interface ReaperCore {
   readonly logger: Logger;
   readonly libc: Libc;
   /** List our own zombie children and reap what the policy allows. Coalesced. */
-  requestScan(reason: string): void;
+  requestScan(by: SourceName): void;
   /** A child exited (from the kernel): reap it now if it is an adopted orphan. */
   noteExit(notice: ExitNotice): void;
   count(counter: CoreCounter): void;

@@ -1,0 +1,167 @@
+/**
+ * Reading /proc: process stat lines, this process's own children, the pidfds
+ * it holds, and its PID namespace nesting. Pure parsers take strings (unit
+ * tested with fixtures); readers are small and bounded: every loop over many
+ * files yields to the event loop between chunks, so a daemon with thousands
+ * of processes never stalls for more than a couple of milliseconds.
+ */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+
+/** The fields of /proc/PID/stat the reaper needs (see proc(5)). */
+export interface ProcStat {
+  readonly pid: number;
+  readonly comm: string;
+  /** One letter: R, S, D, Z (zombie), T, t, X, I, ... */
+  readonly state: string;
+  readonly ppid: number;
+  /** Start time in clock ticks after boot: with pid, names one process instance. */
+  readonly startTime: number;
+}
+
+// proc(5): after "pid (comm) ", field 3 (state) is index 0, field 4 (ppid)
+// index 1, field 22 (starttime) index 19.
+const STAT_STATE = 0;
+const STAT_PPID = 1;
+const STAT_STARTTIME = 19;
+const FILES_PER_CHUNK = 64;
+
+/**
+ * Parses one /proc/PID/stat line. comm may hold spaces, parentheses and
+ * newlines (even text like ") Z 1 "), so the fields start after the LAST ")".
+ */
+export function parseStat(line: string): ProcStat | undefined {
+  const open = line.indexOf(" (");
+  const close = line.lastIndexOf(")");
+  if (open < 1 || close < open) return undefined;
+  const pid = Number(line.slice(0, open));
+  const fields = line.slice(close + 2).split(" ");
+  const state = fields[STAT_STATE];
+  const ppid = Number(fields[STAT_PPID]);
+  const startTime = Number(fields[STAT_STARTTIME]);
+  if (!Number.isInteger(pid) || !state || !Number.isInteger(ppid) || !Number.isInteger(startTime)) {
+    return undefined;
+  }
+  return { pid, comm: line.slice(open + 2, close), state, ppid, startTime };
+}
+
+/** Reads a /proc file (the kernel bounds their size), or undefined when the process is gone. */
+function readSmall(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined; // ENOENT / ESRCH: the process went away meanwhile
+  }
+}
+
+export function readStat(pid: number): ProcStat | undefined {
+  const text = readSmall(`/proc/${pid}/stat`);
+  return text === undefined ? undefined : parseStat(text);
+}
+
+/** The command line of a process, as far as it is still readable (not for zombies). */
+export function readCmdline(pid: number): string | undefined {
+  const text = readSmall(`/proc/${pid}/cmdline`);
+  return text ? text.replace(/\0+$/, "").replaceAll("\0", " ") : undefined;
+}
+
+/** Lets the event loop run between chunks of /proc reads. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Calls `visit` for each item, yielding to the event loop between chunks. */
+export async function forEachChunked<T>(items: readonly T[], visit: (item: T) => void): Promise<void> {
+  for (let start = 0; start < items.length; start += FILES_PER_CHUNK) {
+    if (start > 0) await yieldToEventLoop();
+    for (const item of items.slice(start, start + FILES_PER_CHUNK)) visit(item);
+  }
+}
+
+/** Parses the space-separated PIDs of a /proc/PID/task/TID/children file. */
+export function parseChildren(text: string): number[] {
+  return text.split(" ").filter((word) => word.trim() !== "").map(Number);
+}
+
+/**
+ * This process's own children. Orphans are reparented to any live thread of
+ * a reaper (kernel find_alive_thread), so every task's list is read. Kernels
+ * without CONFIG_PROC_CHILDREN lack the file: then all of /proc is scanned.
+ */
+export async function listOwnChildren(selfPid: number): Promise<number[]> {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${selfPid}/task`);
+  } catch {
+    return scanAllForParent(selfPid);
+  }
+  const children: number[] = [];
+  for (const tid of tasks) {
+    const text = readSmall(`/proc/${selfPid}/task/${tid}/children`);
+    if (text === undefined && tid === String(selfPid)) return scanAllForParent(selfPid);
+    if (text) children.push(...parseChildren(text));
+  }
+  return children;
+}
+
+/** The slow path: every process in /proc whose parent is `ppid`, read in chunks. */
+async function scanAllForParent(ppid: number): Promise<number[]> {
+  const pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number);
+  const children: number[] = [];
+  await forEachChunked(pids, (pid) => {
+    if (readStat(pid)?.ppid === ppid) children.push(pid);
+  });
+  return children;
+}
+
+/** Reads the stat of each PID, in chunks; processes gone meanwhile are left out. */
+export async function readStats(pids: readonly number[]): Promise<ProcStat[]> {
+  const stats: ProcStat[] = [];
+  await forEachChunked(pids, (pid) => {
+    const stat = readStat(pid);
+    if (stat) stats.push(stat);
+  });
+  return stats;
+}
+
+const PIDFD_LINK = "anon_inode:[pidfd]";
+
+/** The PID named by a pidfd's /proc/self/fdinfo text ("Pid:\t123"), if any. */
+export function parsePidfdInfo(text: string): number | undefined {
+  const match = /^Pid:\s+(-?\d+)$/m.exec(text);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+/**
+ * The PIDs for which this process holds a pidfd. Bun holds one for every
+ * child it spawned until it has reaped it, so a zombie in this set belongs to
+ * the runtime and must never be reaped (Bun dies of ECHILD if it is).
+ */
+export function listPidfdTargets(): Set<number> {
+  const targets = new Set<number>();
+  let fds: string[];
+  try {
+    fds = readdirSync("/proc/self/fd");
+  } catch {
+    return targets;
+  }
+  for (const fd of fds) {
+    let link: string;
+    try {
+      link = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (link !== PIDFD_LINK) continue;
+    const pid = parsePidfdInfo(readSmall(`/proc/self/fdinfo/${fd}`) ?? "");
+    if (pid !== undefined && pid > 0) targets.add(pid);
+  }
+  return targets;
+}
+
+/** The PIDs of this process in each nested PID namespace, outermost first. */
+export function parseNsPids(statusText: string): number[] {
+  const match = /^NSpid:\s+([\d\s]+)$/m.exec(statusText);
+  return match?.[1] ? parseChildren(match[1].replace(/\s+/g, " ")) : [];
+}
+
+export function readOwnNsPids(): number[] {
+  return parseNsPids(readSmall("/proc/self/status") ?? "");
+}

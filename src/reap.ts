@@ -1,0 +1,114 @@
+/**
+ * The reap primitive: take the exit status of exactly one process instance,
+ * by its PID, never with waitpid(-1). Also the cheap "is it waitable?" peek
+ * (waitid with WNOWAIT), which reads no /proc file and takes nothing.
+ */
+import { hasErrnoCode } from "./errno.ts";
+import {
+  CLD_DUMPED,
+  CLD_EXITED,
+  P_ALL,
+  P_PID,
+  P_PIDFD,
+  WEXITED,
+  WNOHANG,
+  WNOWAIT,
+  type Libc,
+  type WaitResult,
+} from "./libc.ts";
+import { readStat, type ProcStat } from "./procfs.ts";
+
+export interface ExitStatus {
+  /** The exit code, or null when a signal ended the process. */
+  readonly exitCode: number | null;
+  readonly signal: number | null;
+  readonly coreDumped: boolean;
+}
+
+export type ReapOutcome =
+  | { readonly kind: "reaped"; readonly exit: ExitStatus }
+  /** The leader exited but other threads live: not waitable yet, retry. */
+  | { readonly kind: "not-yet" }
+  /** No longer our zombie of that instance (reaped elsewhere, or the PID is another process). */
+  | { readonly kind: "gone"; readonly why: string };
+
+export function exitStatusOf(wait: WaitResult): ExitStatus {
+  const exited = wait.code === CLD_EXITED;
+  return {
+    exitCode: exited ? wait.status : null,
+    signal: exited ? null : wait.status,
+    coreDumped: wait.code === CLD_DUMPED,
+  };
+}
+
+/** Decodes a raw wait status (as the proc connector reports it: 768 = exit(3)). */
+export function exitStatusOfWaitStatus(status: number): ExitStatus {
+  const signal = status & 0x7f;
+  return signal === 0
+    ? { exitCode: (status >> 8) & 0xff, signal: null, coreDumped: false }
+    : { exitCode: null, signal, coreDumped: (status & 0x80) !== 0 };
+}
+
+const PEEK = WEXITED | WNOHANG | WNOWAIT;
+
+/** True when some child of ours is waitable now; one syscall, takes nothing. */
+export function anyChildWaitable(libc: Libc): boolean {
+  try {
+    return libc.waitid(P_ALL, 0, PEEK).pid !== 0;
+  } catch (error) {
+    if (hasErrnoCode(error, "ECHILD")) return false;
+    throw error;
+  }
+}
+
+/** True when `pid` is a child of ours that is waitable now; takes nothing. */
+export function isChildWaitable(libc: Libc, pid: number): boolean {
+  try {
+    return libc.waitid(P_PID, pid, PEEK).pid === pid;
+  } catch (error) {
+    if (hasErrnoCode(error, "ECHILD", "EINTR")) return false;
+    throw error;
+  }
+}
+
+/** Why a freshly read stat no longer matches the judged zombie, or undefined. */
+function mismatch(judged: ProcStat, now: ProcStat | undefined, selfPid: number): string | undefined {
+  if (!now) return "exited and was reaped";
+  if (now.startTime !== judged.startTime) return "PID now names another process";
+  if (now.ppid !== selfPid) return "no longer our child";
+  if (now.state !== "Z") return "not a zombie";
+  return undefined;
+}
+
+/**
+ * Reaps the zombie `judged`, and only that instance: a pidfd pins the process
+ * before its stat is checked again, so PID reuse can never make us reap
+ * another one. Callers have already checked that the runtime does not hold a
+ * pidfd on it. Kernels before 5.3 have no pidfd_open: there the stat check and
+ * waitid(P_PID) are safe because a PID cannot be reused until its zombie is reaped.
+ */
+export function reapZombie(libc: Libc, selfPid: number, judged: ProcStat): ReapOutcome {
+  let pidfd: number | undefined;
+  try {
+    pidfd = libc.pidfdOpen(judged.pid);
+  } catch (error) {
+    if (hasErrnoCode(error, "ESRCH")) return { kind: "gone", why: "exited and was reaped" };
+    if (!hasErrnoCode(error, "ENOSYS")) throw error;
+  }
+  try {
+    const why = mismatch(judged, readStat(judged.pid), selfPid);
+    if (why) return { kind: "gone", why };
+    const wait =
+      pidfd === undefined
+        ? libc.waitid(P_PID, judged.pid, WEXITED | WNOHANG)
+        : libc.waitid(P_PIDFD, pidfd, WEXITED | WNOHANG);
+    if (wait.pid === 0) return { kind: "not-yet" };
+    return { kind: "reaped", exit: exitStatusOf(wait) };
+  } catch (error) {
+    if (hasErrnoCode(error, "ECHILD")) return { kind: "gone", why: "reaped by another waiter" };
+    if (hasErrnoCode(error, "EINTR")) return { kind: "not-yet" };
+    throw error;
+  } finally {
+    if (pidfd !== undefined) libc.close(pidfd);
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * The reaper core: every source funnels into it, so there is one policy and
+ * one reap path. It lists our own waitable zombies, sorts them with the pure
+ * policy, reaps what may be reaped, keeps the rest pending on a grace timer,
+ * and reports each reap (log line, onReap, counters).
+ */
+import type { Logger } from "pino";
+import type { Libc } from "./libc.ts";
+import type { NormalizedOptions, ReapedProcess } from "./options.ts";
+import { classifyZombie, isLoopLate, judgeZombie, type Provenance } from "./policy.ts";
+import { listOwnChildren, listPidfdTargets, readCmdline, readStats, type ProcStat } from "./procfs.ts";
+import { anyChildWaitable, isChildWaitable, reapZombie, type ExitStatus } from "./reap.ts";
+import type { CoreCounter, EventSource, ExitNotice, ReaperCore, SourceName } from "./sources/source.ts";
+
+/** A zombie that is not reapable yet: in its grace window, or its threads still live. */
+interface PendingZombie {
+  readonly stat: ProcStat;
+  readonly firstSeenAt: number;
+  readonly seenBy: SourceName;
+  readonly exitedAt?: number;
+  /** Earliest time to look again. */
+  retryAt: number;
+}
+
+/** How soon to look again at a zombie leader whose other threads still run. */
+const THREADS_ALIVE_RETRY_MS = 50;
+
+export interface CoreCounters {
+  reaped: number;
+  reapedBySource: Record<SourceName, number>;
+  overruns: number;
+  malformed: number;
+  vetoed: number;
+  failures: number;
+}
+
+export interface CoreSettings {
+  readonly libc: Libc;
+  readonly logger: Logger;
+  readonly options: NormalizedOptions;
+  /** Whether the runtime holds a pidfd for every child it spawns (probed at start). */
+  readonly runtimeMarksChildrenWithPidfd: boolean;
+  /** Called with each reap, after the log line and onReap (metrics hook). */
+  readonly onReaped?: (reaped: ReapedProcess) => void;
+}
+
+export class Core implements ReaperCore {
+  readonly selfPid: number;
+  readonly logger: Logger;
+  readonly libc: Libc;
+  readonly counters: CoreCounters = {
+    reaped: 0,
+    reapedBySource: { netlink: 0, sigchld: 0, sweep: 0 },
+    overruns: 0,
+    malformed: 0,
+    vetoed: 0,
+    failures: 0,
+  };
+  lastSweepAt: number | undefined;
+  /** The source whose knowledge of forks refines provenance (the proc connector). */
+  exactSource: EventSource | undefined;
+
+  readonly #settings: CoreSettings;
+  readonly #pending = new Map<number, PendingZombie>();
+  #notices: ExitNotice[] = [];
+  #scanQueued: SourceName | undefined;
+  #scanning = false;
+  #loopLateAt = -Infinity;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+
+  constructor(settings: CoreSettings) {
+    this.#settings = settings;
+    this.libc = settings.libc;
+    this.logger = settings.logger;
+    this.selfPid = settings.libc.getpid();
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  count(counter: CoreCounter): void {
+    this.counters[counter] += 1;
+  }
+
+  requestScan(by: SourceName): void {
+    if (by === "sweep") this.lastSweepAt = Date.now();
+    this.#queueScan(by);
+  }
+
+  #queueScan(by: SourceName): void {
+    if (this.#stopped) return;
+    this.#scanQueued ??= by;
+    if (!this.#scanning) void this.#drainScans();
+  }
+
+  noteExit(notice: ExitNotice): void {
+    if (this.#stopped) return;
+    this.#notices.push(notice);
+    // One batch per turn of the event loop: one pidfd scan serves many exits.
+    if (this.#notices.length === 1) queueMicrotask(() => void this.#reapNoticed());
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#graceTimer);
+    this.#pending.clear();
+    this.#notices = [];
+  }
+
+  /** Runs queued scans one at a time; signals that arrive meanwhile queue one more. */
+  async #drainScans(): Promise<void> {
+    this.#scanning = true;
+    try {
+      while (this.#scanQueued && !this.#stopped) {
+        const by = this.#scanQueued;
+        this.#scanQueued = undefined;
+        await this.#scan(by);
+      }
+    } catch (err) {
+      this.counters.failures += 1;
+      this.logger.error({ err }, "orphan scan failed; the next event or sweep tries again");
+    } finally {
+      this.#scanning = false;
+    }
+  }
+
+  async #scan(by: SourceName): Promise<void> {
+    // One waitid peek answers the common case (nothing waitable) without /proc.
+    if (!anyChildWaitable(this.libc) && this.#pending.size === 0) return;
+    const children = await listOwnChildren(this.selfPid);
+    const waitable = children.filter((pid) => isChildWaitable(this.libc, pid));
+    const zombies = (await readStats(waitable)).filter((s) => s.state === "Z" && s.ppid === this.selfPid);
+    this.#refreshPending(new Set(children), new Set(waitable));
+    this.#judgeAndReap(zombies, by);
+  }
+
+  async #reapNoticed(): Promise<void> {
+    const notices = this.#notices;
+    this.#notices = [];
+    const exits = new Map(notices.map((notice) => [notice.pid, notice]));
+    const stats = await readStats([...exits.keys()]);
+    const zombies = stats.filter((s) => s.state === "Z" && s.ppid === this.selfPid);
+    this.#judgeAndReap(zombies, "netlink", exits);
+  }
+
+  /**
+   * Pending entries that are no longer our children were reaped by their
+   * owner; those not waitable (a leader whose threads still run) wait a bit.
+   */
+  #refreshPending(children: ReadonlySet<number>, waitable: ReadonlySet<number>): void {
+    const retryAt = performance.now() + THREADS_ALIVE_RETRY_MS;
+    for (const [pid, entry] of this.#pending) {
+      if (!children.has(pid)) this.#pending.delete(pid);
+      else if (!waitable.has(pid)) entry.retryAt = Math.max(entry.retryAt, retryAt);
+    }
+  }
+
+  #judgeAndReap(zombies: readonly ProcStat[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): void {
+    if (this.#stopped || zombies.length === 0) return this.#armGraceTimer();
+    // Read once per batch, after the stats: a PID cannot change hands while its zombie is unreaped.
+    const runtimePids = listPidfdTargets();
+    const now = performance.now();
+    for (const stat of zombies) {
+      const known = this.#pending.get(stat.pid);
+      const entry: PendingZombie =
+        known?.stat.startTime === stat.startTime
+          ? known
+          : { stat, firstSeenAt: now, seenBy: by, exitedAt: exits?.get(stat.pid)?.exitedAt, retryAt: now };
+      const notice = exits?.get(stat.pid);
+      const provenance = classifyZombie({
+        runtimeHoldsPidfd: runtimePids.has(stat.pid),
+        forkedBySelf: notice ? !notice.adopted : this.exactSource?.forkedBySelf?.(stat.pid),
+        runtimeMarksChildrenWithPidfd: this.#settings.runtimeMarksChildrenWithPidfd,
+        alwaysGrace: this.#settings.options.alwaysGrace,
+      });
+      this.#decide(entry, provenance, now);
+    }
+    this.#armGraceTimer();
+  }
+
+  #decide(entry: PendingZombie, provenance: Provenance, now: number): void {
+    const { pid } = entry.stat;
+    const graceMs = this.#settings.options.graceMs;
+    const verdict = judgeZombie(provenance, { firstSeenAt: entry.firstSeenAt, loopLateAt: this.#loopLateAt, now, graceMs });
+    if (verdict.action === "leave" || provenance === "runtime") {
+      this.#pending.delete(pid);
+      return;
+    }
+    if (verdict.action === "wait") {
+      entry.retryAt = verdict.until;
+      this.#pending.set(pid, entry);
+      return;
+    }
+    if (!this.#mayReap(entry, provenance)) {
+      this.#pending.delete(pid);
+      return;
+    }
+    const outcome = reapZombie(this.libc, this.selfPid, entry.stat);
+    if (outcome.kind === "not-yet") {
+      entry.retryAt = now + THREADS_ALIVE_RETRY_MS;
+      this.#pending.set(pid, entry);
+      return;
+    }
+    this.#pending.delete(pid);
+    if (outcome.kind === "reaped") this.#report(entry, provenance, outcome.exit);
+  }
+
+  #mayReap(entry: PendingZombie, provenance: "adopted" | "unknown"): boolean {
+    const shouldReap = this.#settings.options.shouldReap;
+    if (!shouldReap || shouldReap({ pid: entry.stat.pid, comm: entry.stat.comm, provenance })) return true;
+    this.counters.vetoed += 1;
+    this.logger.debug({ pid: entry.stat.pid, comm: entry.stat.comm }, "shouldReap vetoed reaping this zombie");
+    return false;
+  }
+
+  #report(entry: PendingZombie, provenance: "adopted" | "unknown", exit: ExitStatus): void {
+    const now = performance.now();
+    const cmdline = readCmdline(entry.stat.pid);
+    const reaped: ReapedProcess = {
+      pid: entry.stat.pid,
+      comm: entry.stat.comm,
+      ...(cmdline ? { cmdline } : {}),
+      ...exit,
+      source: entry.seenBy,
+      provenance,
+      ...(entry.exitedAt === undefined ? {} : { lifetimeMs: now - entry.exitedAt }),
+      seenForMs: now - entry.firstSeenAt,
+    };
+    this.counters.reaped += 1;
+    this.counters.reapedBySource[reaped.source] += 1;
+    this.logger[this.#settings.options.reapLogLevel]({ orphan: reaped }, "reaped orphan");
+    this.#notify(reaped);
+  }
+
+  #notify(reaped: ReapedProcess): void {
+    try {
+      this.#settings.options.onReap?.(reaped);
+      this.#settings.onReaped?.(reaped);
+    } catch (err) {
+      this.logger.warn({ err, pid: reaped.pid }, "onReap threw; the reaper carries on");
+    }
+  }
+
+  /** One timer for the earliest pending deadline; its lateness tells whether the loop was blocked. */
+  #armGraceTimer(): void {
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    if (this.#stopped || this.#pending.size === 0) return;
+    const due = Math.min(...[...this.#pending.values()].map((entry) => entry.retryAt));
+    const delay = Math.max(0, due - performance.now());
+    this.#graceTimer = setTimeout(() => {
+      if (isLoopLate(due, performance.now())) this.#loopLateAt = performance.now();
+      this.#queueScan("sweep");
+    }, delay);
+    this.#graceTimer.unref();
+  }
+}
