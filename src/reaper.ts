@@ -185,6 +185,7 @@ export class Core implements ReaperCore {
     const graceMs = this.#settings.options.graceMs;
     const verdict = judgeZombie(provenance, { firstSeenAt: entry.firstSeenAt, loopLateAt: this.#loopLateAt, now, graceMs });
     if (verdict.action === "leave" || provenance === "runtime") {
+      this.logger.debug({ pid, comm: entry.stat.comm }, "zombie belongs to the runtime (it holds a pidfd): left to it");
       this.#pending.delete(pid);
       return;
     }

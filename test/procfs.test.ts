@@ -1,0 +1,70 @@
+/**
+ * /proc parsing: fixtures are lines captured from this kernel
+ * (test/fixtures/proc-stat.json), plus reads of live processes.
+ */
+import { describe, expect, test } from "bun:test";
+import {
+  listOwnChildren,
+  listPidfdTargets,
+  parseChildren,
+  parseNsPids,
+  parsePidfdInfo,
+  parseStat,
+  readOwnNsPids,
+  readStat,
+} from "../src/procfs.ts";
+import fixtures from "./fixtures/proc-stat.json";
+import { waitUntil } from "./helpers/processes.ts";
+
+describe("parseStat on captured lines", () => {
+  test("a comm holding ') Z 1 (', a newline and spaces parses from the last ')'", () => {
+    expect(parseStat(fixtures.hostile)).toEqual({
+      pid: 5469, comm: "a) Z 1 (\nb c", state: "S", ppid: 5468, startTime: 332751,
+    });
+  });
+  test("a zombie", () => {
+    expect(parseStat(fixtures.zombie)).toEqual({ pid: 5473, comm: "sh", state: "Z", ppid: 5470, startTime: 332751 });
+  });
+  test("a running process", () => {
+    expect(parseStat(fixtures.running)?.state).toBe("S");
+  });
+  test("broken lines give undefined, never a throw", () => {
+    for (const broken of ["", "123", "123 (sh", "x (sh) S 1", "5473 (sh) Z", fixtures.zombie.slice(0, 60)]) {
+      expect(parseStat(broken)).toBeUndefined();
+    }
+  });
+});
+
+test("parseChildren, parseNsPids and parsePidfdInfo", () => {
+  expect(parseChildren("12 34 56 ")).toEqual([12, 34, 56]);
+  expect(parseChildren("")).toEqual([]);
+  expect(parseNsPids(fixtures.status)).toEqual([5477]);
+  expect(parseNsPids(fixtures.nestedStatus)).toEqual([6001, 1]);
+  expect(parsePidfdInfo(fixtures.pidfdFdinfo.text)).toBe(fixtures.pidfdFdinfo.pid);
+  expect(parsePidfdInfo("pos:\t0\nflags:\t02\n")).toBeUndefined();
+});
+
+describe("live /proc", () => {
+  test("reads a live process whose comm is hostile", async () => {
+    const shell = Bun.spawn(["sh", "-c", `printf ') Z 1 (\\nx y' > /proc/$$/comm; sleep 5`]);
+    try {
+      expect(await waitUntil(() => readStat(shell.pid)?.comm === ") Z 1 (\nx y", 2000)).toBe(true);
+      expect(readStat(shell.pid)).toMatchObject({ pid: shell.pid, ppid: process.pid });
+    } finally {
+      shell.kill();
+      await shell.exited;
+    }
+  });
+  test("lists our own children and the pidfds the runtime holds on them", async () => {
+    const child = Bun.spawn(["sleep", "5"]);
+    expect(await listOwnChildren(process.pid)).toContain(child.pid);
+    expect(listPidfdTargets().has(child.pid)).toBe(true);
+    child.kill();
+    await child.exited;
+    expect(await listOwnChildren(process.pid)).not.toContain(child.pid);
+    expect(listPidfdTargets().has(child.pid)).toBe(false);
+  });
+  test("our own NSpid ends with our PID", () => {
+    expect(readOwnNsPids().at(-1)).toBe(process.pid);
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * The core's first duty: never reap a child the runtime tracks. The first
+ * test shows the stake (Bun dies when one is stolen); the second gives the
+ * core a runtime zombie under the most eager settings (grace 0, no proof
+ * needed) before Bun can reap it, and checks it is left to Bun.
+ */
+import { expect, test } from "bun:test";
+import { loadLibc } from "../src/libc.ts";
+import { normalizeOptions } from "../src/options.ts";
+import { readStat } from "../src/procfs.ts";
+import { Core } from "../src/reaper.ts";
+import { capturingLogger } from "./helpers/logs.ts";
+import { waitUntil } from "./helpers/processes.ts";
+
+test("reaping a zombie that Bun.spawn tracks kills Bun with ECHILD (the hazard, for real)", async () => {
+  const run = Bun.spawnSync([process.execPath, `${import.meta.dir}/fixtures/steal-runtime-child.ts`]);
+  const output = `${run.stdout}${run.stderr}`;
+  expect(output).toContain('"kind":"reaped"');
+  expect(output).toContain("ECHILD");
+  expect(output).not.toContain("survived");
+  expect(run.exitCode).not.toBe(0);
+});
+
+test("the core leaves a zombie the runtime tracks, even with graceMs 0 and alwaysGrace", async () => {
+  const { logger, lines } = capturingLogger("debug");
+  const core = new Core({
+    libc: loadLibc(),
+    logger,
+    options: normalizeOptions({ graceMs: 0, alwaysGrace: true }),
+    runtimeMarksChildrenWithPidfd: false,
+  });
+  const child = Bun.spawn(["sh", "-c", "exit 42"]);
+  const blockUntil = performance.now() + 200; // Bun cannot reap while the loop is blocked
+  while (performance.now() < blockUntil);
+  expect(readStat(child.pid)?.state).toBe("Z");
+  core.requestScan("sweep");
+  expect(await child.exited).toBe(42);
+  // The core did judge it (before Bun reaped it) and left it.
+  expect(lines).toContainEqual(expect.objectContaining({ pid: child.pid, msg: expect.stringContaining("left to it") }));
+  expect(await waitUntil(() => readStat(child.pid) === undefined, 1000)).toBe(true);
+  core.stop();
+  expect(core.counters).toMatchObject({ reaped: 0, failures: 0 });
+  expect(core.pendingCount).toBe(0);
+});
