@@ -134,7 +134,7 @@ export function parsePidfdInfo(text: string): number | undefined {
  * child it spawned until it has reaped it, so a zombie in this set belongs to
  * the runtime and must never be reaped (Bun dies of ECHILD if it is).
  */
-export function listPidfdTargets(): Set<number> {
+export async function listPidfdTargets(): Promise<Set<number>> {
   const targets = new Set<number>();
   let fds: string[];
   try {
@@ -142,18 +142,22 @@ export function listPidfdTargets(): Set<number> {
   } catch {
     return targets;
   }
-  for (const fd of fds) {
-    let link: string;
-    try {
-      link = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      continue; // closed meanwhile
-    }
-    if (link !== PIDFD_LINK) continue;
+  // Chunked: a daemon can hold thousands of pidfds. Safe to yield: only a new
+  // spawn opens one, and a new child is never among the zombies being judged.
+  await forEachChunked(fds, (fd) => {
+    if (readLink(`/proc/self/fd/${fd}`) !== PIDFD_LINK) return;
     const pid = parsePidfdInfo(readSmall(`/proc/self/fdinfo/${fd}`) ?? "");
     if (pid !== undefined && pid > 0) targets.add(pid);
-  }
+  });
   return targets;
+}
+
+function readLink(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined; // closed meanwhile
+  }
 }
 
 /** The PIDs of this process in each nested PID namespace, outermost first. */

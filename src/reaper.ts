@@ -62,6 +62,8 @@ export class Core implements ReaperCore {
 
   readonly #settings: CoreSettings;
   readonly #pending = new Map<number, PendingZombie>();
+  /** Zombies already judged the runtime's, by PID and start time: no pidfd scan for them again. */
+  readonly #runtimeZombies = new Map<number, number>();
   #notices: ExitNotice[] = [];
   #scanQueued: SourceName | undefined;
   #scanning = false;
@@ -106,6 +108,7 @@ export class Core implements ReaperCore {
     this.#stopped = true;
     clearTimeout(this.#graceTimer);
     this.#pending.clear();
+    this.#runtimeZombies.clear();
     this.#notices = [];
   }
 
@@ -133,7 +136,7 @@ export class Core implements ReaperCore {
     const waitable = children.filter((pid) => isChildWaitable(this.libc, pid));
     const zombies = (await readStats(waitable)).filter((s) => s.state === "Z" && s.ppid === this.selfPid);
     this.#refreshPending(new Set(children), new Set(waitable));
-    this.#judgeAndReap(zombies, by);
+    await this.#judgeAndReap(zombies, by);
   }
 
   async #reapNoticed(): Promise<void> {
@@ -142,7 +145,7 @@ export class Core implements ReaperCore {
     const exits = new Map(notices.map((notice) => [notice.pid, notice]));
     const stats = await readStats([...exits.keys()]);
     const zombies = stats.filter((s) => s.state === "Z" && s.ppid === this.selfPid);
-    this.#judgeAndReap(zombies, "netlink", exits);
+    await this.#judgeAndReap(zombies, "netlink", exits);
   }
 
   /**
@@ -151,18 +154,21 @@ export class Core implements ReaperCore {
    */
   #refreshPending(children: ReadonlySet<number>, waitable: ReadonlySet<number>): void {
     const retryAt = performance.now() + THREADS_ALIVE_RETRY_MS;
+    for (const pid of this.#runtimeZombies.keys()) if (!children.has(pid)) this.#runtimeZombies.delete(pid);
     for (const [pid, entry] of this.#pending) {
       if (!children.has(pid)) this.#pending.delete(pid);
       else if (!waitable.has(pid)) entry.retryAt = Math.max(entry.retryAt, retryAt);
     }
   }
 
-  #judgeAndReap(zombies: readonly ProcStat[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): void {
-    if (this.#stopped || zombies.length === 0) return this.#armGraceTimer();
+  async #judgeAndReap(zombies: readonly ProcStat[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<void> {
+    const fresh = zombies.filter((stat) => this.#runtimeZombies.get(stat.pid) !== stat.startTime);
+    if (this.#stopped || fresh.length === 0) return this.#armGraceTimer();
     // Read once per batch, after the stats: a PID cannot change hands while its zombie is unreaped.
-    const runtimePids = listPidfdTargets();
+    const runtimePids = await listPidfdTargets();
+    if (this.#stopped) return;
     const now = performance.now();
-    for (const stat of zombies) {
+    for (const stat of fresh) {
       const known = this.#pending.get(stat.pid);
       const entry: PendingZombie =
         known?.stat.startTime === stat.startTime
@@ -186,6 +192,7 @@ export class Core implements ReaperCore {
     const verdict = judgeZombie(provenance, { firstSeenAt: entry.firstSeenAt, loopLateAt: this.#loopLateAt, now, graceMs });
     if (verdict.action === "leave" || provenance === "runtime") {
       this.logger.debug({ pid, comm: entry.stat.comm }, "zombie belongs to the runtime (it holds a pidfd): left to it");
+      this.#runtimeZombies.set(pid, entry.stat.startTime);
       this.#pending.delete(pid);
       return;
     }

@@ -20,10 +20,10 @@ export async function probeRuntimePidfds(): Promise<RuntimePidfdProbe> {
   } catch (err) {
     return { holds: false, reason: `could not spawn a probe child: ${String(err)}` };
   }
-  const heldWhileRunning = listPidfdTargets().has(child.pid);
+  const heldWhileRunning = (await listPidfdTargets()).has(child.pid);
   child.kill("SIGKILL");
   await child.exited;
-  const heldAfterReap = listPidfdTargets().has(child.pid);
+  const heldAfterReap = (await listPidfdTargets()).has(child.pid);
   if (!heldWhileRunning) return { holds: false, reason: "the runtime holds no pidfd on a child it spawned" };
   if (heldAfterReap) return { holds: false, reason: "the runtime kept a pidfd after reaping its child" };
   return { holds: true, reason: "the runtime holds a pidfd on each child until it reaps it" };

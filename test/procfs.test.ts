@@ -58,11 +58,11 @@ describe("live /proc", () => {
   test("lists our own children and the pidfds the runtime holds on them", async () => {
     const child = Bun.spawn(["sleep", "5"]);
     expect(await listOwnChildren(process.pid)).toContain(child.pid);
-    expect(listPidfdTargets().has(child.pid)).toBe(true);
+    expect((await listPidfdTargets()).has(child.pid)).toBe(true);
     child.kill();
     await child.exited;
     expect(await listOwnChildren(process.pid)).not.toContain(child.pid);
-    expect(listPidfdTargets().has(child.pid)).toBe(false);
+    expect((await listPidfdTargets()).has(child.pid)).toBe(false);
   });
   test("our own NSpid ends with our PID", () => {
     expect(readOwnNsPids().at(-1)).toBe(process.pid);
