@@ -2,19 +2,24 @@
 import { listOwnChildren, readStats } from "../../src/procfs.ts";
 
 /**
- * Makes `count` real orphans: a shell forks them in the background and exits
- * at once, so they are reparented to us (we must be PID 1 or a subreaper).
- * Each sleeps `sleepSeconds`, then exits with `exitCode`.
+ * Makes `count` real orphans: shells fork them in the background and exit at
+ * once, so they are reparented to us (we must be PID 1 or a subreaper). Each
+ * runs the shell code `body` in a subshell.
  */
-export async function makeOrphans(count: number, exitCode = 3, sleepSeconds = 0.2): Promise<void> {
+export async function makeOrphansRunning(count: number, body: string): Promise<void> {
   const perShell = 25;
   const shells = [];
   for (let made = 0; made < count; made += perShell) {
     const here = Math.min(perShell, count - made);
-    const script = `i=0; while [ $i -lt ${here} ]; do (sleep ${sleepSeconds}; exit ${exitCode}) & i=$((i+1)); done; exit 0`;
+    const script = `i=0; while [ $i -lt ${here} ]; do (${body}) & i=$((i+1)); done; exit 0`;
     shells.push(Bun.spawn(["sh", "-c", script], { stdio: ["ignore", "ignore", "inherit"] }).exited);
   }
   await Promise.all(shells);
+}
+
+/** Orphans that sleep `sleepSeconds`, then exit with `exitCode`. */
+export function makeOrphans(count: number, exitCode = 3, sleepSeconds = 0.2): Promise<void> {
+  return makeOrphansRunning(count, `sleep ${sleepSeconds}; exit ${exitCode}`);
 }
 
 /** Our zombie children right now, read from /proc. */

@@ -1,0 +1,47 @@
+/**
+ * The SIGCHLD source: merged signals must leave no zombie (the sweep is set
+ * far away so it cannot help), and the process's other SIGCHLD listeners and
+ * the runtime's own child handling keep working.
+ */
+import { afterEach, beforeAll, expect, test } from "bun:test";
+import { loadLibc } from "../src/libc.ts";
+import { startOrphanReaper, type OrphanReaper } from "../src/index.ts";
+import { capturingLogger } from "./helpers/logs.ts";
+import { makeOrphans, makeOrphansRunning, waitUntil, zombieChildren } from "./helpers/processes.ts";
+
+let reaper: OrphanReaper | undefined;
+beforeAll(() => loadLibc().setChildSubreaper(true));
+afterEach(async () => {
+  await reaper?.stop();
+  reaper = undefined;
+});
+
+const farSweep = { sweepIntervalMs: 3_600_000 };
+
+test("hundreds of orphans exiting at once (merged signals) leave no zombie", async () => {
+  reaper = await startOrphanReaper({ source: "sigchld", ...farSweep, logger: capturingLogger("warn").logger });
+  const release = `/tmp/orphan-reaper-release-${process.pid}`;
+  // 500 orphans wait on one file, then all exit within a few milliseconds.
+  await makeOrphansRunning(500, `while [ ! -e ${release} ]; do sleep 0.02; done; exit 4`);
+  await Bun.write(release, "go");
+  expect(await waitUntil(() => reaper!.stats().reaped === 500, 5000)).toBe(true);
+  expect(await zombieChildren()).toEqual([]);
+  expect(reaper.stats().reapedBySource).toMatchObject({ sigchld: 500, sweep: 0 });
+  await Bun.file(release).delete();
+});
+
+test("another SIGCHLD listener in the same process still fires, and Bun.spawn still works", async () => {
+  let otherListenerCalls = 0;
+  const otherListener = () => void (otherListenerCalls += 1);
+  process.on("SIGCHLD", otherListener);
+  try {
+    reaper = await startOrphanReaper({ source: "sigchld", ...farSweep, logger: capturingLogger("warn").logger });
+    const before = otherListenerCalls;
+    await makeOrphans(5, 0, 0.05);
+    expect(await waitUntil(() => reaper!.stats().reaped === 5, 3000)).toBe(true);
+    expect(otherListenerCalls).toBeGreaterThan(before);
+    expect(await Bun.spawn(["sh", "-c", "exit 9"]).exited).toBe(9);
+  } finally {
+    process.off("SIGCHLD", otherListener);
+  }
+});
