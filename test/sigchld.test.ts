@@ -45,3 +45,20 @@ test("another SIGCHLD listener in the same process still fires, and Bun.spawn st
     process.off("SIGCHLD", otherListener);
   }
 });
+
+// SYS_exit (not exit_group) ends only the calling thread; 60 on x86_64.
+const threadExitUnavailable =
+  process.arch !== "x64" ? `SYS_exit number not known for ${process.arch}` : Bun.which("python3") ? undefined : "python3 is not installed";
+if (threadExitUnavailable) console.warn(`skipping the zombie-leader test: ${threadExitUnavailable}`);
+
+test.skipIf(!!threadExitUnavailable)("a leader that exited while its threads live is reaped only once the last thread is gone", async () => {
+  reaper = await startOrphanReaper({ source: "sigchld", sweepIntervalMs: 100, logger: capturingLogger("warn").logger });
+  const python = "import ctypes, threading, time; threading.Thread(target=lambda: time.sleep(0.6)).start(); ctypes.CDLL(None).syscall(60, 0)";
+  await makeOrphansRunning(1, `exec python3 -c '${python}'`);
+  const leaderIsZombie = async () => (await zombieChildren()).length === 1;
+  expect(await waitUntil(leaderIsZombie, 2000)).toBe(true);
+  await Bun.sleep(200); // several sweeps while the thread still runs
+  expect(reaper.stats().reaped).toBe(0);
+  expect(await waitUntil(() => reaper!.stats().reaped === 1, 3000)).toBe(true);
+  expect(await zombieChildren()).toEqual([]);
+});
