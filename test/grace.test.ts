@@ -1,0 +1,49 @@
+/**
+ * The grace rule on real zombies: a zombie of unknown provenance is reaped
+ * only after `graceMs` on a running event loop; when the loop was blocked,
+ * the window starts again after it, so the runtime gets its turn first.
+ */
+import { afterEach, beforeAll, expect, test } from "bun:test";
+import { loadLibc } from "../src/libc.ts";
+import { startOrphanReaper, type OrphanReaper, type ReapedProcess } from "../src/index.ts";
+import { capturingLogger } from "./helpers/logs.ts";
+import { makeOrphans, waitUntil } from "./helpers/processes.ts";
+
+let reaper: OrphanReaper | undefined;
+beforeAll(() => loadLibc().setChildSubreaper(true));
+afterEach(async () => {
+  await reaper?.stop();
+  reaper = undefined;
+});
+
+const graceMs = 300;
+
+/** Starts a grace-rule reaper; each reap lands in `reaped` with the time it happened. */
+async function startGraceReaper(reaped: (ReapedProcess & { at: number })[]) {
+  reaper = await startOrphanReaper({
+    source: "sigchld", alwaysGrace: true, graceMs, sweepIntervalMs: 3_600_000,
+    logger: capturingLogger("warn").logger, onReap: (p) => reaped.push({ ...p, at: performance.now() }),
+  });
+}
+
+test("an unknown zombie waits out graceMs, then is reaped", async () => {
+  const reaped: (ReapedProcess & { at: number })[] = [];
+  await startGraceReaper(reaped);
+  await makeOrphans(1, 0, 0);
+  expect(await waitUntil(() => reaper!.stats().pending === 1, 1000)).toBe(true);
+  expect(await waitUntil(() => reaped.length === 1, 2000)).toBe(true);
+  expect(reaped[0]!.provenance).toBe("unknown");
+  expect(reaped[0]!.seenForMs).toBeGreaterThanOrEqual(graceMs);
+});
+
+test("a blocked event loop restarts the window: the reap comes graceMs after the loop runs again", async () => {
+  const reaped: (ReapedProcess & { at: number })[] = [];
+  await startGraceReaper(reaped);
+  await makeOrphans(1, 0, 0);
+  expect(await waitUntil(() => reaper!.stats().pending === 1, 1000)).toBe(true);
+  const blockUntil = performance.now() + graceMs + 300; // the grace timer fires 300 ms late
+  while (performance.now() < blockUntil);
+  const loopFreeAt = performance.now();
+  expect(await waitUntil(() => reaped.length === 1, 3000)).toBe(true);
+  expect(reaped[0]!.at - loopFreeAt).toBeGreaterThanOrEqual(graceMs);
+});
