@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { chooseSource } from "./chooser.ts";
 import { loadLibc, type Libc } from "./libc.ts";
 import { reaperLogger } from "./log.ts";
+import { exportToRegistry, ReaperMetrics, type LifetimeSummary, type MetricsRegistry } from "./metrics.ts";
 import { normalizeOptions, type NormalizedOptions, type OrphanReaperOptions } from "./options.ts";
 import { Core } from "./reaper.ts";
 import { probeRuntimePidfds } from "./runtime-pidfds.ts";
@@ -16,6 +17,7 @@ import type { EventSource, SourceName } from "./sources/source.ts";
 
 export { readReaperConfig, type ReaperConfig } from "./config.ts";
 export { ErrnoError } from "./errno.ts";
+export type { LifetimeSummary, MetricsRegistry } from "./metrics.ts";
 export type { OrphanReaperOptions, ReapCandidate, ReapedProcess } from "./options.ts";
 export type { SourceName } from "./sources/source.ts";
 
@@ -41,6 +43,8 @@ export interface ReaperStats {
   readonly notChosen: Readonly<Partial<Record<ReaperSource, string>>>;
   /** Whether a zombie with no runtime pidfd counts as adopted, and why. */
   readonly runtimePidfds: { readonly holds: boolean; readonly reason: string } | undefined;
+  /** Zombie lifetime percentiles per source: from the exit when known (netlink), else from first sight. */
+  readonly lifetimes: Readonly<Partial<Record<SourceName, LifetimeSummary>>>;
 }
 
 export interface OrphanReaper {
@@ -58,7 +62,7 @@ function offReaper(reason: string, logger: Logger): OrphanReaper {
   const stats: ReaperStats = {
     source: "off", role: undefined, reaped: 0, reapedBySource: NO_REAPS, pending: 0, overruns: 0,
     malformed: 0, vetoed: 0, failures: 0, startedAt, lastSweepAt: undefined, notChosen: { off: reason },
-    runtimePidfds: undefined,
+    runtimePidfds: undefined, lifetimes: {},
   };
   return { source: "off", stats: () => stats, stop: async () => {} };
 }
@@ -84,12 +88,27 @@ export async function startOrphanReaper(options?: OrphanReaperOptions): Promise<
   }
 }
 
+/** Metrics are an extra: when they cannot be exported the reaper still runs, and says why. */
+async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, core: Core, logger: Logger) {
+  try {
+    return await exportToRegistry(registry, metrics, core.counters, core.selfPid);
+  } catch (err) {
+    logger.warn({ err }, "metricsRegistry was given but the metrics cannot be exported: install prom-client, or pass a registry without orphan_reaper_* metrics already in it");
+    return undefined;
+  }
+}
+
 async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger): Promise<OrphanReaper> {
   const taken = takeOrphans(libc, options);
   if (typeof taken === "string") return offReaper(taken, logger);
   const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds();
-  const core = new Core({ libc, logger, options, runtimeMarksChildrenWithPidfd: runtimePidfds?.holds ?? false });
+  const metrics = new ReaperMetrics();
+  const core = new Core({
+    libc, logger, options, runtimeMarksChildrenWithPidfd: runtimePidfds?.holds ?? false,
+    onReaped: (reaped) => metrics.recordReap(reaped),
+  });
   const choice = await chooseSource(core, options);
+  const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, logger));
   if (choice.source === "netlink") core.exactSource = choice.primary;
   const sources: EventSource[] = [startSweepSource(core, options.sweepIntervalMs)];
   if (choice.primary) sources.push(choice.primary);
@@ -105,13 +124,14 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger): 
     stats: () => ({
       source: choice.source, role: taken.role, ...core.counters, pending: core.pendingCount,
       reapedBySource: { ...core.counters.reapedBySource }, startedAt, lastSweepAt: core.lastSweepAt,
-      notChosen: choice.notChosen, runtimePidfds,
+      notChosen: choice.notChosen, runtimePidfds, lifetimes: metrics.lifetimes(),
     }),
     stop: () =>
       (stopping ??= (async () => {
         core.stop();
         await Promise.all(sources.map((source) => source.stop()));
         taken.restore?.();
+        unexport?.();
         logger.info({ reaped: core.counters.reaped }, "orphan reaper stopped");
       })()),
   };

@@ -4,6 +4,7 @@
  * and what it accepts (as execa does).
  */
 import type { Logger } from "pino";
+import type { MetricsRegistry } from "./metrics.ts";
 import type { SourceName } from "./sources/source.ts";
 
 /** One reaped orphan, as reported to `onReap` and in the log line. */
@@ -58,10 +59,14 @@ export interface OrphanReaperOptions {
   readonly netlinkReceiveBufferBytes?: number;
   readonly onReap?: (reaped: ReapedProcess) => void;
   readonly shouldReap?: (candidate: ReapCandidate) => boolean;
+  /** A prom-client Registry to export the reaper's metrics to; prom-client is loaded only then. */
+  readonly metricsRegistry?: MetricsRegistry;
 }
 
-export type NormalizedOptions = Required<Omit<OrphanReaperOptions, "logger" | "onReap" | "shouldReap">> &
-  Pick<OrphanReaperOptions, "logger" | "onReap" | "shouldReap">;
+type OptionalOptions = "logger" | "onReap" | "shouldReap" | "metricsRegistry";
+
+export type NormalizedOptions = Required<Omit<OrphanReaperOptions, OptionalOptions>> &
+  Pick<OrphanReaperOptions, OptionalOptions>;
 
 const SOURCE_NAMES: readonly SourceName[] = ["netlink", "sigchld", "sweep"];
 const SOURCE_CHOICES: readonly SourceChoice[] = ["auto", ...SOURCE_NAMES];
@@ -121,6 +126,10 @@ export function normalizeOptions(options: OrphanReaperOptions = {}): NormalizedO
   for (const name of disableSources ?? []) checkOneOf("disableSources", name, SOURCE_NAMES);
   checkFunction("onReap", options.onReap);
   checkFunction("shouldReap", options.shouldReap);
+  const registry = options.metricsRegistry;
+  if (registry !== undefined && (typeof registry?.registerMetric !== "function" || typeof registry.removeSingleMetric !== "function")) {
+    throw invalid("metricsRegistry", "a prom-client Registry", "(not a registry)");
+  }
   if (options.logger !== undefined && typeof options.logger?.child !== "function") {
     throw invalid("logger", "a pino logger", "(not a logger)");
   }

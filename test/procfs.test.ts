@@ -46,7 +46,8 @@ test("parseChildren, parseNsPids and parsePidfdInfo", () => {
 
 describe("live /proc", () => {
   test("reads a live process whose comm is hostile", async () => {
-    const shell = Bun.spawn(["sh", "-c", `printf ') Z 1 (\\nx y' > /proc/$$/comm; sleep 5`]);
+    // `read` is a builtin: the shell keeps its comm and leaves no child behind when killed.
+    const shell = Bun.spawn(["sh", "-c", `printf ') Z 1 (\\nx y' > /proc/$$/comm; read line`], { stdin: "pipe" });
     try {
       expect(await waitUntil(() => readStat(shell.pid)?.comm === ") Z 1 (\nx y", 2000)).toBe(true);
       expect(readStat(shell.pid)).toMatchObject({ pid: shell.pid, ppid: process.pid });

@@ -1,0 +1,100 @@
+/**
+ * Facts about the host that decide which source can serve: kernel release,
+ * PID namespace nesting, and whether this is the initial network namespace
+ * (the only one where the proc connector exists). Pure judges take what was
+ * read; small readers read it.
+ */
+import { readlinkSync } from "node:fs";
+import { release } from "node:os";
+import { readOwnNsPids } from "../procfs.ts";
+
+/** include/linux/proc_ns.h: the initial PID namespace's inode, fixed since Linux 3.8. */
+const PID_NS_INIT_INO = 0xeffffffc;
+/** The initial network namespace's inode: fixed since Linux 6.18; earlier kernels number it like any other. */
+const NET_NS_INIT_INO = 0xeffffff9;
+const NET_NS_FIXED_SINCE: readonly [number, number] = [6, 18];
+
+export interface NamespaceVerdict {
+  /** undefined when it cannot be told from here. */
+  readonly initial: boolean | undefined;
+  readonly reason: string;
+}
+
+/** The inode of a namespace link such as "net:[4026531833]". */
+export function parseNamespaceInode(link: string): number | undefined {
+  const match = /^\w+:\[(\d+)\]$/.exec(link);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+/** [major, minor] of a kernel release such as "6.18.44-foo". */
+export function parseKernelVersion(kernelRelease: string): [number, number] | undefined {
+  const match = /^(\d+)\.(\d+)/.exec(kernelRelease);
+  return match?.[1] && match[2] ? [Number(match[1]), Number(match[2])] : undefined;
+}
+
+function isAtLeast(version: readonly [number, number] | undefined, wanted: readonly [number, number]): boolean {
+  return version !== undefined && (version[0] > wanted[0] || (version[0] === wanted[0] && version[1] >= wanted[1]));
+}
+
+export interface NetNamespaceFacts {
+  readonly kernelRelease: string;
+  readonly ownNetInode: number | undefined;
+  /** Our PID namespace's inode, to know whether PID 1 is the host's init. */
+  readonly ownPidInode: number | undefined;
+  /** The network namespace inode of PID 1, when readable. */
+  readonly pid1NetInode: number | undefined;
+}
+
+export function judgeNetNamespace(facts: NetNamespaceFacts): NamespaceVerdict {
+  const { ownNetInode, pid1NetInode } = facts;
+  if (ownNetInode === undefined) return { initial: undefined, reason: "/proc/self/ns/net is not readable" };
+  if (ownNetInode === NET_NS_INIT_INO) return { initial: true, reason: "its inode is the initial namespace's fixed one" };
+  if (isAtLeast(parseKernelVersion(facts.kernelRelease), NET_NS_FIXED_SINCE)) {
+    return { initial: false, reason: "its inode is not the initial namespace's (fixed since Linux 6.18)" };
+  }
+  if (facts.ownPidInode !== PID_NS_INIT_INO || pid1NetInode === undefined) {
+    return { initial: undefined, reason: "kernel before 6.18 and the host's init is not visible to compare with" };
+  }
+  return pid1NetInode === ownNetInode
+    ? { initial: true, reason: "same network namespace as the host's init (PID 1)" }
+    : { initial: false, reason: "not the network namespace of the host's init (PID 1)" };
+}
+
+function readNamespaceInode(path: string): number | undefined {
+  try {
+    return parseNamespaceInode(readlinkSync(path));
+  } catch {
+    return undefined; // no such namespace type, or no permission to look at PID 1
+  }
+}
+
+export function readNetNamespace(): NamespaceVerdict {
+  return judgeNetNamespace({
+    kernelRelease: release(),
+    ownNetInode: readNamespaceInode("/proc/self/ns/net"),
+    ownPidInode: readNamespaceInode("/proc/self/ns/pid"),
+    pid1NetInode: readNamespaceInode("/proc/1/ns/net"),
+  });
+}
+
+export interface PidNamespaceFacts extends NamespaceVerdict {
+  /** Our PID in each PID namespace that this /proc shows, outermost first (NSpid). */
+  readonly nsPids: readonly number[];
+}
+
+/**
+ * The namespace's inode decides: NSpid lists only the levels the mounted
+ * /proc can see, so under `unshare -p --mount-proc` it shows one PID although
+ * the namespace is nested.
+ */
+export function judgePidNamespace(ownPidInode: number | undefined, nsPids: readonly number[]): PidNamespaceFacts {
+  if (nsPids.length > 1) return { nsPids, initial: false, reason: `nested ${nsPids.length - 1} deep (NSpid)` };
+  if (ownPidInode === undefined) return { nsPids, initial: undefined, reason: "/proc/self/ns/pid is not readable" };
+  return ownPidInode === PID_NS_INIT_INO
+    ? { nsPids, initial: true, reason: "its inode is the initial namespace's fixed one" }
+    : { nsPids, initial: false, reason: "its inode is not the initial namespace's: nested, depth hidden by this /proc" };
+}
+
+export function readPidNamespace(): PidNamespaceFacts {
+  return judgePidNamespace(readNamespaceInode("/proc/self/ns/pid"), readOwnNsPids());
+}
