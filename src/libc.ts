@@ -35,6 +35,8 @@ const SIGINFO_STATUS = 24;
 export const CLD_EXITED = 1;
 export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
+// <linux/time.h>: the clock of ktime_get_ns(), which stamps proc events.
+const CLOCK_MONOTONIC = 1;
 
 const { i32, u32, i64, u64, ptr } = FFIType;
 
@@ -52,6 +54,7 @@ const symbols = {
   recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
+  clock_gettime: { args: [i32, ptr], returns: i32 },
 } as const;
 
 type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -84,6 +87,8 @@ export interface Libc {
   recvfrom(fd: number, into: Uint8Array, address: Uint8Array): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
   getsockoptInt(fd: number, level: number, name: number): number;
+  /** clock_gettime(CLOCK_MONOTONIC) in nanoseconds: the kernel's ktime_get_ns(). */
+  monotonicNs(): bigint;
 }
 
 /** The path of the C library this process has mapped (glibc or musl). */
@@ -118,6 +123,7 @@ function bindLibc(path: string): Libc {
   const lengthBox = new Uint32Array(1);
   const siginfo = new Uint8Array(SIGINFO_SIZE);
   const siginfoView = new DataView(siginfo.buffer);
+  const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
 
   return {
     path,
@@ -153,6 +159,10 @@ function bindLibc(path: string): Libc {
       lengthBox[0] = 4;
       checked("getsockopt", lib.getsockopt(fd, level, name, intBox, lengthBox));
       return intBox[0] ?? 0;
+    },
+    monotonicNs() {
+      checked("clock_gettime", lib.clock_gettime(CLOCK_MONOTONIC, timespec));
+      return (timespec[0] ?? 0n) * 1_000_000_000n + (timespec[1] ?? 0n);
     },
   };
 }
