@@ -37,6 +37,13 @@ export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
 // <linux/time.h>: the clock of ktime_get_ns(), which stamps proc events.
 const CLOCK_MONOTONIC = 1;
+// <asm-generic/socket.h>, <linux/filter.h>: struct sock_fprog is
+// { u16 len; (6 bytes pad) struct sock_filter *filter; } on 64-bit.
+const SOL_SOCKET = 1;
+const SO_ATTACH_FILTER = 26;
+const SOCK_FILTER_SIZE = 8;
+const SOCK_FPROG_SIZE = 16;
+const SOCK_FPROG_FILTER = 8;
 
 const { i32, u32, i64, u64, ptr } = FFIType;
 
@@ -87,6 +94,8 @@ export interface Libc {
   recvfrom(fd: number, into: Uint8Array, address: Uint8Array): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
   getsockoptInt(fd: number, level: number, name: number): number;
+  /** SO_ATTACH_FILTER with a classic BPF program (struct sock_filter[] bytes). */
+  attachSocketFilter(fd: number, program: Uint8Array): void;
   /** clock_gettime(CLOCK_MONOTONIC) in nanoseconds: the kernel's ktime_get_ns(). */
   monotonicNs(): bigint;
 }
@@ -159,6 +168,15 @@ function bindLibc(path: string): Libc {
       lengthBox[0] = 4;
       checked("getsockopt", lib.getsockopt(fd, level, name, intBox, lengthBox));
       return intBox[0] ?? 0;
+    },
+    attachSocketFilter(fd, program) {
+      const fprog = new Uint8Array(SOCK_FPROG_SIZE);
+      const view = new DataView(fprog.buffer);
+      view.setUint16(0, program.byteLength / SOCK_FILTER_SIZE, true);
+      // A real address: the kernel copies the program during this call, while
+      // `program` is still referenced here, so it cannot move or be freed.
+      view.setBigUint64(SOCK_FPROG_FILTER, BigInt(addressOf(program)), true);
+      checked("setsockopt", lib.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, SOCK_FPROG_SIZE));
     },
     monotonicNs() {
       checked("clock_gettime", lib.clock_gettime(CLOCK_MONOTONIC, timespec));
