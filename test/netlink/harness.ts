@@ -5,7 +5,7 @@
  * test names (`reapable`), never a child Bun tracks.
  */
 import pino from "pino";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { loadLibc, P_PIDFD, WEXITED, WNOHANG, type WaitResult } from "../../src/libc.ts";
 import { hasErrnoCode } from "../../src/errno.ts";
 import type { CoreCounter, ExitNotice, ReaperCore } from "../../src/sources/source.ts";
@@ -83,4 +83,26 @@ export async function until(condition: () => boolean, timeoutMs: number): Promis
     await Bun.sleep(2);
   }
   return true;
+}
+
+/** fd -> socket inode for each netlink socket this process holds. */
+export function netlinkSocketFds(): Map<string, string> {
+  // /proc/net/netlink lists every netlink socket of the namespace; column 10 is the inode.
+  const netlinkInodes = new Set(
+    readFileSync("/proc/self/net/netlink", "utf8")
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/)[9]),
+  );
+  const held = new Map<string, string>();
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+      if (inode && netlinkInodes.has(inode)) held.set(fd, inode);
+    } catch {
+      // closed while we listed
+    }
+  }
+  return held;
 }

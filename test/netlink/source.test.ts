@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync, spawn as nodeSpawn } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { loadLibc } from "../../src/libc.ts";
 import { probeNetlinkSource } from "../../src/sources/netlink.ts";
 import type { EventSource } from "../../src/sources/source.ts";
-import { recordingCore, until, type RecordingCore } from "./harness.ts";
+import { netlinkSocketFds, recordingCore, until, type RecordingCore } from "./harness.ts";
 
 const libc = loadLibc();
 let core: RecordingCore;
@@ -105,25 +104,3 @@ describe("netlink source on the real kernel", () => {
     expect(left).toEqual([]);
   });
 });
-
-/** fd -> socket inode for each netlink socket this process holds. */
-export function netlinkSocketFds(): Map<string, string> {
-  // /proc/net/netlink lists every netlink socket of the namespace; column 10 is the inode.
-  const netlinkInodes = new Set(
-    readFileSync("/proc/self/net/netlink", "utf8")
-      .trim()
-      .split("\n")
-      .slice(1)
-      .map((line) => line.trim().split(/\s+/)[9]),
-  );
-  const held = new Map<string, string>();
-  for (const fd of readdirSync("/proc/self/fd")) {
-    try {
-      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
-      if (inode && netlinkInodes.has(inode)) held.set(fd, inode);
-    } catch {
-      // closed while we listed
-    }
-  }
-  return held;
-}
