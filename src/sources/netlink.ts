@@ -4,11 +4,11 @@
  * so an adopted orphan is reaped within a millisecond and the runtime's own
  * children are told apart from orphans by their FORK events.
  *
- * The probe decides by evidence, not by kernel version: our PID namespace,
+ * The probe decides by evidence, not by kernel version: our namespaces,
  * each socket step's errno, the kernel's ack to our subscription, and finally
  * the exit event of a child spawned for the purpose.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { hasErrnoCode } from "../errno.ts";
 import { SO_RCVBUF, SOL_SOCKET } from "../netlink/constants.ts";
 import { ChildProvenance } from "../netlink/provenance.ts";
@@ -45,8 +45,8 @@ type Settings = { readonly [K in keyof typeof DEFAULTS]: number };
 
 export async function probeNetlinkSource(core: ReaperCore, options: NetlinkSourceOptions = {}): Promise<ProbeResult> {
   const settings: Settings = { ...DEFAULTS, ...options };
-  const nestedReason = nestedPidNamespaceReason();
-  if (nestedReason) return { ok: false, reason: nestedReason };
+  const namespaceReason = foreignNamespaceReason();
+  if (namespaceReason) return { ok: false, reason: namespaceReason };
 
   let fd: number;
   try {
@@ -61,12 +61,23 @@ export async function probeNetlinkSource(core: ReaperCore, options: NetlinkSourc
   return { ok: false, reason: failure };
 }
 
-/** NSpid lists our PID in each namespace from ours up: more than one means nested. */
-function nestedPidNamespaceReason(): string | undefined {
-  const status = readFileSync("/proc/self/status", "utf8");
-  const pids = /^NSpid:\s*(.+)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
-  if (pids.length <= 1) return undefined;
-  return `in a nested PID namespace (NSpid: ${pids.join(" ")}): the proc connector ignores subscriptions from there and reports PIDs of the initial namespace`;
+// <linux/proc_ns.h>: the initial namespaces have fixed inode numbers.
+const PROC_USER_INIT_INO = 0xeffffffd;
+const PROC_PID_INIT_INO = 0xeffffffc;
+
+/**
+ * The kernel ignores subscriptions, without a reply, from outside the initial
+ * PID and user namespaces (and its PIDs would not be ours). /proc/self/ns/*
+ * tells, whichever /proc is mounted; NSpid does not: under a /proc mounted by
+ * the inner namespace it shows one number (measured with unshare --mount-proc).
+ */
+function foreignNamespaceReason(): string | undefined {
+  for (const [kind, initial] of [["pid", PROC_PID_INIT_INO], ["user", PROC_USER_INIT_INO]] as const) {
+    const link = readlinkSync(`/proc/self/ns/${kind}`);
+    if (link !== `${kind}:[${initial}]`)
+      return `not in the initial ${kind} namespace (${link}, the initial one is ${kind}:[${initial}]): the proc connector ignores subscriptions from there`;
+  }
+  return undefined;
 }
 
 function describeSocketError(error: unknown): string {
@@ -153,7 +164,7 @@ class NetlinkSource implements EventSource {
     }
     const answer = await ack;
     if (!answer)
-      return `no subscription ack within ${timeoutMs} ms: the kernel ignored it (not in the initial user namespace?) or has no CONFIG_PROC_EVENTS`;
+      return `no subscription ack within ${timeoutMs} ms: the kernel ignored it or has no CONFIG_PROC_EVENTS`;
     this.#subscribed = true;
     if (answer.err !== 0)
       return `the kernel refused the subscription with errno ${answer.err}; before Linux 6.6 it needs CAP_NET_ADMIN`;
