@@ -36,6 +36,15 @@ const SIGINFO_STATUS = 24;
 export const CLD_EXITED = 1;
 export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
+// <linux/time.h>: the clock of ktime_get_ns(), which stamps proc events.
+const CLOCK_MONOTONIC = 1;
+// <asm-generic/socket.h>, <linux/filter.h>: struct sock_fprog is
+// { u16 len; (6 bytes pad) struct sock_filter *filter; } on 64-bit.
+const SOL_SOCKET = 1;
+const SO_ATTACH_FILTER = 26;
+const SOCK_FILTER_SIZE = 8;
+const SOCK_FPROG_SIZE = 16;
+const SOCK_FPROG_FILTER = 8;
 
 const { i32, u32, i64, u64, ptr } = FFIType;
 
@@ -53,6 +62,7 @@ const symbols = {
   recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
+  clock_gettime: { args: [i32, ptr], returns: i32 },
 } as const;
 
 type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -85,6 +95,10 @@ export interface Libc {
   recvfrom(fd: number, into: Uint8Array, address: Uint8Array): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
   getsockoptInt(fd: number, level: number, name: number): number;
+  /** SO_ATTACH_FILTER with a classic BPF program (struct sock_filter[] bytes). */
+  attachSocketFilter(fd: number, program: Uint8Array): void;
+  /** clock_gettime(CLOCK_MONOTONIC) in nanoseconds: the kernel's ktime_get_ns(). */
+  monotonicNs(): bigint;
 }
 
 /** The path of the C library this process has mapped (glibc or musl). */
@@ -119,6 +133,7 @@ function bindLibc(path: string): Libc {
   const lengthBox = new Uint32Array(1);
   const siginfo = new Uint8Array(SIGINFO_SIZE);
   const siginfoView = new DataView(siginfo.buffer);
+  const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
 
   return {
     path,
@@ -154,6 +169,19 @@ function bindLibc(path: string): Libc {
       lengthBox[0] = 4;
       checked("getsockopt", lib.getsockopt(fd, level, name, intBox, lengthBox));
       return intBox[0] ?? 0;
+    },
+    attachSocketFilter(fd, program) {
+      const fprog = new Uint8Array(SOCK_FPROG_SIZE);
+      const view = new DataView(fprog.buffer);
+      view.setUint16(0, program.byteLength / SOCK_FILTER_SIZE, true);
+      // A real address: the kernel copies the program during this call, while
+      // `program` is still referenced here, so it cannot move or be freed.
+      view.setBigUint64(SOCK_FPROG_FILTER, BigInt(addressOf(program)), true);
+      checked("setsockopt", lib.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, SOCK_FPROG_SIZE));
+    },
+    monotonicNs() {
+      checked("clock_gettime", lib.clock_gettime(CLOCK_MONOTONIC, timespec));
+      return (timespec[0] ?? 0n) * 1_000_000_000n + (timespec[1] ?? 0n);
     },
   };
 }

@@ -1,0 +1,61 @@
+/**
+ * Who forked each child of ours, learned from proc events: exact for
+ * children forked while subscribed, unknown for those that existed before
+ * (or were forked while events were lost to an overrun). Pure bookkeeping.
+ *
+ * Only an EXIT proves that we did not fork a child: its FORK event, had we
+ * made it, would have come first on the same socket. A PID never seen may
+ * still have its FORK event queued, unread: it stays unknown, never "not ours".
+ * An exited entry is kept until its PID is reused: the zombie of a child we
+ * forked stays the runtime's to reap, and a second EXIT for the same PID
+ * means the number now belongs to another process reparented to us.
+ */
+
+export type ChildOrigin = "self" | "unknown" | "adopted";
+
+export class ChildProvenance {
+  /** Children not yet seen exiting; bounded by the kernel's own process limits. */
+  readonly #alive = new Map<number, "self" | "unknown">();
+  /** Children seen exiting, oldest exit first, at most `maxExited`. */
+  readonly #exited = new Map<number, ChildOrigin>();
+  readonly #maxExited: number;
+
+  constructor(maxExited: number) {
+    this.#maxExited = maxExited;
+  }
+
+  /** A FORK event: we created `pid` ourselves. */
+  recordFork(pid: number): void {
+    this.#exited.delete(pid);
+    this.#alive.set(pid, "self");
+  }
+
+  /** A child found in /proc whose fork we did not see. */
+  recordUnknown(pid: number): void {
+    if (!this.#alive.has(pid) && !this.#exited.has(pid)) this.#alive.set(pid, "unknown");
+  }
+
+  /** An EXIT event of a child of ours: whose child it was. */
+  recordExit(pid: number): ChildOrigin {
+    // Not alive: never seen, or seen exiting before (PID reused). Either way
+    // no FORK by us preceded this EXIT.
+    const origin = this.#alive.get(pid) ?? "adopted";
+    this.#alive.delete(pid);
+    this.#exited.delete(pid);
+    this.#exited.set(pid, origin);
+    if (this.#exited.size > this.#maxExited) {
+      // Exits that long ago were reaped long since.
+      const oldest = this.#exited.keys().next().value;
+      if (oldest !== undefined) this.#exited.delete(oldest);
+    }
+    return origin;
+  }
+
+  /** True: we forked it; false: we surely did not; undefined: unknown. */
+  forkedBySelf(pid: number): boolean | undefined {
+    const origin = this.#alive.get(pid) ?? this.#exited.get(pid);
+    if (origin === "self") return true;
+    if (origin === "adopted") return false;
+    return undefined;
+  }
+}

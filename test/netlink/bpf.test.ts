@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { loadLibc } from "../../src/libc.ts";
+import { attachOwnChildrenFilter, narrowToForkAndExit, openProcConnectorSocket, sendListen } from "../../src/netlink/socket.ts";
+import { parseProcEvents, type ProcEvent } from "../../src/netlink/structs.ts";
+
+const libc = loadLibc();
+const filtered: ProcEvent[] = [];
+const unfiltered: ProcEvent[] = [];
+const readers: { cancel(): Promise<void> }[] = [];
+const fds: number[] = [];
+
+function listen(withFilter: boolean, into: ProcEvent[]): void {
+  const fd = openProcConnectorSocket(libc);
+  fds.push(fd);
+  if (withFilter) attachOwnChildrenFilter(libc, fd, process.pid);
+  const reader = Bun.file(fd).stream().getReader();
+  readers.push(reader);
+  void (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      into.push(...parseProcEvents(value).events);
+    }
+  })().catch(() => undefined);
+  sendListen(libc, fd, 1);
+  narrowToForkAndExit(libc, fd);
+}
+
+beforeAll(() => {
+  listen(true, filtered);
+  listen(false, unfiltered);
+});
+afterAll(async () => {
+  for (const reader of readers) await reader.cancel();
+  for (const fd of fds) libc.close(fd);
+});
+
+test("the filter passes our own child's fork and exit, and nothing of an unrelated process tree", async () => {
+  // An unrelated tree: started while we are not a subreaper and orphaned at
+  // once, so it is reparented to an ancestor of ours (or init), not to us.
+  const wasSubreaper = libc.isChildSubreaper();
+  libc.setChildSubreaper(false);
+  const marker = `/tmp/orphan-reaper-storm-${process.pid}`;
+  rmSync(marker, { force: true });
+  const storm = `sleep 0.2; echo $$ > ${marker}.pid; cut -d" " -f4 /proc/$$/stat > ${marker}.ppid; for i in $(seq 200); do /bin/true & (/bin/true &); done; wait; touch ${marker}`;
+  const launcher = Bun.spawn(["sh", "-c", `setsid sh -c '${storm}' >/dev/null 2>&1 &`]);
+  await launcher.exited;
+  libc.setChildSubreaper(wasSubreaper);
+  const own = Bun.spawn(["sh", "-c", "exit 2"]);
+  await own.exited;
+  const end = performance.now() + 10_000;
+  while (!existsSync(marker) && performance.now() < end) await Bun.sleep(10);
+  await Bun.sleep(50);
+  const stormPid = Number(readFileSync(`${marker}.pid`, "utf8"));
+  const stormParent = Number(readFileSync(`${marker}.ppid`, "utf8"));
+  for (const file of [marker, `${marker}.pid`, `${marker}.ppid`]) rmSync(file);
+
+  expect(stormParent).toBeGreaterThan(0);
+  expect(stormParent).not.toBe(process.pid);
+  // The storm happened and the kernel sent its events...
+  const stormExits = unfiltered.filter((e) => e.type === "exit" && e.parentTgid === stormPid);
+  expect(stormExits.length).toBeGreaterThanOrEqual(200);
+  // ...and none reached the filtered socket, which still saw our own child.
+  expect(filtered.filter((e) => e.type !== "ack" && parentOf(e) !== process.pid)).toEqual([]);
+  expect(filtered.some((e) => e.type === "fork" && e.childPid === own.pid)).toBe(true);
+  expect(filtered.some((e) => e.type === "exit" && e.pid === own.pid && e.exitCode === 2 << 8)).toBe(true);
+}, 20_000);
+
+test("the filter drops our own threads' creation and exit", async () => {
+  const worker = new Worker(URL.createObjectURL(new Blob(["postMessage('up')"], { type: "application/javascript" })));
+  await new Promise((resolve) => worker.addEventListener("message", resolve, { once: true }));
+  worker.terminate();
+  await Bun.sleep(50);
+  const isThread = (e: ProcEvent) =>
+    (e.type === "fork" && e.childPid !== e.childTgid && e.parentTgid === process.pid) ||
+    (e.type === "exit" && e.pid !== e.tgid && e.tgid === process.pid);
+  expect(unfiltered.some(isThread)).toBe(true);
+  expect(filtered.some(isThread)).toBe(false);
+});
+
+function parentOf(event: ProcEvent): number | undefined {
+  return event.type === "ack" ? undefined : event.parentTgid;
+}

@@ -1,0 +1,55 @@
+import { expect, test } from "bun:test";
+import { ChildProvenance } from "../../src/netlink/provenance.ts";
+
+test("a child we forked is ours before and after its exit", () => {
+  const provenance = new ChildProvenance(10);
+  provenance.recordFork(100);
+  expect(provenance.forkedBySelf(100)).toBe(true);
+  expect(provenance.recordExit(100)).toBe("self");
+  expect(provenance.forkedBySelf(100)).toBe(true); // its zombie is still the runtime's
+});
+
+test("an exit without a fork before it is an adopted orphan", () => {
+  const provenance = new ChildProvenance(10);
+  expect(provenance.recordExit(200)).toBe("adopted");
+  expect(provenance.forkedBySelf(200)).toBe(false);
+});
+
+test("a PID never seen is unknown, not 'not ours': its FORK event may be unread", () => {
+  expect(new ChildProvenance(10).forkedBySelf(300)).toBeUndefined();
+});
+
+test("children found in /proc before the subscription stay unknown through their exit", () => {
+  const provenance = new ChildProvenance(10);
+  provenance.recordUnknown(400);
+  expect(provenance.forkedBySelf(400)).toBeUndefined();
+  expect(provenance.recordExit(400)).toBe("unknown");
+  expect(provenance.forkedBySelf(400)).toBeUndefined();
+});
+
+test("a second exit of the same PID means it was reused by an orphan", () => {
+  const provenance = new ChildProvenance(10);
+  provenance.recordFork(500);
+  provenance.recordExit(500);
+  expect(provenance.recordExit(500)).toBe("adopted");
+  expect(provenance.forkedBySelf(500)).toBe(false);
+});
+
+test("a FORK event outranks an earlier /proc snapshot, and a reused PID forked by us is ours again", () => {
+  const provenance = new ChildProvenance(10);
+  provenance.recordUnknown(600);
+  provenance.recordFork(600);
+  expect(provenance.forkedBySelf(600)).toBe(true);
+  provenance.recordExit(700);
+  provenance.recordFork(700);
+  expect(provenance.forkedBySelf(700)).toBe(true);
+});
+
+test("exited entries are bounded, oldest exit forgotten first", () => {
+  const provenance = new ChildProvenance(2);
+  for (const pid of [1, 2, 3]) {
+    provenance.recordFork(pid);
+    provenance.recordExit(pid);
+  }
+  expect([1, 2, 3].map((pid) => provenance.forkedBySelf(pid))).toEqual([undefined, true, true]);
+});
