@@ -111,7 +111,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger): 
   const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, logger));
   if (choice.source === "netlink") core.exactSource = choice.primary;
   const sources: EventSource[] = [startSweepSource(core, options.sweepIntervalMs)];
-  if (choice.primary) sources.push(choice.primary);
+  if (choice.primary) sources.push(choice.primary, ...choice.companions);
   const startedAt = Date.now();
   logger.info(
     { source: choice.source, role: taken.role, notChosen: choice.notChosen, runtimePidfds },

@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import type { Libc } from "./libc.ts";
 import type { NormalizedOptions, ReapedProcess } from "./options.ts";
-import { classifyZombie, isLoopLate, judgeZombie, type Provenance } from "./policy.ts";
+import { classifyZombie, isLoopLate, judgeZombie, type Provenance, type ProvenanceFacts, type Verdict } from "./policy.ts";
 import { listOwnChildren, listPidfdTargets, readCmdline, readStats, type ProcStat } from "./procfs.ts";
 import { anyChildWaitable, isChildWaitable, reapZombie, type ExitStatus } from "./reap.ts";
 import type { CoreCounter, EventSource, ExitNotice, ReaperCore, SourceName } from "./sources/source.ts";
@@ -164,32 +164,42 @@ export class Core implements ReaperCore {
   async #judgeAndReap(zombies: readonly ProcStat[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<void> {
     const fresh = zombies.filter((stat) => this.#runtimeZombies.get(stat.pid) !== stat.startTime);
     if (this.#stopped || fresh.length === 0) return this.#armGraceTimer();
-    // Read once per batch, after the stats: a PID cannot change hands while its zombie is unreaped.
-    const runtimePids = await listPidfdTargets();
-    if (this.#stopped) return;
     const now = performance.now();
-    for (const stat of fresh) {
+    const judged = fresh.map((stat) => {
       const known = this.#pending.get(stat.pid);
+      const notice = exits?.get(stat.pid);
       const entry: PendingZombie =
         known?.stat.startTime === stat.startTime
           ? known
-          : { stat, firstSeenAt: now, seenBy: by, exitedAt: exits?.get(stat.pid)?.exitedAt, retryAt: now };
-      const notice = exits?.get(stat.pid);
-      const provenance = classifyZombie({
-        runtimeHoldsPidfd: runtimePids.has(stat.pid),
+          : { stat, firstSeenAt: now, seenBy: by, exitedAt: notice?.exitedAt, retryAt: now };
+      const facts: ProvenanceFacts = {
+        runtimeHoldsPidfd: false,
         forkedBySelf: notice ? !notice.adopted : this.exactSource?.forkedBySelf?.(stat.pid),
         runtimeMarksChildrenWithPidfd: this.#settings.runtimeMarksChildrenWithPidfd,
         alwaysGrace: this.#settings.options.alwaysGrace,
-      });
-      this.#decide(entry, provenance, now);
+      };
+      return { entry, facts };
+    });
+    // The pidfd scan costs O(open fds): make it only when a zombie would be
+    // reaped unless the runtime holds it. Read after the stats: a PID cannot
+    // change hands while its zombie is unreaped.
+    const wouldReap = judged.some(({ entry, facts }) => this.#verdict(entry, classifyZombie(facts), now).action === "reap");
+    const runtimePids = wouldReap ? await listPidfdTargets() : new Set<number>();
+    if (this.#stopped) return;
+    for (const { entry, facts } of judged) {
+      this.#decide(entry, classifyZombie({ ...facts, runtimeHoldsPidfd: runtimePids.has(entry.stat.pid) }), now);
     }
     this.#armGraceTimer();
   }
 
+  #verdict(entry: PendingZombie, provenance: Provenance, now: number): Verdict {
+    const clock = { firstSeenAt: entry.firstSeenAt, loopLateAt: this.#loopLateAt, now, graceMs: this.#settings.options.graceMs };
+    return judgeZombie(provenance, clock);
+  }
+
   #decide(entry: PendingZombie, provenance: Provenance, now: number): void {
     const { pid } = entry.stat;
-    const graceMs = this.#settings.options.graceMs;
-    const verdict = judgeZombie(provenance, { firstSeenAt: entry.firstSeenAt, loopLateAt: this.#loopLateAt, now, graceMs });
+    const verdict = this.#verdict(entry, provenance, now);
     if (verdict.action === "leave" || provenance === "runtime") {
       this.logger.debug({ pid, comm: entry.stat.comm }, "zombie belongs to the runtime (it holds a pidfd): left to it");
       this.#runtimeZombies.set(pid, entry.stat.startTime);

@@ -211,14 +211,14 @@ class NetlinkSource implements EventSource {
         }
         if (this.#stopped) return;
         this.#log.error("proc connector stream ended; netlink source stops, other sources must carry on");
-        this.#core.requestScan("netlink stream ended");
+        this.#core.requestScan("netlink", "netlink stream ended");
         return;
       } catch (error) {
         if (this.#stopped) return;
         // Bun's own SystemError, not an ErrnoError: it carries the same code.
         if ((error as { code?: unknown } | undefined)?.code !== "ENOBUFS") {
           this.#log.error({ err: error }, "proc connector read failed; netlink source stops, other sources must carry on");
-          this.#core.requestScan("netlink read failed");
+          this.#core.requestScan("netlink", "netlink read failed");
           return;
         }
         this.#handleOverrun();
@@ -233,7 +233,7 @@ class NetlinkSource implements EventSource {
       this.#log.debug({ reason }, "skipped a malformed proc connector message");
     }
     // A malformed message may have been one of our exits.
-    if (malformed.length > 0) this.#core.requestScan("malformed proc event");
+    if (malformed.length > 0) this.#core.requestScan("netlink", "malformed proc event");
     for (const event of events) this.#handleEvent(event);
   }
 
@@ -257,7 +257,7 @@ class NetlinkSource implements EventSource {
     }
     // The kernel reparents the exiting process's children (zombies too) to
     // us before it sends this event: look for them now.
-    this.#core.requestScan("child exited; its orphans are ours now");
+    this.#core.requestScan("netlink", "child exited; its orphans are ours now");
   }
 
   #handleOverrun(): void {
@@ -267,7 +267,7 @@ class NetlinkSource implements EventSource {
     this.#core.count("overruns");
     // FORK events were lost too: children forked meanwhile are of unknown origin.
     for (const pid of listOwnChildren()) this.#provenance.recordUnknown(pid);
-    this.#core.requestScan("overrun");
+    this.#core.requestScan("netlink", "overrun");
     const receiveBufferBytes = this.#core.libc.getsockoptInt(this.#fd, SOL_SOCKET, SO_RCVBUF);
     const message =
       "proc connector events were lost (ENOBUFS: receive queue full); scanning for zombies instead. " +

@@ -26,8 +26,8 @@ export interface ReaperCore {
   readonly selfPid: number;
   readonly logger: Logger;
   readonly libc: Libc;
-  /** List our own zombie children and reap what the policy allows. Coalesced. */
-  requestScan(by: SourceName): void;
+  /** List our own zombie children and reap what the policy allows. Coalesced. `reason` is for tests and debugging. */
+  requestScan(by: SourceName, reason?: string): void;
   /** A child exited (from the kernel): reap it now if it is an adopted orphan. */
   noteExit(notice: ExitNotice): void;
   count(counter: CoreCounter): void;

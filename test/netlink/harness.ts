@@ -53,8 +53,8 @@ export function recordingCore(): RecordingCore {
     logs,
     reaped,
     reapable,
-    requestScan(reason) {
-      core.scans.push(reason);
+    requestScan(by, reason) {
+      core.scans.push(reason ?? by);
       for (const pid of reapable) if (isZombie(pid)) reap(pid);
     },
     noteExit(notice) {

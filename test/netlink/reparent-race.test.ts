@@ -46,7 +46,7 @@ test("a zombie reparented to us through a grandchild's exit gets SIGCHLD, no net
   expect(core.scans.length).toBe(scansBefore); // nothing from netlink at all
   // The scan the core makes on SIGCHLD is what reaps it.
   core.reapable.add(grandchild);
-  core.requestScan("SIGCHLD");
+  core.requestScan("sigchld");
   expect(core.reaped.get(grandchild)).toMatchObject({ pid: grandchild, status: 0 });
   process.off("SIGCHLD", onSigchld);
   daemon.kill();
