@@ -81,24 +81,29 @@ export function parseChildren(text: string): number[] {
 }
 
 /**
- * This process's own children. Orphans are reparented to any live thread of
- * a reaper (kernel find_alive_thread), so every task's list is read. Kernels
- * without CONFIG_PROC_CHILDREN lack the file: then all of /proc is scanned.
+ * The children of every thread of process `pid` (orphans are reparented to
+ * any live thread of a reaper: kernel find_alive_thread), read now; undefined
+ * when the kernel lacks CONFIG_PROC_CHILDREN.
  */
-export async function listOwnChildren(selfPid: number): Promise<number[]> {
+export function readTaskChildren(pid: number | "self" = "self"): number[] | undefined {
   let tasks: string[];
   try {
-    tasks = readdirSync(`/proc/${selfPid}/task`);
+    tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return scanAllForParent(selfPid);
+    return undefined;
   }
   const children: number[] = [];
   for (const tid of tasks) {
-    const text = readSmall(`/proc/${selfPid}/task/${tid}/children`);
-    if (text === undefined && tid === String(selfPid)) return scanAllForParent(selfPid);
+    const text = readSmall(`/proc/${pid}/task/${tid}/children`);
+    if (text === undefined && String(tid) === String(pid === "self" ? process.pid : pid)) return undefined;
     if (text) children.push(...parseChildren(text));
   }
   return children;
+}
+
+/** This process's own children; without CONFIG_PROC_CHILDREN, all of /proc is scanned. */
+export async function listOwnChildren(selfPid: number): Promise<number[]> {
+  return readTaskChildren(selfPid) ?? scanAllForParent(selfPid);
 }
 
 /** The slow path: every process in /proc whose parent is `ppid`, read in chunks. */
@@ -152,12 +157,43 @@ export async function listPidfdTargets(): Promise<Set<number>> {
   return targets;
 }
 
+/** The target of one of our fds ("socket:[123]", "anon_inode:[pidfd]"), if open. */
+export function readFdLink(fd: number): string | undefined {
+  return readLink(`/proc/self/fd/${fd}`);
+}
+
+/** How many of our fds point at `target` (an fd and its duplicates share one). */
+export function countFdsLinkedTo(target: string): number {
+  let fds: string[];
+  try {
+    fds = readdirSync("/proc/self/fd");
+  } catch {
+    return 0;
+  }
+  return fds.filter((fd) => readLink(`/proc/self/fd/${fd}`) === target).length;
+}
+
 function readLink(path: string): string | undefined {
   try {
     return readlinkSync(path);
   } catch {
     return undefined; // closed meanwhile
   }
+}
+
+/** <linux/proc_ns.h>: initial namespaces have fixed inodes (pid and user since 3.8, net since 6.18). */
+export const INITIAL_NAMESPACE_INODE = { pid: 0xeffffffc, user: 0xeffffffd, net: 0xeffffff9 } as const;
+
+/** The inode of a namespace link such as "net:[4026531833]". */
+export function parseNamespaceInode(link: string): number | undefined {
+  const match = /^\w+:\[(\d+)\]$/.exec(link);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+/** The inode of a process's namespace of `kind`; undefined when it cannot be read. */
+export function readNamespaceInode(kind: "pid" | "user" | "net", pid: number | "self" = "self"): number | undefined {
+  const link = readLink(`/proc/${pid}/ns/${kind}`);
+  return link === undefined ? undefined : parseNamespaceInode(link);
 }
 
 /** The PIDs of this process in each nested PID namespace, outermost first. */

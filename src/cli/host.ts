@@ -4,26 +4,18 @@
  * (the only one where the proc connector exists). Pure judges take what was
  * read; small readers read it.
  */
-import { readlinkSync } from "node:fs";
 import { release } from "node:os";
-import { readOwnNsPids } from "../procfs.ts";
+import { INITIAL_NAMESPACE_INODE, readNamespaceInode, readOwnNsPids } from "../procfs.ts";
 
-/** include/linux/proc_ns.h: the initial PID namespace's inode, fixed since Linux 3.8. */
-const PID_NS_INIT_INO = 0xeffffffc;
-/** The initial network namespace's inode: fixed since Linux 6.18; earlier kernels number it like any other. */
-const NET_NS_INIT_INO = 0xeffffff9;
+const PID_NS_INIT_INO = INITIAL_NAMESPACE_INODE.pid;
+/** The initial network namespace's inode is fixed since Linux 6.18; earlier kernels number it like any other. */
+const NET_NS_INIT_INO = INITIAL_NAMESPACE_INODE.net;
 const NET_NS_FIXED_SINCE: readonly [number, number] = [6, 18];
 
 export interface NamespaceVerdict {
   /** undefined when it cannot be told from here. */
   readonly initial: boolean | undefined;
   readonly reason: string;
-}
-
-/** The inode of a namespace link such as "net:[4026531833]". */
-export function parseNamespaceInode(link: string): number | undefined {
-  const match = /^\w+:\[(\d+)\]$/.exec(link);
-  return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
 /** [major, minor] of a kernel release such as "6.18.44-foo". */
@@ -60,20 +52,12 @@ export function judgeNetNamespace(facts: NetNamespaceFacts): NamespaceVerdict {
     : { initial: false, reason: "not the network namespace of the host's init (PID 1)" };
 }
 
-function readNamespaceInode(path: string): number | undefined {
-  try {
-    return parseNamespaceInode(readlinkSync(path));
-  } catch {
-    return undefined; // no such namespace type, or no permission to look at PID 1
-  }
-}
-
 export function readNetNamespace(): NamespaceVerdict {
   return judgeNetNamespace({
     kernelRelease: release(),
-    ownNetInode: readNamespaceInode("/proc/self/ns/net"),
-    ownPidInode: readNamespaceInode("/proc/self/ns/pid"),
-    pid1NetInode: readNamespaceInode("/proc/1/ns/net"),
+    ownNetInode: readNamespaceInode("net"),
+    ownPidInode: readNamespaceInode("pid"),
+    pid1NetInode: readNamespaceInode("net", 1),
   });
 }
 
@@ -96,5 +80,5 @@ export function judgePidNamespace(ownPidInode: number | undefined, nsPids: reado
 }
 
 export function readPidNamespace(): PidNamespaceFacts {
-  return judgePidNamespace(readNamespaceInode("/proc/self/ns/pid"), readOwnNsPids());
+  return judgePidNamespace(readNamespaceInode("pid"), readOwnNsPids());
 }

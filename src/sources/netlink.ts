@@ -8,8 +8,8 @@
  * each socket step's errno, the kernel's ack to our subscription, and finally
  * the exit event of a child spawned for the purpose.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { hasErrnoCode } from "../errno.ts";
+import { countFdsLinkedTo, INITIAL_NAMESPACE_INODE, readFdLink, readNamespaceInode, readTaskChildren } from "../procfs.ts";
 import { SO_RCVBUF, SOL_SOCKET } from "../netlink/constants.ts";
 import { ChildProvenance } from "../netlink/provenance.ts";
 import {
@@ -41,6 +41,9 @@ const DEFAULTS = {
   overrunQuietMs: 1000,
 } as const satisfies Required<NetlinkSourceOptions>;
 
+/** How long stop() waits for Bun to close its duplicate of the socket. */
+const DUPLICATE_CLOSE_WAIT_MS = 250;
+
 type Settings = { readonly [K in keyof typeof DEFAULTS]: number };
 
 export async function probeNetlinkSource(core: ReaperCore, options: NetlinkSourceOptions = {}): Promise<ProbeResult> {
@@ -61,10 +64,6 @@ export async function probeNetlinkSource(core: ReaperCore, options: NetlinkSourc
   return { ok: false, reason: failure };
 }
 
-// <linux/proc_ns.h>: the initial namespaces have fixed inode numbers.
-const PROC_USER_INIT_INO = 0xeffffffd;
-const PROC_PID_INIT_INO = 0xeffffffc;
-
 /**
  * The kernel ignores subscriptions, without a reply, from outside the initial
  * PID and user namespaces (and its PIDs would not be ours). /proc/self/ns/*
@@ -72,10 +71,11 @@ const PROC_PID_INIT_INO = 0xeffffffc;
  * the inner namespace it shows one number (measured with unshare --mount-proc).
  */
 function foreignNamespaceReason(): string | undefined {
-  for (const [kind, initial] of [["pid", PROC_PID_INIT_INO], ["user", PROC_USER_INIT_INO]] as const) {
-    const link = readlinkSync(`/proc/self/ns/${kind}`);
-    if (link !== `${kind}:[${initial}]`)
-      return `not in the initial ${kind} namespace (${link}, the initial one is ${kind}:[${initial}]): the proc connector ignores subscriptions from there`;
+  for (const kind of ["pid", "user"] as const) {
+    const inode = readNamespaceInode(kind);
+    const initial = INITIAL_NAMESPACE_INODE[kind];
+    if (inode !== initial)
+      return `not in the initial ${kind} namespace (${kind}:[${inode}], the initial one is ${kind}:[${initial}]): the proc connector ignores subscriptions from there`;
   }
   return undefined;
 }
@@ -95,20 +95,6 @@ function monotonicOffsetMs(core: ReaperCore): number {
   const before = performance.now();
   const monotonicMs = Number(core.libc.monotonicNs() / 1000n) / 1000;
   return monotonicMs - (before + performance.now()) / 2;
-}
-
-/** The children of every thread of ours, zombies included. */
-function listOwnChildren(): number[] {
-  const children: number[] = [];
-  for (const task of readdirSync("/proc/self/task")) {
-    try {
-      const text = readFileSync(`/proc/self/task/${task}/children`, "utf8").trim();
-      if (text) children.push(...text.split(/\s+/).map(Number));
-    } catch {
-      // the thread ended while we listed
-    }
-  }
-  return children;
 }
 
 class NetlinkSource implements EventSource {
@@ -173,7 +159,7 @@ class NetlinkSource implements EventSource {
     } catch (error) {
       return describeSocketError(error);
     }
-    for (const pid of listOwnChildren()) this.#provenance.recordUnknown(pid);
+    for (const pid of (readTaskChildren() ?? [])) this.#provenance.recordUnknown(pid);
     return this.#selfTest(timeoutMs);
   }
 
@@ -266,7 +252,7 @@ class NetlinkSource implements EventSource {
     this.#lastOverrunAt = now;
     this.#core.count("overruns");
     // FORK events were lost too: children forked meanwhile are of unknown origin.
-    for (const pid of listOwnChildren()) this.#provenance.recordUnknown(pid);
+    for (const pid of (readTaskChildren() ?? [])) this.#provenance.recordUnknown(pid);
     this.#core.requestScan("netlink", "overrun");
     const receiveBufferBytes = this.#core.libc.getsockoptInt(this.#fd, SOL_SOCKET, SO_RCVBUF);
     const message =
@@ -290,8 +276,14 @@ class NetlinkSource implements EventSource {
         this.#log.debug({ err: error }, "unsubscribe failed; closing the socket drops the subscription too");
       }
     }
+    const socket = readFdLink(this.#fd);
     await this.#reader?.cancel().catch(() => undefined);
     await this.#reading;
+    // Bun's stream reads through its own duplicate of the fd and closes it a
+    // moment after cancel: wait for that (bounded), so stop() leaves no fd.
+    for (let waited = 0; socket && waited < DUPLICATE_CLOSE_WAIT_MS && countFdsLinkedTo(socket) > 1; waited += 1) {
+      await Bun.sleep(1);
+    }
     this.#core.libc.close(this.#fd);
   }
 }
