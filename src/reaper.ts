@@ -66,7 +66,7 @@ export class Core implements ReaperCore {
   readonly #runtimeZombies = new Map<number, number>();
   #notices: ExitNotice[] = [];
   #scanQueued: SourceName | undefined;
-  #scanning = false;
+  #draining = false;
   #loopLateAt = -Infinity;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
@@ -94,14 +94,20 @@ export class Core implements ReaperCore {
   #queueScan(by: SourceName): void {
     if (this.#stopped) return;
     this.#scanQueued ??= by;
-    if (!this.#scanning) void this.#drainScans();
+    this.#startDrain();
   }
 
   noteExit(notice: ExitNotice): void {
     if (this.#stopped) return;
     this.#notices.push(notice);
-    // One batch per turn of the event loop: one pidfd scan serves many exits.
-    if (this.#notices.length === 1) queueMicrotask(() => void this.#reapNoticed());
+    this.#startDrain();
+  }
+
+  #startDrain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    // A microtask: exits noted in the same turn (one netlink chunk) make one batch.
+    queueMicrotask(() => void this.#drain());
   }
 
   stop(): void {
@@ -112,20 +118,29 @@ export class Core implements ReaperCore {
     this.#notices = [];
   }
 
-  /** Runs queued scans one at a time; signals that arrive meanwhile queue one more. */
-  async #drainScans(): Promise<void> {
-    this.#scanning = true;
+  /**
+   * One pass at a time: noted exits first, then a queued scan. What arrives
+   * during a pass waits for the next, so under load batches grow instead of
+   * passes piling up (each may read every pidfd this process holds).
+   */
+  async #drain(): Promise<void> {
     try {
-      while (this.#scanQueued && !this.#stopped) {
-        const by = this.#scanQueued;
-        this.#scanQueued = undefined;
-        await this.#scan(by);
+      while (!this.#stopped) {
+        if (this.#notices.length > 0) {
+          await this.#reapNoticed();
+        } else if (this.#scanQueued) {
+          const by = this.#scanQueued;
+          this.#scanQueued = undefined;
+          await this.#scan(by);
+        } else {
+          break;
+        }
       }
     } catch (err) {
       this.counters.failures += 1;
       this.logger.error({ err }, "orphan scan failed; the next event or sweep tries again");
     } finally {
-      this.#scanning = false;
+      this.#draining = false;
     }
   }
 

@@ -21,14 +21,18 @@ const farSweep = { sweepIntervalMs: 3_600_000 };
 test("hundreds of orphans exiting at once (merged signals) leave no zombie", async () => {
   reaper = await startOrphanReaper({ source: "sigchld", ...farSweep, logger: capturingLogger("warn").logger });
   const release = `/tmp/orphan-reaper-release-${process.pid}`;
-  // 500 orphans wait on one file, then all exit within a few milliseconds.
-  await makeOrphansRunning(500, `while [ ! -e ${release} ]; do sleep 0.02; done; exit 4`);
-  await Bun.write(release, "go");
-  expect(await waitUntil(() => reaper!.stats().reaped === 500, 5000)).toBe(true);
-  expect(await zombieChildren()).toEqual([]);
-  expect(reaper.stats().reapedBySource).toMatchObject({ sigchld: 500, sweep: 0 });
-  await Bun.file(release).delete();
-});
+  try {
+    // 500 orphans wait on one file (10 s at most, should this test die), then all exit within milliseconds.
+    await makeOrphansRunning(500, `n=0; while [ ! -e ${release} ] && [ $n -lt 500 ]; do sleep 0.02; n=$((n+1)); done; exit 4`);
+    await Bun.write(release, "go");
+    expect(await waitUntil(() => reaper!.stats().reaped === 500, 10_000)).toBe(true);
+    expect(await zombieChildren()).toEqual([]);
+    expect(reaper.stats().reapedBySource).toMatchObject({ sigchld: 500, sweep: 0 });
+  } finally {
+    await Bun.write(release, "go");
+    await Bun.file(release).delete();
+  }
+}, 30_000);
 
 test("another SIGCHLD listener in the same process still fires, and Bun.spawn still works", async () => {
   let otherListenerCalls = 0;
