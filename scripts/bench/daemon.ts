@@ -1,50 +1,119 @@
 /**
- * The reaper under test: a daemon that starts orphan-reaper, optionally holds
- * N long-lived children of its own, measures its own event-loop delay, and
- * runs the workload as its child. Writes one JSON line to $BENCH_DAEMON_OUT.
- * usage: bun scripts/bench/daemon.ts --source S [--live-children N] [--loop-delay] -- cmd...
- * --loop-delay turns the 1 ms probe on (it costs 1000 wakeups/s: off for CPU and idle rows).
+ * The Bun daemon under test: starts our reaper (or none), runs one command as
+ * its child, and writes a JSON report when the command has exited.
+ *
+ *   bun scripts/bench/daemon.ts [--reaper none|auto|netlink|sigchld|sweep]
+ *       [--children N] [--loop-delay] [--report FILE] -- command args...
+ *
+ * --reaper none is the baseline: a subreaper (or PID 1) that never reaps, what
+ * a Bun daemon is without the library. --children N keeps N long-lived
+ * Bun.spawn children (`sleep`) while the command runs, so every SIGCHLD meets
+ * a daemon with many children of its own. --loop-delay samples a 1 ms
+ * setInterval and reports how late it fired.
  */
-import { appendFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import pino from "pino";
-import { startOrphanReaper, type SourceName } from "../../src/index.ts";
+import { writeFileSync } from "node:fs";
+import { startOrphanReaper, type OrphanReaper, type SourceName } from "../../src/index.ts";
+import { loadLibc } from "../../src/libc.ts";
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    source: { type: "string", default: "auto" },
-    "live-children": { type: "string", default: "0" },
-    "loop-delay": { type: "boolean", default: false },
-  },
-});
-const reaper = await startOrphanReaper({ source: values.source as SourceName | "auto", logger: pino({ level: "warn" }) });
-const liveChildren = Array.from({ length: Number(values["live-children"]) }, () =>
-  Bun.spawn(["sleep", "600"], { stdio: ["ignore", "ignore", "ignore"] }),
-);
+export type ReaperMode = "none" | "auto" | SourceName;
+const REAPER_MODES: readonly string[] = ["none", "auto", "netlink", "sigchld", "sweep"] satisfies ReaperMode[];
 
-// Event-loop delay: how late a 1 ms interval fires.
-const delays: number[] = [];
-let expected = performance.now() + 1;
-const ticker = values["loop-delay"]
-  ? setInterval(() => {
-      const now = performance.now();
-      delays.push(Math.max(0, now - expected));
-      expected = now + 1;
-    }, 1)
-  : undefined;
+export interface DaemonReport {
+  readonly pid: number;
+  readonly reaper: ReaperMode;
+  /** The source our reaper ended up with ("off" when it could not start), or "none". */
+  readonly source: string;
+  readonly reaped: number;
+  readonly reapedBySource?: Readonly<Record<string, number>>;
+  readonly children: number;
+  readonly exitCode: number | null;
+  /** Lateness of a 1 ms interval timer, ms. */
+  readonly loopDelay?: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number };
+}
 
-const workload = Bun.spawn(positionals, { stdio: ["ignore", "inherit", "inherit"] });
-await workload.exited;
-clearInterval(ticker);
-for (const child of liveChildren) child.kill("SIGKILL");
-await Promise.all(liveChildren.map((child) => child.exited));
-delays.sort((a, b) => a - b);
-const result = {
-  source: reaper.source,
-  reaped: reaper.stats().reaped,
-  loop_delay_p99_ms: delays[Math.floor(delays.length * 0.99)] ?? 0,
-  loop_delay_max_ms: delays.at(-1) ?? 0,
-};
-await reaper.stop();
-if (process.env.BENCH_DAEMON_OUT) appendFileSync(process.env.BENCH_DAEMON_OUT, `${JSON.stringify(result)}\n`);
+interface DaemonArgs {
+  readonly reaper: ReaperMode;
+  readonly children: number;
+  readonly loopDelay: boolean;
+  readonly report: string | undefined;
+  readonly command: string[];
+}
+
+function parseArgs(argv: string[]): DaemonArgs {
+  const dash = argv.indexOf("--");
+  const flags = dash < 0 ? argv : argv.slice(0, dash);
+  const command = dash < 0 ? [] : argv.slice(dash + 1);
+  const value = (name: string) => {
+    const i = flags.indexOf(name);
+    return i < 0 ? undefined : flags[i + 1];
+  };
+  const reaper = value("--reaper") ?? "auto";
+  if (!REAPER_MODES.includes(reaper)) throw new Error(`--reaper must be one of ${REAPER_MODES.join(", ")}, got ${reaper}`);
+  if (command.length === 0) throw new Error("usage: daemon.ts [--reaper MODE] [--children N] [--loop-delay] [--report FILE] -- command...");
+  return {
+    reaper: reaper as ReaperMode,
+    children: Number(value("--children") ?? 0),
+    loopDelay: flags.includes("--loop-delay"),
+    report: value("--report"),
+    command,
+  };
+}
+
+async function startReaper(mode: ReaperMode): Promise<OrphanReaper | undefined> {
+  if (mode === "none") {
+    // Orphans must still come to this process, or the host's init would reap them for us.
+    if (process.pid !== 1) loadLibc().setChildSubreaper(true);
+    return undefined;
+  }
+  // Per-reap log lines are at info; the bench keeps them out (tini logs nothing either).
+  return startOrphanReaper({ source: mode, subreaper: true, logger: pino({ level: "warn" }) });
+}
+
+/** Samples how late a 1 ms interval fires: the event loop's delay as a daemon's own timers see it. */
+function sampleLoopDelay(): () => NonNullable<DaemonReport["loopDelay"]> {
+  const lateness: number[] = [];
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    lateness.push(Math.max(0, now - last - 1));
+    last = now;
+  }, 1);
+  return () => {
+    clearInterval(timer);
+    const sorted = lateness.sort((a, b) => a - b);
+    const at = (p: number) => sorted[Math.round(p * (sorted.length - 1))] ?? -1;
+    return { samples: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) };
+  };
+}
+
+async function main(args: DaemonArgs): Promise<void> {
+  const reaper = await startReaper(args.reaper);
+  const children = Array.from({ length: args.children }, () =>
+    Bun.spawn(["sleep", "100000"], { stdio: ["ignore", "ignore", "ignore"] }),
+  );
+  const stopSampling = args.loopDelay ? sampleLoopDelay() : undefined;
+  const command = Bun.spawn(args.command, { stdio: ["ignore", "inherit", "inherit"] });
+  const exitCode = await command.exited;
+  const loopDelay = stopSampling?.();
+  for (const child of children) child.kill("SIGKILL");
+  await Promise.all(children.map((child) => child.exited));
+  const stats = reaper?.stats();
+  const report: DaemonReport = {
+    pid: process.pid,
+    reaper: args.reaper,
+    source: reaper?.source ?? "none",
+    reaped: stats?.reaped ?? 0,
+    reapedBySource: stats?.reapedBySource,
+    children: args.children,
+    exitCode,
+    loopDelay,
+  };
+  await reaper?.stop();
+  const line = `${JSON.stringify(report)}\n`;
+  if (args.report) writeFileSync(args.report, line);
+  else process.stderr.write(line);
+  process.exit(exitCode ?? 1);
+}
+
+if (import.meta.main) await main(parseArgs(process.argv.slice(2)));

@@ -1,168 +1,140 @@
 /**
- * The benchmark runner: each scenario runs tini and orphan-reaper side by
- * side in one invocation (the machine is shared and noisy, so only ratios in
- * one run mean much) and writes BENCHMARKS.md.
- * usage: bun scripts/bench/run.ts [--quick]
- * The reaper's CPU and wakeups are read from outside, from
- * /proc/<pid>/task/<tid>/schedstat (ns on CPU) and .../status (context switches).
+ * The bench runner: runs every scenario's arms side by side (interleaved,
+ * round after round, so that the noise of a shared machine falls on all of
+ * them alike) and prints a markdown report: the median of each metric per
+ * arm, the ratios (ours / tini, or ours / a Bun daemon without a reaper),
+ * and the exact command of every arm. Needs root (unshare -p), tini and cc.
+ *
+ *   bun scripts/bench/run.ts [--rounds N] [--only id,id] [--out FILE]
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
+import { join, resolve } from "node:path";
+import { buildWorkload, median, readLoadAverage, SCRATCH_DIR } from "./measure.ts";
+import { buildScenarios, type Measured, type Scenario, type Tools } from "./scenarios.ts";
 
-const quick = process.argv.includes("--quick");
-const here = import.meta.dir;
-const bun = process.execPath;
-const workload = (...args: (string | number)[]) => ["python3", `${here}/workload.py`, ...args.map(String)];
-const daemonOut = `/tmp/orphan-reaper-bench-${process.pid}.jsonl`;
-
-interface Usage { cpuMs: number; wakeups: number }
-interface Run { workload: Record<string, number | null>; usage: Usage; seconds: number; daemon?: Record<string, number | string> }
-
-/** CPU time and context switches of every thread of `pid`. */
-function usageOf(pid: number): Usage | undefined {
-  try {
-    let cpuNs = 0;
-    let wakeups = 0;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      cpuNs += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-      for (const match of status.matchAll(/ctxt_switches:\s+(\d+)/g)) wakeups += Number(match[1]);
-    }
-    return { cpuMs: cpuNs / 1e6, wakeups };
-  } catch {
-    return undefined;
-  }
+interface RunArgs {
+  readonly rounds: number;
+  readonly only: readonly string[] | undefined;
+  readonly out: string | undefined;
 }
 
-/** The reaper's PID: the spawned process, or unshare -f's child. */
-function reaperPid(spawned: number, viaUnshare: boolean): number | undefined {
-  if (!viaUnshare) return spawned;
-  const children = readFileSync(`/proc/${spawned}/task/${spawned}/children`, "utf8").trim();
-  return children ? Number(children.split(" ")[0]) : undefined;
-}
-
-/** Runs `command`, sampling the reaper's usage until it exits; `during` runs alongside. */
-async function measure(command: string[], during?: () => Promise<void>): Promise<Run> {
-  rmSync(daemonOut, { force: true });
-  const started = performance.now();
-  const child = Bun.spawn(command, { stdout: "pipe", stderr: "inherit", env: { ...process.env, BENCH_DAEMON_OUT: daemonOut } });
-  const viaUnshare = command[0] === "unshare";
-  let pid: number | undefined;
-  let first: Usage | undefined;
-  let last: Usage | undefined;
-  const sample = () => {
-    pid ??= reaperPid(child.pid, viaUnshare);
-    return pid === undefined ? undefined : usageOf(pid);
+function parseArgs(argv: string[]): RunArgs {
+  const value = (name: string) => {
+    const i = argv.indexOf(name);
+    return i < 0 ? undefined : argv[i + 1];
   };
-  const sampler = setInterval(() => {
-    const now = sample();
-    if (first && now) last = now;
-  }, 20);
-  let output = "";
-  let sideJob: Promise<void> | undefined;
-  const decoder = new TextDecoder();
-  for await (const chunk of child.stdout) {
-    output += decoder.decode(chunk);
-    if (!first && output.includes('"event": "start"')) {
-      // The reaper is up and the workload begins: count from here.
-      first = sample();
-      sideJob = during?.();
-    }
-  }
-  await child.exited;
-  await sideJob;
-  clearInterval(sampler);
-  if (!first) throw new Error(`no start line from ${command.join(" ")}`);
-  const line = output.trim().split("\n").filter((l) => l.startsWith("{") && !l.includes('"event"')).at(-1);
-  const daemon = (() => { try { return JSON.parse(readFileSync(daemonOut, "utf8").trim().split("\n").at(-1)!); } catch { return undefined; } })();
-  return {
-    workload: line ? JSON.parse(line) : {},
-    usage: { cpuMs: (last ?? first)!.cpuMs - first!.cpuMs, wakeups: (last ?? first)!.wakeups - first!.wakeups },
-    seconds: (performance.now() - started) / 1000,
-    daemon,
-  };
+  const rounds = Number(value("--rounds") ?? 3);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${value("--rounds")}`);
+  return { rounds, only: value("--only")?.split(","), out: value("--out") };
 }
 
-const tini = (pid1: boolean, cmd: string[]) => (pid1 ? ["unshare", "-p", "-f", "--mount-proc", "tini", "--", ...cmd] : ["tini", "-s", "--", ...cmd]);
-const ours = (pid1: boolean, source: string, cmd: string[], extra: string[] = []) => [
-  ...(pid1 ? ["unshare", "-p", "-f", "--mount-proc"] : []), bun, `${here}/daemon.ts`, "--source", source, ...extra, "--", ...cmd,
-];
+function findTools(): Tools {
+  const tini = Bun.which("tini");
+  if (!tini) throw new Error("tini not found: apt-get update && apt-get install -y tini");
+  return { workload: buildWorkload(), bun: process.execPath, tini };
+}
 
-const fmt = (value: number | null | undefined, digits = 2) => (value === null || value === undefined ? "-" : value.toFixed(digits));
-const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? `${(a / b).toFixed(2)}x` : "-");
-const rows: string[] = [];
+function toolVersion(argv: string[]): string {
+  const run = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+  return (run.stdout.toString() + run.stderr.toString()).trim().split("\n")[0] ?? "?";
+}
 
-async function lifetimeRows() {
-  rows.push("## Zombie lifetime (exit to reaped), ms, and reaper CPU per 1000 reaps", "",
-    "| as | workload | reaper | p50 | p99 | max | left | CPU ms/1000 | p50 ratio | p99 ratio | CPU ratio |", "|---|---|---|---|---|---|---|---|---|---|---|");
-  const counts = quick ? [[500, 1000], [500, 0]] : [[2000, 1000], [3000, 0]];
-  for (const pid1 of [false, true]) {
-    for (const [count, rate] of counts) {
-      const cmd = workload("orphans", count!, rate!);
-      const reference = await measure(tini(pid1, cmd));
-      const label = `${count} ${rate ? `at ${rate}/s` : "at once"}`;
-      const as = pid1 ? "PID 1 of a PID ns" : "subreaper";
-      const line = (name: string, run: Run) => {
-        const w = run.workload;
-        const perK = (run.usage.cpuMs / (w.count ?? 1)) * 1000;
-        const refPerK = (reference.usage.cpuMs / (reference.workload.count ?? 1)) * 1000;
-        rows.push(`| ${as} | ${label}${w.rate_per_s ? ` (${w.rate_per_s}/s reached)` : ""} | ${name} | ${fmt(w.p50_ms)} | ${fmt(w.p99_ms)} | ${fmt(w.max_ms)} | ${w.leftover ?? "-"} | ${fmt(perK, 0)} | ${name === "tini" ? "" : ratio(w.p50_ms, reference.workload.p50_ms)} | ${name === "tini" ? "" : ratio(w.p99_ms, reference.workload.p99_ms)} | ${name === "tini" ? "" : ratio(perK, refPerK)} |`);
-      };
-      line("tini", reference);
-      for (const source of pid1 ? ["sigchld"] : ["netlink", "sigchld"]) {
-        const run = await measure(ours(pid1, source, cmd));
-        line(`orphan-reaper (${run.daemon?.source ?? "?"})`, run);
+/** Printed commands are relative to the repository root. */
+const REPO_ROOT = `${resolve(import.meta.dir, "../..")}/`;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Every arm once per round, in order; a failed run is logged and left out of the medians. */
+async function runScenario(scenario: Scenario, rounds: number): Promise<Map<string, Measured[]>> {
+  const results = new Map<string, Measured[]>(scenario.arms.map((arm) => [arm.name, []]));
+  for (let round = 1; round <= rounds; round += 1) {
+    for (const arm of scenario.arms) {
+      const report = join(SCRATCH_DIR, `report-${process.pid}.json`);
+      rmSync(report, { force: true });
+      const argv = arm.argv(report);
+      try {
+        const measured = await arm.measure(argv, report);
+        results.get(arm.name)!.push(measured);
+        log(`[${scenario.id}] round ${round} ${arm.name}: ${JSON.stringify(measured)}`);
+      } catch (err) {
+        log(`[${scenario.id}] round ${round} ${arm.name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
   }
+  return results;
 }
 
-async function idleRows() {
-  const seconds = quick ? 3 : 10;
-  const cmd = workload("idle", seconds);
-  const runs = { tini: await measure(tini(false, cmd)), "orphan-reaper (auto)": await measure(ours(false, "auto", cmd)), "bare Bun": await measure([bun, `${here}/bare.ts`, ...cmd]) };
-  rows.push("", `## Idle wakeups over ${seconds} s (context switches of every thread, per second)`, "", "| process | wakeups/s | CPU ms |", "|---|---|---|");
-  for (const [name, run] of Object.entries(runs)) rows.push(`| ${name}${run.daemon ? ` (${run.daemon.source})` : ""} | ${fmt(run.usage.wakeups / run.seconds, 1)} | ${fmt(run.usage.cpuMs, 1)} |`);
-}
-
-async function unrelatedRows() {
-  const forks = quick ? 5000 : 20000;
-  const storm = async () => void (await Bun.spawn(workload("forkstorm", forks)).exited);
-  const seconds = quick ? 4 : 8;
-  const cmd = workload("idle", seconds);
-  const idleOurs = await measure(ours(false, "auto", cmd));
-  const runs = { tini: await measure(tini(false, cmd), storm), "orphan-reaper": await measure(ours(false, "auto", cmd), storm) };
-  rows.push("", `## An unrelated process tree forks and exits ${forks} times while the reaper idles ${seconds} s`, "",
-    "| reaper | CPU ms | wakeups | same reaper idle, no storm: CPU ms / wakeups |", "|---|---|---|---|");
-  rows.push(`| tini | ${fmt(runs.tini.usage.cpuMs)} | ${runs.tini.usage.wakeups} | |`);
-  const our = runs["orphan-reaper"];
-  rows.push(`| orphan-reaper (${our.daemon?.source}) | ${fmt(our.usage.cpuMs)} | ${our.usage.wakeups} | ${fmt(idleOurs.usage.cpuMs)} / ${idleOurs.usage.wakeups} |`);
-}
-
-async function loopAndScaleRows() {
-  const count = quick ? 500 : 2000;
-  const idle = await measure(ours(false, "auto", workload("idle", quick ? 2 : 4), ["--loop-delay"]));
-  const busy = await measure(ours(false, "auto", workload("orphans", count, 1000), ["--loop-delay"]));
-  rows.push("", "## orphan-reaper's own event-loop delay (1 ms interval lateness)", "", "| daemon | source | p99 ms | max ms |", "|---|---|---|---|",
-    `| idle | ${idle.daemon?.source} | ${fmt(idle.daemon?.loop_delay_p99_ms as number)} | ${fmt(idle.daemon?.loop_delay_max_ms as number)} |`,
-    `| reaping ${count} orphans at up to 1000/s | ${busy.daemon?.source} | ${fmt(busy.daemon?.loop_delay_p99_ms as number)} | ${fmt(busy.daemon?.loop_delay_max_ms as number)} |`);
-  rows.push("", `## With 2000 live children of its own (sigchld source, ${count} orphans at up to 1000/s)`, "",
-    "| live own children | p50 ms | p99 ms | CPU ms/1000 reaps |", "|---|---|---|---|");
-  for (const live of [0, 2000]) {
-    const run = await measure(ours(false, "sigchld", workload("orphans", count, 1000), ["--live-children", String(live)]));
-    rows.push(`| ${live} | ${fmt(run.workload.p50_ms)} | ${fmt(run.workload.p99_ms)} | ${fmt((run.usage.cpuMs / count) * 1000, 0)} |`);
+/** The median over rounds for numbers; for strings (the source), the distinct values. */
+function summarize(runs: readonly Measured[], key: string): number | string | undefined {
+  const values = runs.map((run) => run[key]).filter((v) => v !== undefined);
+  if (values.length === 0) return undefined;
+  if (values.every((v) => typeof v === "number")) {
+    const numbers = (values as number[]).filter((v) => v >= 0); // -1: nothing to take a percentile of
+    return numbers.length ? median(numbers) : undefined;
   }
+  return [...new Set(values.map(String))].join("/");
 }
 
-await lifetimeRows();
-await idleRows();
-await unrelatedRows();
-await loopAndScaleRows();
-rmSync(daemonOut, { force: true });
-const header = [
-  "# Benchmarks", "",
-  `Made with \`bun scripts/bench/run.ts${quick ? " --quick" : ""}\` (also \`npm run bench\`) on ${new Date().toISOString().slice(0, 10)}, Linux ${release()}, ${navigator.hardwareConcurrency} cores, shared and noisy: compare the ratios within one run, not absolute times across runs.`,
-  "tini 0.19 (Debian package) runs the same workload in the same run. The workload (scripts/bench/workload.py) double-forks orphans that stamp their exit time (CLOCK_MONOTONIC) in shared memory and watches them with kill(pid, 0) until they are gone; its watch granularity is one pass of its loop (about 2 ms while it is still forking at rate, 0.2 ms after).", "",
-];
-writeFileSync("BENCHMARKS.md", [...header, ...rows, ""].join("\n"));
-console.log([...header, ...rows].join("\n"));
+function formatNumber(value: number): string {
+  if (value === 0) return "0";
+  const abs = Math.abs(value);
+  return abs >= 100 ? value.toFixed(0) : abs >= 10 ? value.toFixed(1) : abs >= 1 ? value.toFixed(2) : value.toPrecision(2);
+}
+
+const cell = (value: number | string | undefined) =>
+  value === undefined ? "-" : typeof value === "number" ? formatNumber(value) : value;
+
+function ratioCell(numerator: number | string | undefined, denominator: number | string | undefined): string {
+  if (typeof numerator !== "number" || typeof denominator !== "number") return "-";
+  if (denominator === 0) return numerator === 0 ? "1" : "n/a (÷0)";
+  return `${formatNumber(numerator / denominator)}×`;
+}
+
+function scenarioMarkdown(scenario: Scenario, results: Map<string, Measured[]>, tools: Tools): string {
+  const arms = scenario.arms.map((arm) => arm.name);
+  const ratioHeads = scenario.ratios.map(([a, b]) => `${a} / ${b}`);
+  const lines = [
+    `### ${scenario.title}`,
+    "",
+    `| metric | ${[...arms, ...ratioHeads].join(" | ")} |`,
+    `|---|${[...arms, ...ratioHeads].map(() => "---:").join("|")}|`,
+  ];
+  for (const metric of scenario.metrics) {
+    const values = new Map(arms.map((arm) => [arm, summarize(results.get(arm) ?? [], metric.key)]));
+    const ratios = scenario.ratios.map(([a, b]) => ratioCell(values.get(a), values.get(b)));
+    lines.push(`| ${metric.label} | ${[...arms.map((arm) => cell(values.get(arm))), ...ratios].join(" | ")} |`);
+  }
+  const counts = arms.map((arm) => `${arm}: ${results.get(arm)?.length ?? 0}`).join(", ");
+  lines.push("", `Runs kept (median taken over them): ${counts}.`, "", "Commands:", "");
+  for (const arm of scenario.arms) {
+    const argv = arm.argv("$REPORT").map((part) =>
+      part.replace(tools.workload, "$WORKLOAD").replace(tools.bun, "bun").replace(tools.tini, "tini").replace(REPO_ROOT, ""),
+    );
+    lines.push(`- ${arm.name}: \`${argv.join(" ")}\``);
+  }
+  return lines.join("\n");
+}
+
+async function main(args: RunArgs): Promise<void> {
+  const tools = findTools();
+  const scenarios = buildScenarios(tools).filter((s) => !args.only || args.only.some((id) => s.id.startsWith(id)));
+  const startedAt = new Date().toISOString();
+  const loadBefore = readLoadAverage();
+  const sections: string[] = [];
+  for (const scenario of scenarios) {
+    log(`== ${scenario.id}: ${scenario.title}`);
+    sections.push(scenarioMarkdown(scenario, await runScenario(scenario, args.rounds), tools));
+  }
+  const header = [
+    `Run: \`bun scripts/bench/run.ts ${process.argv.slice(2).join(" ")}\` at ${startedAt}`,
+    `Machine: Linux ${release()}, ${navigator.hardwareConcurrency} CPUs, load average ${loadBefore} before, ${readLoadAverage()} after.`,
+    `Bun ${Bun.version}; ${toolVersion([tools.tini, "--version"])}; $WORKLOAD = \`cc -O2 scripts/bench/workload.c\`; $REPORT = the daemon's report file.`,
+    `Each cell is the median over ${args.rounds} round(s); arms ran interleaved within each round.`,
+  ];
+  const markdown = `${header.join("\n")}\n\n${sections.join("\n\n")}\n`;
+  if (args.out) writeFileSync(args.out, markdown);
+  process.stdout.write(markdown);
+}
+
+if (import.meta.main) await main(parseArgs(process.argv.slice(2)));

@@ -1,0 +1,193 @@
+/**
+ * The bench scenarios: for each, the arms run side by side (tini, our reaper,
+ * a Bun daemon without one), how one arm is measured, and which ratios to
+ * print. Every arm is a plain command line, printed as is in the report.
+ */
+import { join } from "node:path";
+import { BENCH_DIR, lastJson, runToEnd, sampleUsage, usageDelta } from "./measure.ts";
+
+/** One measured value per metric key; strings for facts such as the chosen source. */
+export type Measured = Record<string, number | string>;
+
+export interface Arm {
+  readonly name: string;
+  /** The command; `report` is where daemon.ts writes its JSON report. */
+  readonly argv: (report: string) => string[];
+  readonly measure: (argv: string[], report: string) => Promise<Measured>;
+}
+
+export interface Metric {
+  readonly key: string;
+  readonly label: string;
+}
+
+export interface Scenario {
+  readonly id: string;
+  readonly title: string;
+  readonly arms: readonly Arm[];
+  readonly metrics: readonly Metric[];
+  /** [numerator arm, denominator arm]: printed as numerator / denominator per metric. */
+  readonly ratios: readonly (readonly [string, string])[];
+}
+
+export interface Tools {
+  readonly workload: string;
+  readonly bun: string;
+  readonly tini: string;
+}
+
+const IDLE_WARMUP_MS = 2_000;
+const IDLE_WINDOW_MS = 10_000;
+const CHURN_FORKS = 20_000;
+
+/** Reads daemon.ts's report when the arm is a daemon; tini arms have none. */
+async function daemonReport(report: string): Promise<Record<string, unknown> | undefined> {
+  const file = Bun.file(report);
+  return (await file.exists()) ? lastJson(await file.text()) : undefined;
+}
+
+/** Runs the workload under the arm and keeps the watcher's numbers (and the daemon's source). */
+async function measureWorkload(argv: string[], report: string): Promise<Measured> {
+  const run = await runToEnd(argv);
+  if (run.exitCode !== 0) throw new Error(`exit ${run.exitCode}: ${argv.join(" ")}\n${run.stderr.slice(-2000)}`);
+  const result = run.stdout.trim() ? lastJson(run.stdout) : {}; // `sleep` arms print nothing
+  const daemon = await daemonReport(report);
+  const loopDelay = daemon?.loopDelay as Record<string, number> | undefined;
+  const measured: Measured = { source: String(daemon?.source ?? "-") };
+  for (const [key, value] of Object.entries(result)) if (typeof value === "number") measured[key] = value;
+  if (loopDelay) for (const key of ["p50", "p99", "max"]) measured[`loop_${key}`] = loopDelay[key]!;
+  return measured;
+}
+
+/** Starts a long-running arm, lets it settle, then samples it around `during`; the arm is this runner's child. */
+async function measureAround(argv: string[], during: () => Promise<Measured>): Promise<Measured> {
+  const arm = Bun.spawn(argv, { stdio: ["ignore", "ignore", "inherit"] });
+  try {
+    await Bun.sleep(IDLE_WARMUP_MS);
+    const before = sampleUsage(arm.pid);
+    const started = performance.now();
+    const extra = await during();
+    const seconds = (performance.now() - started) / 1000;
+    const used = usageDelta(before, sampleUsage(arm.pid));
+    return { ...extra, ctxt: used.ctxt, cpuMs: used.cpuNs / 1e6, wakeupsPerS: used.ctxt / seconds, cpuMsPerS: used.cpuNs / 1e6 / seconds };
+  } finally {
+    arm.kill("SIGKILL");
+    await arm.exited;
+  }
+}
+
+export function buildScenarios(tools: Tools): Scenario[] {
+  const { workload, bun, tini } = tools;
+  const daemon = join(BENCH_DIR, "daemon.ts");
+  const pidns = ["unshare", "-p", "-f", "--mount-proc"];
+  const rate = [workload, "orphans", "--count", "2000", "--rate", "1000"];
+  const burst = [workload, "orphans", "--count", "3000", "--rate", "0"];
+  const ours = (reaper: string, command: string[], flags: string[] = []) => (report: string) =>
+    [bun, daemon, "--reaper", reaper, ...flags, "--report", report, "--", ...command];
+  const plain = (argv: string[]) => () => argv;
+  const workloadArm = (name: string, argv: Arm["argv"]): Arm => ({ name, argv, measure: measureWorkload });
+
+  const lifetimeMetrics: Metric[] = [
+    { key: "p50", label: "zombie lifetime p50 (ms)" },
+    { key: "p99", label: "zombie lifetime p99 (ms)" },
+    { key: "max", label: "zombie lifetime max (ms)" },
+    { key: "leftover", label: "orphans never reaped" },
+    { key: "reaperCpuMs", label: "reaper CPU during the run (ms)" },
+    { key: "reaperCpuMsPer1000", label: "reaper CPU per 1000 reaps (ms)" },
+    { key: "reaperCtxt", label: "reaper context switches" },
+    { key: "passIntervalMax", label: "watcher pass interval max (ms)" },
+    { key: "source", label: "our source" },
+  ];
+  const lifetime = (id: string, title: string, command: string[], inPidns: boolean): Scenario => ({
+    id: `lifetime-${id}`,
+    title,
+    metrics: lifetimeMetrics,
+    ratios: [["ours", "tini"]],
+    arms: inPidns
+      ? [
+          workloadArm("tini", plain([...pidns, tini, "--", ...command])),
+          workloadArm("ours", (r) => [...pidns, ...ours("auto", command)(r)]),
+          workloadArm("no reaper", (r) => [...pidns, ...ours("none", command)(r)]),
+        ]
+      : [
+          workloadArm("tini", plain([tini, "-s", "--", ...command])),
+          workloadArm("ours", ours("auto", command)),
+          workloadArm("ours sigchld", ours("sigchld", command)),
+          workloadArm("no reaper", ours("none", command)),
+        ],
+  });
+
+  const sleeper = ["sleep", "600"];
+  const aroundArms = (during: () => Promise<Measured>): Arm[] =>
+    [
+      ["tini", plain([tini, "-s", "--", ...sleeper])],
+      ["bare Bun", ours("none", sleeper)],
+      ["ours", ours("auto", sleeper)],
+      ["ours sigchld", ours("sigchld", sleeper)],
+    ].map(([name, argv]) => ({
+      name: name as string,
+      argv: argv as Arm["argv"],
+      measure: (command: string[]) => measureAround(command, during),
+    }));
+  const churn = async (): Promise<Measured> => {
+    const run = await runToEnd([workload, "churn", "--count", String(CHURN_FORKS)]);
+    return { churnMs: Number(lastJson(run.stdout).elapsedMs) };
+  };
+
+  return [
+    lifetime("rate-subreaper", "2000 orphans at 1000/s, child subreaper", rate, false),
+    lifetime("burst-subreaper", "3000 orphans at once, child subreaper", burst, false),
+    lifetime("rate-pid1", "2000 orphans at 1000/s, PID 1 of `unshare -p -f --mount-proc`", rate, true),
+    lifetime("burst-pid1", "3000 orphans at once, PID 1 of `unshare -p -f --mount-proc`", burst, true),
+    {
+      id: "idle",
+      title: `Idle, ${IDLE_WINDOW_MS / 1000} s window after ${IDLE_WARMUP_MS / 1000} s warm-up (child subreaper, child: sleep)`,
+      metrics: [
+        { key: "wakeupsPerS", label: "wakeups/s (context switches, all threads)" },
+        { key: "cpuMsPerS", label: "CPU ms/s" },
+      ],
+      ratios: [["ours", "tini"], ["ours", "bare Bun"], ["ours sigchld", "bare Bun"]],
+      arms: aroundArms(async () => (await Bun.sleep(IDLE_WINDOW_MS), {})),
+    },
+    {
+      id: "unrelated",
+      title: `While an unrelated process tree forks and exits ${CHURN_FORKS} times (child subreaper, idle otherwise)`,
+      metrics: [
+        { key: "ctxt", label: "daemon context switches during the churn" },
+        { key: "cpuMs", label: "daemon CPU during the churn (ms)" },
+        { key: "churnMs", label: "churn duration (ms)" },
+      ],
+      ratios: [["ours", "tini"], ["ours", "bare Bun"], ["ours sigchld", "bare Bun"]],
+      arms: aroundArms(churn),
+    },
+    {
+      id: "loop-delay",
+      title: "The daemon's event-loop delay (lateness of a 1 ms setInterval), child subreaper",
+      metrics: [
+        { key: "loop_p50", label: "loop delay p50 (ms)" },
+        { key: "loop_p99", label: "loop delay p99 (ms)" },
+        { key: "loop_max", label: "loop delay max (ms)" },
+        { key: "source", label: "our source" },
+      ],
+      ratios: [["ours, 1000 orphans/s", "ours, no orphans"], ["ours, 1000 orphans/s", "no reaper, 1000 orphans/s"]],
+      arms: [
+        workloadArm("ours, no orphans", ours("auto", ["sleep", "3"], ["--loop-delay"])),
+        workloadArm("ours, 1000 orphans/s", ours("auto", rate, ["--loop-delay"])),
+        workloadArm("no reaper, 1000 orphans/s", ours("none", rate, ["--loop-delay"])),
+      ],
+    },
+    {
+      id: "own-children",
+      title: "2000 orphans at 1000/s while the daemon has 2000 live Bun.spawn children, child subreaper",
+      metrics: lifetimeMetrics.filter((m) => m.key !== "passIntervalMax"),
+      ratios: [["ours, 2000 children", "ours, 0 children"], ["sigchld, 2000 children", "sigchld, 0 children"], ["ours, 2000 children", "tini"]],
+      arms: [
+        workloadArm("tini", plain([tini, "-s", "--", ...rate])),
+        workloadArm("ours, 0 children", ours("auto", rate)),
+        workloadArm("ours, 2000 children", ours("auto", rate, ["--children", "2000"])),
+        workloadArm("sigchld, 0 children", ours("sigchld", rate)),
+        workloadArm("sigchld, 2000 children", ours("sigchld", rate, ["--children", "2000"])),
+      ],
+    },
+  ];
+}
