@@ -8,7 +8,19 @@ import pino from "pino";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { loadLibc, P_PIDFD, WEXITED, WNOHANG, type WaitResult } from "../../src/libc.ts";
 import { hasErrnoCode } from "../../src/errno.ts";
-import type { CoreCounter, ExitNotice, ReaperCore } from "../../src/sources/source.ts";
+import { probeNetlinkSource, type NetlinkSourceOptions } from "../../src/sources/netlink.ts";
+import type { CoreCounter, EventSource, ExitNotice, ReaperCore } from "../../src/sources/source.ts";
+
+export { waitUntil as until } from "../helpers/processes.ts";
+
+/** A recording core with a subscribed netlink source, for a test file's beforeAll (we become a subreaper). */
+export async function startRecordingSource(options?: NetlinkSourceOptions): Promise<{ core: RecordingCore; source: EventSource }> {
+  loadLibc().setChildSubreaper(true);
+  const core = recordingCore();
+  const probe = await probeNetlinkSource(core, options);
+  if (!probe.ok) throw new Error(`netlink probe failed: ${probe.reason}`);
+  return { core, source: probe.source };
+}
 
 export interface RecordingCore extends ReaperCore {
   readonly notices: (ExitNotice & { noticedAt: number })[];
@@ -76,16 +88,6 @@ export function isZombie(pid: number): boolean {
   }
 }
 
-export async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > end) return false;
-    await Bun.sleep(2);
-  }
-  return true;
-}
-
-/** fd -> socket inode for each netlink socket this process holds. */
 export function netlinkSocketFds(): Map<string, string> {
   // /proc/net/netlink lists every netlink socket of the namespace; column 10 is the inode.
   const netlinkInodes = new Set(

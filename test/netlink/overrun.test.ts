@@ -1,22 +1,13 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { loadLibc } from "../../src/libc.ts";
-import { probeNetlinkSource } from "../../src/sources/netlink.ts";
 import type { EventSource } from "../../src/sources/source.ts";
-import { netlinkSocketFds, recordingCore, until, type RecordingCore } from "./harness.ts";
+import { netlinkSocketFds, startRecordingSource, until, type RecordingCore } from "./harness.ts";
 
 const ORPHANS = 2000;
-const libc = loadLibc();
 let core: RecordingCore;
 let source: EventSource;
 
-beforeAll(async () => {
-  libc.setChildSubreaper(true);
-  core = recordingCore();
   // The smallest queue the kernel grants (it rounds up to its minimum).
-  const probe = await probeNetlinkSource(core, { receiveBufferBytes: 1 });
-  if (!probe.ok) throw new Error(`netlink probe failed: ${probe.reason}`);
-  source = probe.source;
-});
+beforeAll(async () => void ({ core, source } = await startRecordingSource({ receiveBufferBytes: 1 })));
 afterAll(() => source?.stop());
 
 function blockEventLoop(ms: number): void {

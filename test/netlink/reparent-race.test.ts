@@ -7,22 +7,13 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { loadLibc } from "../../src/libc.ts";
-import { probeNetlinkSource } from "../../src/sources/netlink.ts";
 import type { EventSource } from "../../src/sources/source.ts";
-import { isZombie, recordingCore, until, type RecordingCore } from "./harness.ts";
+import { isZombie, startRecordingSource, until, type RecordingCore } from "./harness.ts";
 
-const libc = loadLibc();
 let core: RecordingCore;
 let source: EventSource;
 
-beforeAll(async () => {
-  libc.setChildSubreaper(true);
-  core = recordingCore();
-  const probe = await probeNetlinkSource(core);
-  if (!probe.ok) throw new Error(`netlink probe failed: ${probe.reason}`);
-  source = probe.source;
-});
+beforeAll(async () => void ({ core, source } = await startRecordingSource()));
 afterAll(() => source?.stop());
 
 test("a zombie reparented to us through a grandchild's exit gets SIGCHLD, no netlink notice", async () => {

@@ -1,21 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync, spawn as nodeSpawn } from "node:child_process";
-import { loadLibc } from "../../src/libc.ts";
 import { probeNetlinkSource } from "../../src/sources/netlink.ts";
 import type { EventSource } from "../../src/sources/source.ts";
-import { netlinkSocketFds, recordingCore, until, type RecordingCore } from "./harness.ts";
+import { netlinkSocketFds, recordingCore, startRecordingSource, until, type RecordingCore } from "./harness.ts";
 
-const libc = loadLibc();
 let core: RecordingCore;
 let source: EventSource;
 
-beforeAll(async () => {
-  libc.setChildSubreaper(true);
-  core = recordingCore();
-  const probe = await probeNetlinkSource(core);
-  if (!probe.ok) throw new Error(`netlink probe failed: ${probe.reason}`);
-  source = probe.source;
-});
+beforeAll(async () => void ({ core, source } = await startRecordingSource()));
 afterAll(() => source?.stop());
 
 /** Starts `sh` that forks a subshell exiting with `code` after `delay` s, and exits at once. */
