@@ -17,7 +17,7 @@ function runFixture(options: object, prefix: string[] = []) {
 const unshareMissing = hasCommand("unshare") ? undefined : "unshare (util-linux) is not installed";
 if (unshareMissing) console.warn(`skipping PID 1 tests: ${unshareMissing}`);
 
-test.skipIf(!!unshareMissing)("as PID 1 of a new PID namespace, orphans are reaped and Bun.spawn children keep their codes", () => {
+test.skipIf(!!unshareMissing)("as PID 1 of a new PID namespace, orphans are reaped and Bun.spawn and child_process children keep their codes", () => {
   for (const source of ["sigchld", "sweep"]) {
     const result = runFixture({ source, sweepIntervalMs: 200 }, ["unshare", "-p", "-f", "--mount-proc"]);
     expect(result).toMatchObject({ pid: 1, role: "pid1", source, reaped: 100, zombiesLeft: 0, exitCodesTrue: true });
