@@ -11,8 +11,6 @@ import type { SourceName } from "./sources/source.ts";
 export interface ReapedProcess {
   readonly pid: number;
   readonly comm: string;
-  /** The command line when it was still readable (it is not once a process is a zombie). */
-  readonly cmdline?: string;
   readonly exitCode: number | null;
   readonly signal: number | null;
   readonly coreDumped: boolean;

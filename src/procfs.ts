@@ -58,12 +58,6 @@ export function readStat(pid: number): ProcStat | undefined {
   return text === undefined ? undefined : parseStat(text);
 }
 
-/** The command line of a process, as far as it is still readable (not for zombies). */
-export function readCmdline(pid: number): string | undefined {
-  const text = readSmall(`/proc/${pid}/cmdline`);
-  return text ? text.replace(/\0+$/, "").replaceAll("\0", " ") : undefined;
-}
-
 /** Lets the event loop run between chunks of /proc reads. */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { Libc } from "./libc.ts";
 import type { NormalizedOptions, ReapedProcess } from "./options.ts";
 import { classifyZombie, isLoopLate, judgeZombie, type Provenance, type ProvenanceFacts, type Verdict } from "./policy.ts";
-import { listOwnChildren, listPidfdTargets, readCmdline, readStats, type ProcStat } from "./procfs.ts";
+import { listOwnChildren, listPidfdTargets, readStats, type ProcStat } from "./procfs.ts";
 import { anyChildWaitable, isChildWaitable, reapZombie, type ExitStatus } from "./reap.ts";
 import type { CoreCounter, EventSource, ExitNotice, ReaperCore, SourceName } from "./sources/source.ts";
 
@@ -250,11 +250,9 @@ export class Core implements ReaperCore {
 
   #report(entry: PendingZombie, provenance: "adopted" | "unknown", exit: ExitStatus): void {
     const now = performance.now();
-    const cmdline = readCmdline(entry.stat.pid);
     const reaped: ReapedProcess = {
       pid: entry.stat.pid,
       comm: entry.stat.comm,
-      ...(cmdline ? { cmdline } : {}),
       ...exit,
       source: entry.seenBy,
       provenance,
