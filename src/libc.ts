@@ -12,6 +12,7 @@
 import { dlopen, FFIType, ptr as addressOf, read, type Pointer } from "bun:ffi";
 import { readFileSync } from "node:fs";
 import { ErrnoError } from "./errno.ts";
+import { SO_ATTACH_FILTER, SOL_SOCKET } from "./netlink/constants.ts";
 
 // <linux/prctl.h>
 const PR_SET_CHILD_SUBREAPER = 36;
@@ -38,10 +39,8 @@ export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
 // <linux/time.h>: the clock of ktime_get_ns(), which stamps proc events.
 const CLOCK_MONOTONIC = 1;
-// <asm-generic/socket.h>, <linux/filter.h>: struct sock_fprog is
+// <linux/filter.h>: struct sock_fprog is
 // { u16 len; (6 bytes pad) struct sock_filter *filter; } on 64-bit.
-const SOL_SOCKET = 1;
-const SO_ATTACH_FILTER = 26;
 const SOCK_FILTER_SIZE = 8;
 const SOCK_FPROG_SIZE = 16;
 const SOCK_FPROG_FILTER = 8;

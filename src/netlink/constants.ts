@@ -18,6 +18,7 @@ export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;
 /** Like SO_RCVBUF but ignores net.core.rmem_max; needs CAP_NET_ADMIN. */
 export const SO_RCVBUFFORCE = 33;
+/** Attach a classic BPF program (struct sock_fprog, <linux/filter.h>). */
 export const SO_ATTACH_FILTER = 26;
 
 // <linux/netlink.h> struct nlmsghdr

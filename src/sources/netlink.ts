@@ -10,7 +10,6 @@
  */
 import { hasErrnoCode } from "../errno.ts";
 import { countFdsLinkedTo, INITIAL_NAMESPACE_INODE, readFdLink, readNamespaceInode, readTaskChildren } from "../procfs.ts";
-import { SO_RCVBUF, SOL_SOCKET } from "../netlink/constants.ts";
 import { ChildProvenance } from "../netlink/provenance.ts";
 import {
   attachOwnChildrenFilter,
@@ -110,6 +109,8 @@ class NetlinkSource implements EventSource {
   #reader: { cancel(): Promise<void> } | undefined;
   #reading: Promise<void> | undefined;
   #subscribed = false;
+  /** What the kernel granted for the receive queue (it doubles the request). */
+  #receiveBufferBytes = 0;
   #stopped = false;
   #closed: Promise<void> | undefined;
   #lastOverrunAt = -Infinity;
@@ -135,8 +136,8 @@ class NetlinkSource implements EventSource {
     const { libc } = this.#core;
     const timeoutMs = this.#settings.selfTestTimeoutMs;
     try {
-      const granted = setReceiveBuffer(libc, this.#fd, this.#settings.receiveBufferBytes);
-      this.#log.debug({ receiveBufferBytes: granted }, "proc connector receive buffer");
+      this.#receiveBufferBytes = setReceiveBuffer(libc, this.#fd, this.#settings.receiveBufferBytes);
+      this.#log.debug({ receiveBufferBytes: this.#receiveBufferBytes }, "proc connector receive buffer");
       attachOwnChildrenFilter(libc, this.#fd, this.#selfPid);
     } catch (error) {
       return describeSocketError(error);
@@ -254,7 +255,7 @@ class NetlinkSource implements EventSource {
     // FORK events were lost too: children forked meanwhile are of unknown origin.
     for (const pid of (readTaskChildren() ?? [])) this.#provenance.recordUnknown(pid);
     this.#core.requestScan("netlink", "overrun");
-    const receiveBufferBytes = this.#core.libc.getsockoptInt(this.#fd, SOL_SOCKET, SO_RCVBUF);
+    const receiveBufferBytes = this.#receiveBufferBytes;
     const message =
       "proc connector events were lost (ENOBUFS: receive queue full); scanning for zombies instead. " +
       "Raise receiveBufferBytes (above net.core.rmem_max needs CAP_NET_ADMIN) or keep the event loop from blocking";
