@@ -21,29 +21,47 @@ export function buildWorkload(): string {
 }
 
 export interface Usage {
-  /** Sum of the live threads' run time (schedstat), ns: finer than utime+stime's 10 ms ticks. */
+  /** Run time (schedstat), ns: finer than utime+stime's 10 ms ticks. */
   readonly cpuNs: number;
-  /** voluntary + nonvoluntary context switches summed over the threads: each is a wakeup or a preemption. */
+  /** voluntary + nonvoluntary context switches: each is a wakeup or a preemption. */
   readonly ctxt: number;
 }
 
-export function sampleUsage(pid: number): Usage {
-  let cpuNs = 0;
-  let ctxt = 0;
+/** Per thread, by TID: Bun's JIT and GC threads come and go, so sums over live threads are not comparable. */
+export type ThreadUsage = ReadonlyMap<string, Usage>;
+
+export function sampleUsage(pid: number): ThreadUsage {
+  const threads = new Map<string, Usage>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      cpuNs += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      const cpuNs = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+      let ctxt = 0;
       for (const match of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) ctxt += Number(match[1]);
+      threads.set(tid, { cpuNs, ctxt });
     } catch {
-      // The thread ended between readdir and read: its counts are gone with it.
+      // The thread ended between readdir and read.
     }
   }
-  return { cpuNs, ctxt };
+  return threads;
 }
 
-export function usageDelta(before: Usage, after: Usage): Usage {
-  return { cpuNs: after.cpuNs - before.cpuNs, ctxt: after.ctxt - before.ctxt };
+/**
+ * Growth thread by thread, over the threads alive at the end: a thread that
+ * ended meanwhile must not take its whole history off the total (it did, when
+ * this summed live threads, and made a bare Bun daemon look quieter than it
+ * is). What an ended thread did inside the window is lost; `threadsEnded` says
+ * how often that happened.
+ */
+export function usageDelta(before: ThreadUsage, after: ThreadUsage): Usage & { readonly threadsEnded: number } {
+  let cpuNs = 0;
+  let ctxt = 0;
+  for (const [tid, usage] of after) {
+    cpuNs += usage.cpuNs - (before.get(tid)?.cpuNs ?? 0);
+    ctxt += usage.ctxt - (before.get(tid)?.ctxt ?? 0);
+  }
+  const threadsEnded = [...before.keys()].filter((tid) => !after.has(tid)).length;
+  return { cpuNs, ctxt, threadsEnded };
 }
 
 /** The last line of a command's stdout that parses as a JSON object. */

@@ -4,6 +4,7 @@
  * print. Every arm is a plain command line, printed as is in the report.
  */
 import { join } from "node:path";
+import { readTaskChildren } from "../../src/procfs.ts";
 import { BENCH_DIR, lastJson, runToEnd, sampleUsage, usageDelta } from "./measure.ts";
 
 /** One measured value per metric key; strings for facts such as the chosen source. */
@@ -36,7 +37,10 @@ export interface Tools {
   readonly tini: string;
 }
 
-const IDLE_WARMUP_MS = 2_000;
+/** Bun's JIT workers and GC settle within about 15 s of start (measured): "idle" begins after this. */
+const SETTLE_MS = 20_000;
+/** The start-up window is sampled from here: the daemon has started, its JIT and GC are still busy. */
+const START_WINDOW_AT_MS = 2_000;
 const IDLE_WINDOW_MS = 10_000;
 const CHURN_FORKS = 20_000;
 
@@ -59,18 +63,27 @@ async function measureWorkload(argv: string[], report: string): Promise<Measured
   return measured;
 }
 
-/** Starts a long-running arm, lets it settle, then samples it around `during`; the arm is this runner's child. */
-async function measureAround(argv: string[], during: () => Promise<Measured>): Promise<Measured> {
+/** Starts a long-running arm, waits `afterMs`, then samples it around `during`; the arm is this runner's child. */
+async function measureAround(argv: string[], afterMs: number, during: () => Promise<Measured>): Promise<Measured> {
   const arm = Bun.spawn(argv, { stdio: ["ignore", "ignore", "inherit"] });
   try {
-    await Bun.sleep(IDLE_WARMUP_MS);
+    await Bun.sleep(afterMs);
     const before = sampleUsage(arm.pid);
     const started = performance.now();
     const extra = await during();
     const seconds = (performance.now() - started) / 1000;
     const used = usageDelta(before, sampleUsage(arm.pid));
-    return { ...extra, ctxt: used.ctxt, cpuMs: used.cpuNs / 1e6, wakeupsPerS: used.ctxt / seconds, cpuMsPerS: used.cpuNs / 1e6 / seconds };
+    return {
+      ...extra,
+      ctxt: used.ctxt,
+      cpuMs: used.cpuNs / 1e6,
+      wakeupsPerS: used.ctxt / seconds,
+      cpuMsPerS: used.cpuNs / 1e6 / seconds,
+      threadsEnded: used.threadsEnded,
+    };
   } finally {
+    // Its child (`sleep`) would outlive a SIGKILLed daemon; end it first.
+    for (const child of readTaskChildren(arm.pid) ?? []) process.kill(child, "SIGKILL");
     arm.kill("SIGKILL");
     await arm.exited;
   }
@@ -118,7 +131,7 @@ export function buildScenarios(tools: Tools): Scenario[] {
   });
 
   const sleeper = ["sleep", "600"];
-  const aroundArms = (during: () => Promise<Measured>): Arm[] =>
+  const aroundArms = (afterMs: number, during: () => Promise<Measured>): Arm[] =>
     [
       ["tini", plain([tini, "-s", "--", ...sleeper])],
       ["bare Bun", ours("none", sleeper)],
@@ -127,38 +140,47 @@ export function buildScenarios(tools: Tools): Scenario[] {
     ].map(([name, argv]) => ({
       name: name as string,
       argv: argv as Arm["argv"],
-      measure: (command: string[]) => measureAround(command, during),
+      measure: (command: string[]) => measureAround(command, afterMs, during),
     }));
   const churn = async (): Promise<Measured> => {
     const run = await runToEnd([workload, "churn", "--count", String(CHURN_FORKS)]);
     return { churnMs: Number(lastJson(run.stdout).elapsedMs) };
   };
 
+  const idle = (id: string, title: string, afterMs: number): Scenario => ({
+    id,
+    title,
+    metrics: [
+      { key: "wakeupsPerS", label: "wakeups/s (context switches, all threads)" },
+      { key: "cpuMsPerS", label: "CPU ms/s" },
+      { key: "threadsEnded", label: "threads ended in the window (their share is lost)" },
+    ],
+    ratios: [["ours", "tini"], ["ours", "bare Bun"], ["ours sigchld", "bare Bun"]],
+    arms: aroundArms(afterMs, async () => (await Bun.sleep(IDLE_WINDOW_MS), {})),
+  });
+
   return [
     lifetime("rate-subreaper", "2000 orphans at 1000/s, child subreaper", rate, false),
     lifetime("burst-subreaper", "3000 orphans at once, child subreaper", burst, false),
     lifetime("rate-pid1", "2000 orphans at 1000/s, PID 1 of `unshare -p -f --mount-proc`", rate, true),
     lifetime("burst-pid1", "3000 orphans at once, PID 1 of `unshare -p -f --mount-proc`", burst, true),
-    {
-      id: "idle",
-      title: `Idle, ${IDLE_WINDOW_MS / 1000} s window after ${IDLE_WARMUP_MS / 1000} s warm-up (child subreaper, child: sleep)`,
-      metrics: [
-        { key: "wakeupsPerS", label: "wakeups/s (context switches, all threads)" },
-        { key: "cpuMsPerS", label: "CPU ms/s" },
-      ],
-      ratios: [["ours", "tini"], ["ours", "bare Bun"], ["ours sigchld", "bare Bun"]],
-      arms: aroundArms(async () => (await Bun.sleep(IDLE_WINDOW_MS), {})),
-    },
+    idle("idle", `Idle, ${IDLE_WINDOW_MS / 1000} s window from ${SETTLE_MS / 1000} s after start (child subreaper, child: sleep)`, SETTLE_MS),
+    idle(
+      "idle-start",
+      `Just started, ${IDLE_WINDOW_MS / 1000} s window from ${START_WINDOW_AT_MS / 1000} s after start (child subreaper, child: sleep)`,
+      START_WINDOW_AT_MS,
+    ),
     {
       id: "unrelated",
-      title: `While an unrelated process tree forks and exits ${CHURN_FORKS} times (child subreaper, idle otherwise)`,
+      title: `While an unrelated process tree forks and exits ${CHURN_FORKS} times, from ${SETTLE_MS / 1000} s after start (child subreaper, idle otherwise)`,
       metrics: [
         { key: "ctxt", label: "daemon context switches during the churn" },
         { key: "cpuMs", label: "daemon CPU during the churn (ms)" },
         { key: "churnMs", label: "churn duration (ms)" },
+        { key: "threadsEnded", label: "daemon threads ended during the churn (their share is lost)" },
       ],
       ratios: [["ours", "tini"], ["ours", "bare Bun"], ["ours sigchld", "bare Bun"]],
-      arms: aroundArms(churn),
+      arms: aroundArms(SETTLE_MS, churn),
     },
     {
       id: "loop-delay",

@@ -42,32 +42,55 @@ static void sleep_ns(int64_t ns) {
   nanosleep(&t, NULL);
 }
 
-/* CPU ns (sum over live threads, /proc/PID/task/T/schedstat) and context switches (voluntary + not). */
-struct usage { int64_t cpu_ns, ctxt; };
+/*
+ * CPU ns (/proc/PID/task/T/schedstat) and context switches (voluntary + not)
+ * per thread. Deltas are taken thread by thread: a thread that ends between
+ * two samples must not take its whole history with it (Bun's JIT and GC
+ * threads come and go), and one born meanwhile counts from zero.
+ */
+#define MAX_THREADS 512
+struct thread_usage { long tid; int64_t cpu_ns, ctxt; };
+struct usage { int n; struct thread_usage t[MAX_THREADS]; };
 
 static struct usage read_usage(pid_t pid) {
-  struct usage u = { 0, 0 };
+  struct usage u = { 0 };
   char path[320], line[256];
   snprintf(path, sizeof path, "/proc/%d/task", pid);
   DIR *dir = opendir(path);
   if (!dir) return u;
-  for (struct dirent *e; (e = readdir(dir));) {
+  for (struct dirent *e; (e = readdir(dir)) && u.n < MAX_THREADS;) {
     if (e->d_name[0] == '.') continue;
+    struct thread_usage t = { atol(e->d_name), 0, 0 };
     snprintf(path, sizeof path, "/proc/%d/task/%s/schedstat", pid, e->d_name);
     FILE *f = fopen(path, "r");
     long long run = 0;
-    if (f) { if (fscanf(f, "%lld", &run) == 1) u.cpu_ns += run; fclose(f); }
+    if (!f) continue; /* ended meanwhile */
+    if (fscanf(f, "%lld", &run) == 1) t.cpu_ns = run;
+    fclose(f);
     snprintf(path, sizeof path, "/proc/%d/task/%s/status", pid, e->d_name);
     if (!(f = fopen(path, "r"))) continue;
     while (fgets(line, sizeof line, f)) {
       long long n;
       if (sscanf(line, "voluntary_ctxt_switches: %lld", &n) == 1 ||
-          sscanf(line, "nonvoluntary_ctxt_switches: %lld", &n) == 1) u.ctxt += n;
+          sscanf(line, "nonvoluntary_ctxt_switches: %lld", &n) == 1) t.ctxt += n;
     }
     fclose(f);
+    u.t[u.n++] = t;
   }
   closedir(dir);
   return u;
+}
+
+/* Sum of per-thread growth from `before` to `after`, over the threads alive at `after`. */
+static struct thread_usage usage_delta(const struct usage *before, const struct usage *after) {
+  struct thread_usage d = { 0, 0, 0 };
+  for (int i = 0; i < after->n; i++) {
+    struct thread_usage base = { 0, 0, 0 };
+    for (int j = 0; j < before->n; j++) if (before->t[j].tid == after->t[i].tid) base = before->t[j];
+    d.cpu_ns += after->t[i].cpu_ns - base.cpu_ns;
+    d.ctxt += after->t[i].ctxt - base.ctxt;
+  }
+  return d;
 }
 
 /* The grandchild: exits only once its parent is gone, so that it dies an orphan of the reaper. */
@@ -167,14 +190,15 @@ static int run_orphans(long count, long rate, long poll_us, long settle_ms) {
   }
   qsort(life, gone, sizeof(int64_t), cmp_i64);
   qsort(intervals, n_intervals, sizeof(int64_t), cmp_i64);
-  int64_t cpu = after.cpu_ns - before.cpu_ns;
+  struct thread_usage used = usage_delta(&before, &after);
+  int64_t cpu = used.cpu_ns;
   printf("{\"kind\":\"orphans\",\"count\":%ld,\"rate\":%ld,\"exited\":%ld,\"gone\":%ld,\"leftover\":%ld,"
          "\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"pollUs\":%ld,\"passIntervalP50\":%.3f,\"passIntervalMax\":%.3f,"
          "\"elapsedMs\":%.1f,\"reaperPid\":%d,\"reaperCpuMs\":%.2f,\"reaperCtxt\":%lld,\"reaperCpuMsPer1000\":%.2f}\n",
          count, rate, exited, gone, count - gone, pct_ms(life, gone, 0.5), pct_ms(life, gone, 0.99),
          pct_ms(life, gone, 1.0), poll_us, pct_ms(intervals, n_intervals, 0.5),
          pct_ms(intervals, n_intervals, 1.0), (end - start) / 1e6, reaper, cpu / 1e6,
-         (long long)(after.ctxt - before.ctxt), gone ? cpu / 1e6 * 1000.0 / gone : -1.0);
+         (long long)used.ctxt, gone ? cpu / 1e6 * 1000.0 / gone : -1.0);
   return 0;
 }
 
