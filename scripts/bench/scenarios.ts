@@ -83,7 +83,13 @@ async function measureAround(argv: string[], afterMs: number, during: () => Prom
     };
   } finally {
     // Its child (`sleep`) would outlive a SIGKILLed daemon; end it first.
-    for (const child of readTaskChildren(arm.pid) ?? []) process.kill(child, "SIGKILL");
+    for (const child of readTaskChildren(arm.pid) ?? []) {
+      try {
+        process.kill(child, "SIGKILL");
+      } catch {
+        // it ended meanwhile
+      }
+    }
     arm.kill("SIGKILL");
     await arm.exited;
   }
