@@ -101,7 +101,7 @@ async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, 
 async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger): Promise<OrphanReaper> {
   const taken = takeOrphans(libc, options);
   if (typeof taken === "string") return offReaper(taken, logger);
-  const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds();
+  const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds(libc);
   const metrics = new ReaperMetrics();
   const core = new Core({
     libc, logger, options, runtimeMarksChildrenWithPidfd: runtimePidfds?.holds ?? false,

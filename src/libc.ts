@@ -27,6 +27,20 @@ export const WNOWAIT = 0x01000000;
 // <asm-generic/unistd.h>: pidfd_open is 434 on every architecture (unified
 // syscall table since Linux 5.1); musl has no wrapper for it.
 const SYS_pidfd_open = 434;
+// <asm/unistd_64.h> on x86_64, <asm-generic/unistd.h> on arm64: older
+// syscalls differ by architecture. fstat goes through syscall() because
+// glibc exports an `fstat` symbol only since 2.33.
+const SYS_fstat: Partial<Record<NodeJS.Architecture, number>> = { x64: 5, arm64: 80 };
+// <asm/stat.h> (x86_64) and <asm-generic/stat.h> (arm64): st_dev and st_ino
+// are the first two 64-bit fields; the whole struct is at most 144 bytes.
+const STAT_SIZE = 144;
+const STAT_DEV = 0;
+const STAT_INO = 8;
+// <sys/statfs.h>: f_type is the first field (a long on 64-bit); the struct
+// is 120 bytes in glibc and musl, 128 leaves room.
+const STATFS_SIZE = 128;
+const STATFS_TYPE = 0;
+const ENOSYS = 38;
 // <bits/siginfo.h>: siginfo_t is 128 bytes; for SIGCHLD, si_code at +8,
 // si_pid at +16, si_status at +24 (64-bit layout, after the 4-byte pad).
 const SIGINFO_SIZE = 128;
@@ -62,6 +76,7 @@ const symbols = {
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
+  fstatfs: { args: [i32, ptr], returns: i32 },
 } as const;
 
 type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -98,6 +113,16 @@ export interface Libc {
   attachSocketFilter(fd: number, program: Uint8Array): void;
   /** clock_gettime(CLOCK_MONOTONIC) in nanoseconds: the kernel's ktime_get_ns(). */
   monotonicNs(): bigint;
+  /** fstat(2)'s device and inode of an open fd; ENOSYS on an architecture without a known syscall number. */
+  fileIdentity(fd: number): FileIdentity;
+  /** fstatfs(2)'s f_type (a magic number from <linux/magic.h>) of the filesystem behind an fd. */
+  filesystemType(fd: number): number;
+}
+
+/** Which file an fd is: two fds name the same file when both fields are equal. */
+export interface FileIdentity {
+  readonly dev: bigint;
+  readonly ino: bigint;
 }
 
 /** The path of the C library this process has mapped (glibc or musl). */
@@ -133,6 +158,9 @@ function bindLibc(path: string): Libc {
   const siginfo = new Uint8Array(SIGINFO_SIZE);
   const siginfoView = new DataView(siginfo.buffer);
   const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
+  const stat = new BigUint64Array(STAT_SIZE / 8);
+  const statfs = new BigInt64Array(STATFS_SIZE / 8);
+  const fstatNumber = SYS_fstat[process.arch];
 
   return {
     path,
@@ -181,6 +209,15 @@ function bindLibc(path: string): Libc {
     monotonicNs() {
       checked("clock_gettime", lib.clock_gettime(CLOCK_MONOTONIC, timespec));
       return (timespec[0] ?? 0n) * 1_000_000_000n + (timespec[1] ?? 0n);
+    },
+    fileIdentity(fd) {
+      if (fstatNumber === undefined) throw new ErrnoError("fstat", ENOSYS);
+      checked("fstat", lib.syscall(fstatNumber, fd, addressOf(stat)));
+      return { dev: stat[STAT_DEV / 8] ?? 0n, ino: stat[STAT_INO / 8] ?? 0n };
+    },
+    filesystemType(fd) {
+      checked("fstatfs", lib.fstatfs(fd, statfs));
+      return Number(statfs[STATFS_TYPE / 8] ?? 0n);
     },
   };
 }

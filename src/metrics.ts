@@ -7,7 +7,9 @@
  * Fed by the core's onReaped hook; counters are read from the core itself.
  */
 import type { ReapedProcess } from "./options.ts";
-import { listOwnChildren, listPidfdTargets, readStats } from "./procfs.ts";
+import { loadLibc } from "./libc.ts";
+import { listOwnChildren, readStats } from "./procfs.ts";
+import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
 import type { CoreCounters } from "./reaper.ts";
 import type { SourceName } from "./sources/source.ts";
 
@@ -97,8 +99,9 @@ export class ReaperMetrics {
 /** Our zombie children that the runtime does not own (it reaps its own): the orphans waiting right now. */
 export async function countOrphanZombies(selfPid = process.pid): Promise<number> {
   const stats = await readStats(await listOwnChildren(selfPid));
-  const runtimePids = await listPidfdTargets();
-  return stats.filter((stat) => stat.state === "Z" && stat.ppid === selfPid && !runtimePids.has(stat.pid)).length;
+  const zombies = stats.filter((stat) => stat.state === "Z" && stat.ppid === selfPid).map((stat) => stat.pid);
+  const runtimePids = await runtimeHoldsPidfd(loadLibc(), zombies);
+  return zombies.filter((pid) => !runtimePids.has(pid)).length;
 }
 
 /**

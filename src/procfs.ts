@@ -1,6 +1,6 @@
 /**
- * Reading /proc: process stat lines, this process's own children, the pidfds
- * it holds, and its PID namespace nesting. Pure parsers take strings (unit
+ * Reading /proc: process stat lines, this process's own children, its fds
+ * and the PID each pidfd names, and its PID namespace nesting. Pure parsers take strings (unit
  * tested with fixtures); readers are small and bounded: every loop over many
  * files yields to the event loop between chunks, so a daemon with thousands
  * of processes never stalls for more than a couple of milliseconds.
@@ -120,7 +120,8 @@ export async function readStats(pids: readonly number[]): Promise<ProcStat[]> {
   return stats;
 }
 
-const PIDFD_LINK = "anon_inode:[pidfd]";
+/** What /proc/self/fd/N links to for a pidfd, on every kernel (pidfs keeps the name). */
+export const PIDFD_LINK = "anon_inode:[pidfd]";
 
 /** The PID named by a pidfd's /proc/self/fdinfo text ("Pid:\t123"), if any. */
 export function parsePidfdInfo(text: string): number | undefined {
@@ -128,27 +129,18 @@ export function parsePidfdInfo(text: string): number | undefined {
   return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
-/**
- * The PIDs for which this process holds a pidfd. Bun holds one for every
- * child it spawned until it has reaped it, so a zombie in this set belongs to
- * the runtime and must never be reaped (Bun dies of ECHILD if it is).
- */
-export async function listPidfdTargets(): Promise<Set<number>> {
-  const targets = new Set<number>();
-  let fds: string[];
+/** The PID a pidfd of ours names (-1 once that process was reaped), or undefined when fd is no pidfd. */
+export function readPidfdTarget(fd: number): number | undefined {
+  return parsePidfdInfo(readSmall(`/proc/self/fdinfo/${fd}`) ?? "");
+}
+
+/** The fds this process has open now. */
+export function listOwnFds(): number[] {
   try {
-    fds = readdirSync("/proc/self/fd");
+    return readdirSync("/proc/self/fd").map(Number);
   } catch {
-    return targets;
+    return [];
   }
-  // Chunked: a daemon can hold thousands of pidfds. Safe to yield: only a new
-  // spawn opens one, and a new child is never among the zombies being judged.
-  await forEachChunked(fds, (fd) => {
-    if (readLink(`/proc/self/fd/${fd}`) !== PIDFD_LINK) return;
-    const pid = parsePidfdInfo(readSmall(`/proc/self/fdinfo/${fd}`) ?? "");
-    if (pid !== undefined && pid > 0) targets.add(pid);
-  });
-  return targets;
 }
 
 /** The target of one of our fds ("socket:[123]", "anon_inode:[pidfd]"), if open. */
@@ -158,13 +150,7 @@ export function readFdLink(fd: number): string | undefined {
 
 /** How many of our fds point at `target` (an fd and its duplicates share one). */
 export function countFdsLinkedTo(target: string): number {
-  let fds: string[];
-  try {
-    fds = readdirSync("/proc/self/fd");
-  } catch {
-    return 0;
-  }
-  return fds.filter((fd) => readLink(`/proc/self/fd/${fd}`) === target).length;
+  return listOwnFds().filter((fd) => readFdLink(fd) === target).length;
 }
 
 function readLink(path: string): string | undefined {

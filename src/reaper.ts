@@ -8,7 +8,8 @@ import type { Logger } from "pino";
 import type { Libc } from "./libc.ts";
 import type { NormalizedOptions, ReapedProcess } from "./options.ts";
 import { classifyZombie, isLoopLate, judgeZombie, type Provenance, type ProvenanceFacts, type Verdict } from "./policy.ts";
-import { listOwnChildren, listPidfdTargets, readStats, type ProcStat } from "./procfs.ts";
+import { listOwnChildren, readStats, type ProcStat } from "./procfs.ts";
+import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
 import { anyChildWaitable, isChildWaitable, reapZombie, type ExitStatus } from "./reap.ts";
 import type { CoreCounter, EventSource, ExitNotice, ReaperCore, SourceName } from "./sources/source.ts";
 
@@ -199,7 +200,7 @@ export class Core implements ReaperCore {
     // reaped unless the runtime holds it. Read after the stats: a PID cannot
     // change hands while its zombie is unreaped.
     const wouldReap = judged.some(({ entry, facts }) => this.#verdict(entry, classifyZombie(facts), now).action === "reap");
-    const runtimePids = wouldReap ? await listPidfdTargets() : new Set<number>();
+    const runtimePids = wouldReap ? await runtimeHoldsPidfd(this.libc, fresh.map((stat) => stat.pid)) : new Set<number>();
     if (this.#stopped) return;
     for (const { entry, facts } of judged) {
       this.#decide(entry, classifyZombie({ ...facts, runtimeHoldsPidfd: runtimePids.has(entry.stat.pid) }), now);

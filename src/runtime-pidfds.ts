@@ -1,30 +1,154 @@
 /**
- * Probes whether this runtime marks its children: Bun holds a pidfd on every
- * child it spawns until it has reaped it. Where that holds, a zombie child on
- * which we hold no pidfd was not spawned by the runtime, so it is an adopted
- * orphan (or was forked by native code outside the runtime: the README's
- * limits). Where it fails (a runtime that waits from a thread instead), the
- * core falls back to the grace rule.
+ * The runtime's mark on its own children: Bun holds a pidfd on every child it
+ * spawns until it has reaped it, so a zombie on which this process holds a
+ * pidfd belongs to the runtime and must never be reaped (Bun dies of ECHILD
+ * if it is). Where the probe shows the mark is reliable, a zombie child
+ * without it is an adopted orphan.
+ *
+ * Finding them costs one look at every open fd. On pidfs (Linux 6.9+) all
+ * pidfds of one process share one inode whose number is never reused, so one
+ * fstat per fd, compared with the inodes of the zombies in question, answers
+ * exactly, with no /proc read. Before pidfs every pidfd (and every eventfd,
+ * timerfd, ...) is the one anon inode, so each fd's link and fdinfo are read.
  */
-import { listPidfdTargets } from "./procfs.ts";
+import { hasErrnoCode } from "./errno.ts";
+import type { FileIdentity, Libc } from "./libc.ts";
+import { forEachChunked, listOwnFds, PIDFD_LINK, readFdLink, readPidfdTarget } from "./procfs.ts";
+
+// <linux/magic.h>
+const PIDFS_MAGIC = 0x50494446;
+
+export type PidfdLookup = "pidfs" | "fdinfo";
 
 export interface RuntimePidfdProbe {
   readonly holds: boolean;
   readonly reason: string;
+  /** How pidfds are matched: by pidfs inode with one fstat per fd, or by every fd's link and fdinfo. */
+  readonly lookup: PidfdLookup;
 }
 
-export async function probeRuntimePidfds(): Promise<RuntimePidfdProbe> {
+export class PidfdIndex {
+  readonly #libc: Libc;
+  /** The device of pidfs, or undefined before Linux 6.9 (pidfds on the anon inode). */
+  readonly #pidfsDev: bigint | undefined;
+
+  /** `lookup` "fdinfo" forces the pre-pidfs way (tests compare the two). */
+  constructor(libc: Libc, lookup: PidfdLookup | "auto" = "auto") {
+    this.#libc = libc;
+    this.#pidfsDev = lookup === "fdinfo" ? undefined : findPidfsDevice(libc);
+    if (lookup === "pidfs" && this.#pidfsDev === undefined) throw new Error("pidfds are not on pidfs here (Linux 6.9+)");
+  }
+
+  get lookup(): PidfdLookup {
+    return this.#pidfsDev === undefined ? "fdinfo" : "pidfs";
+  }
+
+  /** Which of `pids` this process holds a pidfd on, now. */
+  heldAmong(pids: readonly number[]): Promise<Set<number>> {
+    if (pids.length === 0) return Promise.resolve(new Set());
+    return this.#pidfsDev === undefined ? this.#heldByFdinfo(pids) : this.#heldByInode(pids, this.#pidfsDev);
+  }
+
+  async #heldByFdinfo(pids: readonly number[]): Promise<Set<number>> {
+    const wanted = new Set(pids);
+    const held = new Set<number>();
+    await forEachOwnFd((fd) => {
+      const pid = readFdLink(fd) === PIDFD_LINK ? readPidfdTarget(fd) : undefined;
+      if (pid !== undefined && wanted.has(pid)) held.add(pid);
+    });
+    return held;
+  }
+
+  async #heldByInode(pids: readonly number[], pidfsDev: bigint): Promise<Set<number>> {
+    // The inode names the process instance: a pidfd kept on a reaped process
+    // whose PID was reused does not match. Ours are closed before the look.
+    const pidByInode = new Map<bigint, number>();
+    for (const pid of pids) {
+      const ino = this.#inodeOf(pid);
+      if (ino !== undefined) pidByInode.set(ino, pid);
+    }
+    const held = new Set<number>();
+    if (pidByInode.size === 0) return held;
+    await forEachOwnFd((fd) => {
+      const identity = this.#identityOf(fd);
+      const pid = identity?.dev === pidfsDev ? pidByInode.get(identity.ino) : undefined;
+      if (pid !== undefined) held.add(pid);
+    });
+    return held;
+  }
+
+  /** The pidfs inode of process `pid`, or undefined once it is reaped. */
+  #inodeOf(pid: number): bigint | undefined {
+    let fd: number;
+    try {
+      fd = this.#libc.pidfdOpen(pid);
+    } catch (error) {
+      if (hasErrnoCode(error, "ESRCH")) return undefined;
+      throw error;
+    }
+    try {
+      return this.#libc.fileIdentity(fd).ino;
+    } finally {
+      this.#libc.close(fd);
+    }
+  }
+
+  #identityOf(fd: number): FileIdentity | undefined {
+    try {
+      return this.#libc.fileIdentity(fd);
+    } catch (error) {
+      if (hasErrnoCode(error, "EBADF")) return undefined; // closed since the listing
+      throw error;
+    }
+  }
+}
+
+/**
+ * Visits each fd open now. Chunked: a daemon can hold thousands of pidfds.
+ * Safe to yield: only a new spawn opens one, and a new child is never among
+ * the zombies being judged.
+ */
+function forEachOwnFd(visit: (fd: number) => void): Promise<void> {
+  return forEachChunked(listOwnFds(), visit);
+}
+
+/** pidfs's device, from a pidfd on ourselves; undefined where pidfds are not on pidfs. */
+function findPidfsDevice(libc: Libc): bigint | undefined {
+  let fd: number | undefined;
+  try {
+    fd = libc.pidfdOpen(libc.getpid());
+    return libc.filesystemType(fd) === PIDFS_MAGIC ? libc.fileIdentity(fd).dev : undefined;
+  } catch {
+    return undefined; // no pidfd_open, or no fstat syscall number for this architecture
+  } finally {
+    if (fd !== undefined) libc.close(fd);
+  }
+}
+
+// One per process: fds, and so pidfds, are process-wide.
+let index: PidfdIndex | undefined;
+
+/** Which of `pids` this process holds a pidfd on, now: those zombies are the runtime's. */
+export function runtimeHoldsPidfd(libc: Libc, pids: readonly number[]): Promise<Set<number>> {
+  index ??= new PidfdIndex(libc);
+  return index.heldAmong(pids);
+}
+
+/** Spawns a child and checks that the runtime holds a pidfd on it exactly until it has reaped it. */
+export async function probeRuntimePidfds(libc: Libc): Promise<RuntimePidfdProbe> {
+  index ??= new PidfdIndex(libc);
+  const { lookup } = index;
   let child: ReturnType<typeof Bun.spawn>;
   try {
     child = Bun.spawn(["sleep", "30"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
   } catch (err) {
-    return { holds: false, reason: `could not spawn a probe child: ${String(err)}` };
+    return { holds: false, lookup, reason: `could not spawn a probe child: ${String(err)}` };
   }
-  const heldWhileRunning = (await listPidfdTargets()).has(child.pid);
+  const heldWhileRunning = (await runtimeHoldsPidfd(libc, [child.pid])).has(child.pid);
   child.kill("SIGKILL");
   await child.exited;
-  const heldAfterReap = (await listPidfdTargets()).has(child.pid);
-  if (!heldWhileRunning) return { holds: false, reason: "the runtime holds no pidfd on a child it spawned" };
-  if (heldAfterReap) return { holds: false, reason: "the runtime kept a pidfd after reaping its child" };
-  return { holds: true, reason: "the runtime holds a pidfd on each child until it reaps it" };
+  const heldAfterReap = (await runtimeHoldsPidfd(libc, [child.pid])).has(child.pid);
+  if (!heldWhileRunning) return { holds: false, lookup, reason: "the runtime holds no pidfd on a child it spawned" };
+  if (heldAfterReap) return { holds: false, lookup, reason: "the runtime kept a pidfd after reaping its child" };
+  return { holds: true, lookup, reason: "the runtime holds a pidfd on each child until it reaps it" };
 }
