@@ -36,6 +36,9 @@ const SYS_fstat: Partial<Record<NodeJS.Architecture, number>> = { x64: 5, arm64:
 const STAT_SIZE = 144;
 const STAT_DEV = 0;
 const STAT_INO = 8;
+// <poll.h>: struct pollfd { int fd; short events; short revents; }, 8 bytes.
+const POLLFD_INTS = 2;
+const POLLIN = 0x1;
 // <sys/statfs.h>: f_type is the first field (a long on 64-bit); the struct
 // is 120 bytes in glibc and musl, 128 leaves room.
 const STATFS_SIZE = 128;
@@ -77,6 +80,7 @@ const symbols = {
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
   fstatfs: { args: [i32, ptr], returns: i32 },
+  poll: { args: [ptr, u64, i32], returns: i32 },
 } as const;
 
 type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -117,6 +121,8 @@ export interface Libc {
   fileIdentity(fd: number): FileIdentity;
   /** fstatfs(2)'s f_type (a magic number from <linux/magic.h>) of the filesystem behind an fd. */
   filesystemType(fd: number): number;
+  /** Of the fds 0 .. count-1, those open and readable now: one poll(2) with POLLIN and no wait. */
+  readableFdsBelow(count: number): number[];
 }
 
 /** Which file an fd is: two fds name the same file when both fields are equal. */
@@ -161,6 +167,7 @@ function bindLibc(path: string): Libc {
   const stat = new BigUint64Array(STAT_SIZE / 8);
   const statfs = new BigInt64Array(STATFS_SIZE / 8);
   const fstatNumber = SYS_fstat[process.arch];
+  let pollfds = new Int32Array(0);
 
   return {
     path,
@@ -214,6 +221,18 @@ function bindLibc(path: string): Libc {
       if (fstatNumber === undefined) throw new ErrnoError("fstat", ENOSYS);
       checked("fstat", lib.syscall(fstatNumber, fd, addressOf(stat)));
       return { dev: stat[STAT_DEV / 8] ?? 0n, ino: stat[STAT_INO / 8] ?? 0n };
+    },
+    readableFdsBelow(count) {
+      if (pollfds.length < count * POLLFD_INTS) pollfds = new Int32Array(count * POLLFD_INTS);
+      for (let fd = 0; fd < count; fd++) {
+        pollfds[fd * POLLFD_INTS] = fd;
+        pollfds[fd * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
+      }
+      checked("poll", lib.poll(pollfds, count, 0));
+      const readable: number[] = [];
+      // A closed fd reports POLLNVAL, not POLLIN.
+      for (let fd = 0; fd < count; fd++) if (((pollfds[fd * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0) readable.push(fd);
+      return readable;
     },
     filesystemType(fd) {
       checked("fstatfs", lib.fstatfs(fd, statfs));
