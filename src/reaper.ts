@@ -160,7 +160,9 @@ export class Core implements ReaperCore {
     this.#notices = [];
     const exits = new Map(notices.map((notice) => [notice.pid, notice]));
     const stats = await readStats([...exits.keys()]);
-    const zombies = stats.filter((s) => s.state === "Z" && s.ppid === this.selfPid);
+    // Only waitable zombies are judged (the runtime-pidfd look relies on it);
+    // a leader whose threads still run is found by the scan that follows.
+    const zombies = stats.filter((s) => s.state === "Z" && s.ppid === this.selfPid && isChildWaitable(this.libc, s.pid));
     await this.#judgeAndReap(zombies, "netlink", exits);
   }
 
@@ -177,6 +179,7 @@ export class Core implements ReaperCore {
     }
   }
 
+  /** `zombies`: each was peeked waitable (waitid WNOWAIT) before this call. */
   async #judgeAndReap(zombies: readonly ProcStat[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<void> {
     const fresh = zombies.filter((stat) => this.#runtimeZombies.get(stat.pid) !== stat.startTime);
     if (this.#stopped || fresh.length === 0) return this.#armGraceTimer();
@@ -200,7 +203,9 @@ export class Core implements ReaperCore {
     // reaped unless the runtime holds it. Read after the stats: a PID cannot
     // change hands while its zombie is unreaped.
     const wouldReap = judged.some(({ entry, facts }) => this.#verdict(entry, classifyZombie(facts), now).action === "reap");
-    const runtimePids = wouldReap ? await runtimeHoldsPidfd(this.libc, fresh.map((stat) => stat.pid)) : new Set<number>();
+    const runtimePids = wouldReap
+      ? await runtimeHoldsPidfd(this.libc, fresh.map((stat) => stat.pid), "waitable zombies")
+      : new Set<number>();
     if (this.#stopped) return;
     for (const { entry, facts } of judged) {
       this.#decide(entry, classifyZombie({ ...facts, runtimeHoldsPidfd: runtimePids.has(entry.stat.pid) }), now);

@@ -5,20 +5,25 @@
  * if it is). Where the probe shows the mark is reliable, a zombie child
  * without it is an adopted orphan.
  *
- * Finding them costs one look at every open fd. On pidfs (Linux 6.9+) all
- * pidfds of one process share one inode whose number is never reused, so one
- * fstat per fd, compared with the inodes of the zombies in question, answers
- * exactly, with no /proc read. Before pidfs every pidfd (and every eventfd,
- * timerfd, ...) is the one anon inode, so each fd's link and fdinfo are read.
+ * Finding them could cost one look at every open fd; two things make it
+ * cheap. A pidfd polls readable once its process has exited and has no live
+ * threads, so for waitable zombies one poll(2) over the fd table leaves a
+ * handful of candidates. And on pidfs (Linux 6.9+) all pidfds of one process
+ * share one inode whose number is never reused, so one fstat per candidate,
+ * compared with the zombie's inode, answers exactly, with no /proc read.
+ * Before pidfs every pidfd (and eventfd, timerfd, ...) is the one anon inode:
+ * each candidate's link and fdinfo are read.
  */
 import { hasErrnoCode } from "./errno.ts";
 import type { FileIdentity, Libc } from "./libc.ts";
-import { forEachChunked, listOwnFds, PIDFD_LINK, readFdLink, readPidfdTarget } from "./procfs.ts";
+import { forEachChunked, listOwnFds, PIDFD_LINK, readFdLink, readFdTableSize, readPidfdTarget } from "./procfs.ts";
 
 // <linux/magic.h>
 const PIDFS_MAGIC = 0x50494446;
 
 export type PidfdLookup = "pidfs" | "fdinfo";
+/** What the caller knows of the PIDs it asks about (see heldAmong). */
+export type PidScope = "any" | "waitable zombies";
 
 export interface RuntimePidfdProbe {
   readonly holds: boolean;
@@ -43,23 +48,36 @@ export class PidfdIndex {
     return this.#pidfsDev === undefined ? "fdinfo" : "pidfs";
   }
 
-  /** Which of `pids` this process holds a pidfd on, now. */
-  heldAmong(pids: readonly number[]): Promise<Set<number>> {
+  /**
+   * Which of `pids` this process holds a pidfd on, now. With "waitable
+   * zombies" the caller peeked (waitid WNOWAIT) that each was waitable, so
+   * only fds that poll readable are looked at: a pidfd on a process that has
+   * exited with no live threads left stays readable until the fd is closed.
+   * Looks yield between chunks of fds: safe, since only a new spawn opens a
+   * pidfd and a new child is never among the zombies asked about.
+   */
+  heldAmong(pids: readonly number[], scope: PidScope = "any"): Promise<Set<number>> {
     if (pids.length === 0) return Promise.resolve(new Set());
-    return this.#pidfsDev === undefined ? this.#heldByFdinfo(pids) : this.#heldByInode(pids, this.#pidfsDev);
+    const fds = scope === "waitable zombies" ? this.#readableFds() : listOwnFds();
+    return this.#pidfsDev === undefined ? this.#heldByFdinfo(pids, fds) : this.#heldByInode(pids, fds, this.#pidfsDev);
   }
 
-  async #heldByFdinfo(pids: readonly number[]): Promise<Set<number>> {
+  #readableFds(): number[] {
+    const tableSize = readFdTableSize();
+    return tableSize === undefined ? listOwnFds() : this.#libc.readableFdsBelow(tableSize);
+  }
+
+  async #heldByFdinfo(pids: readonly number[], fds: readonly number[]): Promise<Set<number>> {
     const wanted = new Set(pids);
     const held = new Set<number>();
-    await forEachOwnFd((fd) => {
+    await forEachChunked(fds, (fd) => {
       const pid = readFdLink(fd) === PIDFD_LINK ? readPidfdTarget(fd) : undefined;
       if (pid !== undefined && wanted.has(pid)) held.add(pid);
     });
     return held;
   }
 
-  async #heldByInode(pids: readonly number[], pidfsDev: bigint): Promise<Set<number>> {
+  async #heldByInode(pids: readonly number[], fds: readonly number[], pidfsDev: bigint): Promise<Set<number>> {
     // The inode names the process instance: a pidfd kept on a reaped process
     // whose PID was reused does not match. Ours are closed before the look.
     const pidByInode = new Map<bigint, number>();
@@ -69,7 +87,7 @@ export class PidfdIndex {
     }
     const held = new Set<number>();
     if (pidByInode.size === 0) return held;
-    await forEachOwnFd((fd) => {
+    await forEachChunked(fds, (fd) => {
       const identity = this.#identityOf(fd);
       const pid = identity?.dev === pidfsDev ? pidByInode.get(identity.ino) : undefined;
       if (pid !== undefined) held.add(pid);
@@ -103,15 +121,6 @@ export class PidfdIndex {
   }
 }
 
-/**
- * Visits each fd open now. Chunked: a daemon can hold thousands of pidfds.
- * Safe to yield: only a new spawn opens one, and a new child is never among
- * the zombies being judged.
- */
-function forEachOwnFd(visit: (fd: number) => void): Promise<void> {
-  return forEachChunked(listOwnFds(), visit);
-}
-
 /** pidfs's device, from a pidfd on ourselves; undefined where pidfds are not on pidfs. */
 function findPidfsDevice(libc: Libc): bigint | undefined {
   let fd: number | undefined;
@@ -129,9 +138,9 @@ function findPidfsDevice(libc: Libc): bigint | undefined {
 let index: PidfdIndex | undefined;
 
 /** Which of `pids` this process holds a pidfd on, now: those zombies are the runtime's. */
-export function runtimeHoldsPidfd(libc: Libc, pids: readonly number[]): Promise<Set<number>> {
+export function runtimeHoldsPidfd(libc: Libc, pids: readonly number[], scope: PidScope = "any"): Promise<Set<number>> {
   index ??= new PidfdIndex(libc);
-  return index.heldAmong(pids);
+  return index.heldAmong(pids, scope);
 }
 
 /** Spawns a child and checks that the runtime holds a pidfd on it exactly until it has reaped it. */

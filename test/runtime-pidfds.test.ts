@@ -5,6 +5,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { loadLibc, P_PID, WEXITED } from "../src/libc.ts";
+import { readStat } from "../src/procfs.ts";
+import { isChildWaitable } from "../src/reap.ts";
 import { PidfdIndex, probeRuntimePidfds, runtimeHoldsPidfd } from "../src/runtime-pidfds.ts";
 import { makeOrphans, waitUntil, zombieChildren } from "./helpers/processes.ts";
 
@@ -32,6 +34,29 @@ describe("libc fstat and fstatfs on pidfds", () => {
       child!.kill();
     }
   });
+  test("poll: a pidfd turns readable when its process exits; a pipe when it holds data; a closed fd never", async () => {
+    const { closeSync, openSync, rmSync, writeSync } = await import("node:fs");
+    const [child] = spawnSleepers(1);
+    const pidfd = libc.pidfdOpen(child!.pid);
+    const closed = libc.pidfdOpen(process.pid);
+    libc.close(closed);
+    const fifoPath = `/tmp/orphan-reaper-poll-${process.pid}`;
+    expect(Bun.spawnSync(["mkfifo", fifoPath]).exitCode).toBe(0);
+    const fifo = openSync(fifoPath, "r+");
+    const readable = () => libc.readableFdsBelow(Math.max(pidfd, closed, fifo) + 1);
+    try {
+      for (const fd of [pidfd, closed, fifo]) expect(readable()).not.toContain(fd);
+      child!.kill();
+      writeSync(fifo, "x");
+      expect(await waitUntil(() => readable().includes(pidfd), 2000)).toBe(true);
+      expect(readable()).toEqual(expect.arrayContaining([pidfd, fifo]));
+      expect(readable()).not.toContain(closed);
+    } finally {
+      libc.close(pidfd);
+      closeSync(fifo);
+      rmSync(fifoPath);
+    }
+  });
   test("fstat of a closed fd is EBADF", () => {
     const fd = libc.pidfdOpen(process.pid);
     libc.close(fd);
@@ -56,6 +81,17 @@ describe.each([["pidfs"], ["fdinfo"]] as const)("PidfdIndex, %s lookup", (lookup
     await Promise.all(alive.map((child) => child.exited));
     expect(await index.heldAmong(pids)).toEqual(new Set());
   });
+  test.skipIf(skip)(`a Bun.spawn child that exited is held until Bun reaps it, also among "waitable zombies"${note}`, async () => {
+    const index = new PidfdIndex(libc, lookup);
+    const child = Bun.spawn(["sh", "-c", "exit 7"]);
+    const deadline = performance.now() + 2000;
+    while (readStat(child.pid)?.state !== "Z" && performance.now() < deadline); // Bun cannot reap while the loop is blocked
+    expect(isChildWaitable(libc, child.pid)).toBe(true);
+    const [amongZombies, amongAll] = [index.heldAmong([child.pid], "waitable zombies"), index.heldAmong([child.pid])];
+    expect(await amongZombies).toEqual(new Set([child.pid]));
+    expect(await amongAll).toEqual(new Set([child.pid]));
+    expect(await child.exited).toBe(7);
+  });
   test.skipIf(skip)(`an adopted orphan's zombie is held by nobody${note}`, async () => {
     const index = new PidfdIndex(libc, lookup);
     libc.setChildSubreaper(true);
@@ -64,6 +100,7 @@ describe.each([["pidfs"], ["fdinfo"]] as const)("PidfdIndex, %s lookup", (lookup
     expect(await waitUntil(async () => (await zombieChildren()).length === 1, 2000)).toBe(true);
     const [orphan] = await zombieChildren();
     expect(await index.heldAmong([orphan!, sleeper!.pid])).toEqual(new Set([sleeper!.pid]));
+    expect(await index.heldAmong([orphan!], "waitable zombies")).toEqual(new Set());
     libc.waitid(P_PID, orphan!, WEXITED);
     sleeper!.kill();
     await sleeper!.exited;
