@@ -51,12 +51,12 @@ export function exitStatusOfWaitStatus(status: number): ExitStatus {
 
 const PEEK = WEXITED | WNOHANG | WNOWAIT;
 
-/** True when some child of ours is waitable now; one syscall, takes nothing. */
-export function anyChildWaitable(libc: Libc): boolean {
+/** A child of ours that is waitable now (the kernel names the first it finds), or 0; one syscall, takes nothing. */
+export function peekWaitableChild(libc: Libc): number {
   try {
-    return libc.waitid(P_ALL, 0, PEEK).pid !== 0;
+    return libc.waitid(P_ALL, 0, PEEK).pid;
   } catch (error) {
-    if (hasErrnoCode(error, "ECHILD")) return false;
+    if (hasErrnoCode(error, "ECHILD")) return 0;
     throw error;
   }
 }

@@ -8,9 +8,9 @@ import type { Logger } from "pino";
 import type { Libc } from "./libc.ts";
 import type { NormalizedOptions, ReapedProcess } from "./options.ts";
 import { classifyZombie, isLoopLate, judgeZombie, type Provenance, type ProvenanceFacts, type Verdict } from "./policy.ts";
-import { listOwnChildren, readStats, type ProcStat } from "./procfs.ts";
+import { listOwnChildren, readStat, readStats, type ProcStat } from "./procfs.ts";
 import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
-import { anyChildWaitable, isChildWaitable, reapZombie, type ExitStatus } from "./reap.ts";
+import { isChildWaitable, peekWaitableChild, reapZombie, type ExitStatus } from "./reap.ts";
 import type { CoreCounter, EventSource, ExitNotice, ReaperCore, SourceName } from "./sources/source.ts";
 
 /** A zombie that is not reapable yet: in its grace window, or its threads still live. */
@@ -25,6 +25,12 @@ interface PendingZombie {
 
 /** How soon to look again at a zombie leader whose other threads still run. */
 const THREADS_ALIVE_RETRY_MS = 50;
+/**
+ * Zombies reaped one by one as waitid names them before a scan lists all our
+ * children. Each costs O(1) instead of O(children); past a few, one batched
+ * scan is cheaper (it makes one runtime-pidfd look for all).
+ */
+const PEEKED_REAPS_PER_SCAN = 8;
 
 export interface CoreCounters {
   reaped: number;
@@ -146,13 +152,33 @@ export class Core implements ReaperCore {
   }
 
   async #scan(by: SourceName): Promise<void> {
-    // One waitid peek answers the common case (nothing waitable) without /proc.
-    if (!anyChildWaitable(this.libc) && this.#pending.size === 0) return;
+    if (this.#pending.size === 0 && (await this.#reapPeeked(by))) return;
     const children = await listOwnChildren(this.selfPid);
     const waitable = children.filter((pid) => isChildWaitable(this.libc, pid));
     const zombies = (await readStats(waitable)).filter((s) => s.state === "Z" && s.ppid === this.selfPid);
     this.#refreshPending(new Set(children), new Set(waitable));
     await this.#judgeAndReap(zombies, by);
+  }
+
+  /**
+   * The common case without listing our children: waitid names a waitable
+   * child, that one zombie is judged and reaped, and again, a few times. True
+   * when nothing is waitable any more; false when a full scan must follow (the
+   * peek names a zombie left waiting or to the runtime, which hides the rest).
+   */
+  async #reapPeeked(by: SourceName): Promise<boolean> {
+    let previous = 0;
+    for (let reaps = 0; reaps < PEEKED_REAPS_PER_SCAN; reaps++) {
+      const pid = peekWaitableChild(this.libc);
+      if (pid === 0) return true;
+      const stat = readStat(pid);
+      const known = stat !== undefined && this.#runtimeZombies.get(pid) === stat.startTime;
+      if (pid === previous || known || stat?.state !== "Z" || stat.ppid !== this.selfPid) return false;
+      await this.#judgeAndReap([stat], by);
+      if (this.#pending.size > 0) return false;
+      previous = pid;
+    }
+    return false;
   }
 
   async #reapNoticed(): Promise<void> {

@@ -7,10 +7,10 @@
 import { expect, test } from "bun:test";
 import { loadLibc } from "../src/libc.ts";
 import { normalizeOptions } from "../src/options.ts";
-import { readStat } from "../src/procfs.ts";
+import { readStat, readTaskChildren } from "../src/procfs.ts";
 import { Core } from "../src/reaper.ts";
 import { capturingLogger } from "./helpers/logs.ts";
-import { waitUntil } from "./helpers/processes.ts";
+import { makeOrphans, waitUntil } from "./helpers/processes.ts";
 
 test("reaping a zombie that Bun.spawn tracks kills Bun with ECHILD (the hazard, for real)", async () => {
   const run = Bun.spawnSync([process.execPath, `${import.meta.dir}/fixtures/steal-runtime-child.ts`]);
@@ -42,3 +42,30 @@ test("the core leaves a zombie the runtime tracks, even with graceMs 0 and alway
   expect(core.counters).toMatchObject({ reaped: 0, failures: 0 });
   expect(core.pendingCount).toBe(0);
 });
+
+test("orphans behind a runtime zombie in the kernel's child list are still reaped, and the runtime's child is not", async () => {
+  const libc = loadLibc();
+  libc.setChildSubreaper(true);
+  const { logger, lines } = capturingLogger("debug");
+  const core = new Core({ libc, logger, options: normalizeOptions({}), runtimeMarksChildrenWithPidfd: true });
+  // Spawned first, so it comes first in our children list and waitid(P_ALL) names it first.
+  const runtimeChild = Bun.spawn(["sh", "-c", "sleep 0.6; exit 5"]);
+  const orphanCount = 20; // more than the reaper takes one by one before a full scan
+  await makeOrphans(orphanCount, 3, 0.3);
+  const deadline = performance.now() + 5000; // Bun cannot reap while the loop is blocked
+  while (performance.now() < deadline) {
+    if (readStat(runtimeChild.pid)?.state === "Z" && zombieCountNow() === orphanCount + 1) break;
+  }
+  expect(readStat(runtimeChild.pid)?.state).toBe("Z");
+  core.requestScan("sigchld");
+  expect(await runtimeChild.exited).toBe(5);
+  expect(await waitUntil(() => core.counters.reaped === orphanCount, 3000)).toBe(true);
+  expect(lines).toContainEqual(expect.objectContaining({ pid: runtimeChild.pid, msg: expect.stringContaining("left to it") }));
+  core.stop();
+  expect(core.counters).toMatchObject({ reaped: orphanCount, failures: 0 });
+});
+
+/** Our zombie children, read without yielding to the event loop. */
+function zombieCountNow(): number {
+  return (readTaskChildren() ?? []).filter((pid) => readStat(pid)?.state === "Z").length;
+}
