@@ -64,7 +64,14 @@ export class PidfdIndex {
 
   #readableFds(): number[] {
     const tableSize = readFdTableSize();
-    return tableSize === undefined ? listOwnFds() : this.#libc.readableFdsBelow(tableSize);
+    if (tableSize === undefined) return listOwnFds();
+    try {
+      return this.#libc.readableFdsBelow(tableSize);
+    } catch (error) {
+      // poll refuses more fds than RLIMIT_NOFILE, which may have been lowered below the table's size.
+      if (hasErrnoCode(error, "EINVAL")) return listOwnFds();
+      throw error;
+    }
   }
 
   async #heldByFdinfo(pids: readonly number[], fds: readonly number[]): Promise<Set<number>> {

@@ -107,6 +107,15 @@ describe.each([["pidfs"], ["fdinfo"]] as const)("PidfdIndex, %s lookup", (lookup
   });
 });
 
+const prlimitMissing = Bun.which("prlimit") ? "" : " (skipped: prlimit, from util-linux, is not installed)";
+test.skipIf(prlimitMissing !== "")(`with RLIMIT_NOFILE below the fd table's size (poll says EINVAL) the runtime's zombie is still found${prlimitMissing}`, () => {
+  const run = Bun.spawnSync(["prlimit", "--nofile=100:100", process.execPath, `${import.meta.dir}/fixtures/held-zombie-probe.ts`]);
+  expect(run.stderr.toString()).toBe("");
+  const report = JSON.parse(run.stdout.toString());
+  expect(report.fdTableSize).toBeGreaterThan(100);
+  expect(report).toMatchObject({ held: [report.pid], exitCode: 7 });
+});
+
 test("the probe sees the runtime's mark and says which lookup it uses", async () => {
   const probe = await probeRuntimePidfds(libc);
   expect(probe).toEqual({
