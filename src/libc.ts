@@ -27,23 +27,9 @@ export const WNOWAIT = 0x01000000;
 // <asm-generic/unistd.h>: pidfd_open is 434 on every architecture (unified
 // syscall table since Linux 5.1); musl has no wrapper for it.
 const SYS_pidfd_open = 434;
-// <asm/unistd_64.h> on x86_64, <asm-generic/unistd.h> on arm64: older
-// syscalls differ by architecture. fstat goes through syscall() because
-// glibc exports an `fstat` symbol only since 2.33.
-const SYS_fstat: Partial<Record<NodeJS.Architecture, number>> = { x64: 5, arm64: 80 };
-// <asm/stat.h> (x86_64) and <asm-generic/stat.h> (arm64): st_dev and st_ino
-// are the first two 64-bit fields; the whole struct is at most 144 bytes.
-const STAT_SIZE = 144;
-const STAT_DEV = 0;
-const STAT_INO = 8;
 // <poll.h>: struct pollfd { int fd; short events; short revents; }, 8 bytes.
 const POLLFD_INTS = 2;
 const POLLIN = 0x1;
-// <sys/statfs.h>: f_type is the first field (a long on 64-bit); the struct
-// is 120 bytes in glibc and musl, 128 leaves room.
-const STATFS_SIZE = 128;
-const STATFS_TYPE = 0;
-const ENOSYS = 38;
 // <bits/siginfo.h>: siginfo_t is 128 bytes; for SIGCHLD, si_code at +8,
 // si_pid at +16, si_status at +24 (64-bit layout, after the 4-byte pad).
 const SIGINFO_SIZE = 128;
@@ -79,7 +65,6 @@ const symbols = {
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
-  fstatfs: { args: [i32, ptr], returns: i32 },
   poll: { args: [ptr, u64, i32], returns: i32 },
 } as const;
 
@@ -117,18 +102,8 @@ export interface Libc {
   attachSocketFilter(fd: number, program: Uint8Array): void;
   /** clock_gettime(CLOCK_MONOTONIC) in nanoseconds: the kernel's ktime_get_ns(). */
   monotonicNs(): bigint;
-  /** fstat(2)'s device and inode of an open fd; ENOSYS on an architecture without a known syscall number. */
-  fileIdentity(fd: number): FileIdentity;
-  /** fstatfs(2)'s f_type (a magic number from <linux/magic.h>) of the filesystem behind an fd. */
-  filesystemType(fd: number): number;
   /** Of the fds 0 .. count-1, those open and readable now: one poll(2) with POLLIN and no wait. */
   readableFdsBelow(count: number): number[];
-}
-
-/** Which file an fd is: two fds name the same file when both fields are equal. */
-export interface FileIdentity {
-  readonly dev: bigint;
-  readonly ino: bigint;
 }
 
 /** The path of the C library this process has mapped (glibc or musl). */
@@ -164,9 +139,6 @@ function bindLibc(path: string): Libc {
   const siginfo = new Uint8Array(SIGINFO_SIZE);
   const siginfoView = new DataView(siginfo.buffer);
   const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
-  const stat = new BigUint64Array(STAT_SIZE / 8);
-  const statfs = new BigInt64Array(STATFS_SIZE / 8);
-  const fstatNumber = SYS_fstat[process.arch];
   let pollfds = new Int32Array(0);
 
   return {
@@ -217,11 +189,6 @@ function bindLibc(path: string): Libc {
       checked("clock_gettime", lib.clock_gettime(CLOCK_MONOTONIC, timespec));
       return (timespec[0] ?? 0n) * 1_000_000_000n + (timespec[1] ?? 0n);
     },
-    fileIdentity(fd) {
-      if (fstatNumber === undefined) throw new ErrnoError("fstat", ENOSYS);
-      checked("fstat", lib.syscall(fstatNumber, fd, addressOf(stat)));
-      return { dev: stat[STAT_DEV / 8] ?? 0n, ino: stat[STAT_INO / 8] ?? 0n };
-    },
     readableFdsBelow(count) {
       if (pollfds.length < count * POLLFD_INTS) pollfds = new Int32Array(count * POLLFD_INTS);
       for (let fd = 0; fd < count; fd++) {
@@ -233,10 +200,6 @@ function bindLibc(path: string): Libc {
       // A closed fd reports POLLNVAL, not POLLIN.
       for (let fd = 0; fd < count; fd++) if (((pollfds[fd * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0) readable.push(fd);
       return readable;
-    },
-    filesystemType(fd) {
-      checked("fstatfs", lib.fstatfs(fd, statfs));
-      return Number(statfs[STATFS_TYPE / 8] ?? 0n);
     },
   };
 }

@@ -8,7 +8,7 @@ import { release } from "node:os";
 import pino from "pino";
 import { startOrphanReaper, type ReaperSource, type ReaperStats } from "../index.ts";
 import { loadLibc } from "../libc.ts";
-import { probeRuntimePidfds, type PidfdLookup, type RuntimePidfdProbe } from "../runtime-pidfds.ts";
+import { probeRuntimePidfds, type RuntimePidfdProbe } from "../runtime-pidfds.ts";
 import { readNetNamespace, readPidNamespace, type NamespaceVerdict, type PidNamespaceFacts } from "./host.ts";
 import { colorsWanted, formatTable, painter } from "./style.ts";
 
@@ -37,11 +37,6 @@ function readSubreaper(): DoctorReport["subreaper"] {
 }
 
 /** The proc connector's verdict as the reaper's own probe gave it. */
-const LOOKUP_FINDING: Record<PidfdLookup, string> = {
-  pidfs: "found by pidfs inode, one fstat per open fd",
-  fdinfo: "found by reading each open fd's link and fdinfo (pidfds are on pidfs from Linux 6.9)",
-};
-
 function procConnectorVerdict(stats: ReaperStats): DoctorReport["procConnector"] {
   if (stats.source === "netlink") return { works: true, reason: "the reaper's probe subscribed and it serves" };
   const reason = stats.notChosen.netlink ?? stats.notChosen.off;
@@ -90,7 +85,7 @@ export function renderDoctorReport(report: DoctorReport, colors: boolean): strin
     ["PID namespace", "", `${describeNamespace(report.pidNamespace)}, NSpid ${report.pidNamespace.nsPids.join(" ")}`],
     ["network namespace", "", describeNamespace(report.networkNamespace)],
     ["proc connector", mark(report.procConnector.works), report.procConnector.reason],
-    ["runtime pidfds", mark(report.runtimePidfds.holds), `${report.runtimePidfds.reason}; ${LOOKUP_FINDING[report.runtimePidfds.lookup]}`],
+    ["runtime pidfds", mark(report.runtimePidfds.holds), report.runtimePidfds.reason],
     ["source", paint(report.eventDriven ? "green" : "red", report.source), "what startOrphanReaper chooses here"],
   ];
   for (const [name, reason] of Object.entries(report.notChosen)) rows.push([`  not ${name}`, "", reason ?? ""]);
