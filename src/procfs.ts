@@ -59,7 +59,7 @@ export function readStat(pid: number): ProcStat | undefined {
 }
 
 /** Lets the event loop run between chunks of /proc reads. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Calls `visit` for each item, yielding to the event loop between chunks. */
 export async function forEachChunked<T>(items: readonly T[], visit: (item: T) => void): Promise<void> {

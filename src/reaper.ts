@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { Libc } from "./libc.ts";
 import type { NormalizedOptions, ReapedProcess } from "./options.ts";
 import { classifyZombie, isLoopLate, judgeZombie, type Provenance, type ProvenanceFacts, type Verdict } from "./policy.ts";
-import { listOwnChildren, readStat, readStats, type ProcStat } from "./procfs.ts";
+import { listOwnChildren, readStat, readStats, yieldToEventLoop, type ProcStat } from "./procfs.ts";
 import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
 import { isChildWaitable, peekWaitableChild, reapZombie, type ExitStatus } from "./reap.ts";
 import type { CoreCounter, EventSource, ExitNotice, ReaperCore, SourceName } from "./sources/source.ts";
@@ -31,6 +31,11 @@ const THREADS_ALIVE_RETRY_MS = 50;
  * scan is cheaper (it makes one runtime-pidfd look for all).
  */
 const PEEKED_REAPS_PER_SCAN = 8;
+/**
+ * Zombies read, judged and reaped together: in a burst the first are reaped
+ * before the stats of thousands are read, and the loop runs between batches.
+ */
+const ZOMBIES_PER_PASS = 64;
 
 export interface CoreCounters {
   reaped: number;
@@ -135,6 +140,7 @@ export class Core implements ReaperCore {
       while (!this.#stopped) {
         if (this.#notices.length > 0) {
           await this.#reapNoticed();
+          if (this.#notices.length > 0) await yieldToEventLoop();
         } else if (this.#scanQueued) {
           const by = this.#scanQueued;
           this.#scanQueued = undefined;
@@ -155,9 +161,13 @@ export class Core implements ReaperCore {
     if (this.#pending.size === 0 && (await this.#reapPeeked(by))) return;
     const children = await listOwnChildren(this.selfPid);
     const waitable = children.filter((pid) => isChildWaitable(this.libc, pid));
-    const zombies = (await readStats(waitable)).filter((s) => s.state === "Z" && s.ppid === this.selfPid);
     this.#refreshPending(new Set(children), new Set(waitable));
-    await this.#judgeAndReap(zombies, by);
+    if (waitable.length === 0) return this.#armGraceTimer();
+    for (let start = 0; start < waitable.length && !this.#stopped; start += ZOMBIES_PER_PASS) {
+      if (start > 0) await yieldToEventLoop();
+      const stats = await readStats(waitable.slice(start, start + ZOMBIES_PER_PASS));
+      await this.#judgeAndReap(stats.filter((s) => s.state === "Z" && s.ppid === this.selfPid), by);
+    }
   }
 
   /**
@@ -182,8 +192,7 @@ export class Core implements ReaperCore {
   }
 
   async #reapNoticed(): Promise<void> {
-    const notices = this.#notices;
-    this.#notices = [];
+    const notices = this.#notices.splice(0, ZOMBIES_PER_PASS);
     const exits = new Map(notices.map((notice) => [notice.pid, notice]));
     const stats = await readStats([...exits.keys()]);
     // Only waitable zombies are judged (the runtime-pidfd look relies on it);
