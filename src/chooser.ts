@@ -49,7 +49,9 @@ export async function chooseSource(core: ReaperCore, options: NormalizedOptions)
     }
     const result = await probes[name](core, options);
     if (result.ok) {
-      notChosen.sweep = `runs underneath every ${options.sweepIntervalMs} ms as the safety net`;
+      notChosen.sweep =
+        `runs underneath as the safety net: every ${options.sweepIntervalMs} ms after activity, ` +
+        `backing off to ${options.sweepMaxIntervalMs} ms while nothing happens`;
       return { primary: result.source, source: name, notChosen, companions: companionsOf(name, core, options, notChosen) };
     }
     notChosen[name] = result.reason;

@@ -110,7 +110,9 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger): 
   const choice = await chooseSource(core, options);
   const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, logger));
   if (choice.source === "netlink") core.exactSource = choice.primary;
-  const sources: EventSource[] = [startSweepSource(core, options.sweepIntervalMs)];
+  // Beside an event source the sweep may back off while nothing happens; alone it may not.
+  const maxIntervalMs = choice.primary ? options.sweepMaxIntervalMs : undefined;
+  const sources: EventSource[] = [startSweepSource(core, { intervalMs: options.sweepIntervalMs, maxIntervalMs })];
   if (choice.primary) sources.push(choice.primary, ...choice.companions);
   const startedAt = Date.now();
   logger.info(

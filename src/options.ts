@@ -41,6 +41,12 @@ export interface OrphanReaperOptions {
   readonly graceMs?: number;
   /** How often the /proc sweep (the safety net under every source) runs. @default 10000 */
   readonly sweepIntervalMs?: number;
+  /**
+   * Beside an event source, each sweep that follows no activity doubles the
+   * wait before the next, up to this; any event or reap brings it back to
+   * sweepIntervalMs. @default 300000
+   */
+  readonly sweepMaxIntervalMs?: number;
   /** Become a child subreaper when not PID 1. @default true */
   readonly subreaper?: boolean;
   /** Force one source ("netlink", "sigchld", "sweep") or choose by probing. @default "auto" */
@@ -73,6 +79,7 @@ export const DEFAULT_OPTIONS = {
   enabled: true,
   graceMs: 2_000,
   sweepIntervalMs: 10_000,
+  sweepMaxIntervalMs: 300_000,
   subreaper: true,
   source: "auto",
   disableSources: [],
@@ -114,6 +121,7 @@ export function normalizeOptions(options: OrphanReaperOptions = {}): NormalizedO
   checkBoolean("alwaysGrace", alwaysGrace);
   checkInteger("graceMs", graceMs, 0);
   checkInteger("sweepIntervalMs", sweepIntervalMs, 1);
+  checkInteger("sweepMaxIntervalMs", options.sweepMaxIntervalMs, sweepIntervalMs ?? DEFAULT_OPTIONS.sweepIntervalMs);
   checkInteger("netlinkProbeTimeoutMs", options.netlinkProbeTimeoutMs, 1);
   checkInteger("netlinkReceiveBufferBytes", options.netlinkReceiveBufferBytes, 1024);
   checkOneOf("source", source, SOURCE_CHOICES);

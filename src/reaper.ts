@@ -69,6 +69,7 @@ export class Core implements ReaperCore {
     failures: 0,
   };
   lastSweepAt: number | undefined;
+  lastActivityAt = -Infinity;
   /** The source whose knowledge of forks refines provenance (the proc connector). */
   exactSource: EventSource | undefined;
 
@@ -100,6 +101,7 @@ export class Core implements ReaperCore {
 
   requestScan(by: SourceName): void {
     if (by === "sweep") this.lastSweepAt = Date.now();
+    else this.lastActivityAt = performance.now();
     this.#queueScan(by);
   }
 
@@ -111,6 +113,7 @@ export class Core implements ReaperCore {
 
   noteExit(notice: ExitNotice): void {
     if (this.#stopped) return;
+    this.lastActivityAt = performance.now();
     this.#notices.push(notice);
     this.#startDrain();
   }
@@ -301,6 +304,7 @@ export class Core implements ReaperCore {
       seenForMs: now - entry.firstSeenAt,
     };
     this.counters.reaped += 1;
+    this.lastActivityAt = now;
     this.counters.reapedBySource[reaped.source] += 1;
     this.logger[this.#settings.options.reapLogLevel]({ orphan: reaped }, "reaped orphan");
     this.#notify(reaped);

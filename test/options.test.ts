@@ -14,6 +14,8 @@ describe("options", () => {
   const invalid: [string, Record<string, unknown>][] = [
     ["sweepIntervalMs", { sweepIntervalMs: -1 }],
     ["sweepIntervalMs", { sweepIntervalMs: 0 }],
+    ["sweepMaxIntervalMs", { sweepIntervalMs: 5_000, sweepMaxIntervalMs: 1_000 }],
+    ["sweepMaxIntervalMs", { sweepMaxIntervalMs: 9_999 }],
     ["graceMs", { graceMs: 1.5 }],
     ["graceMs", { graceMs: "100" }],
     ["source", { source: "polling" }],

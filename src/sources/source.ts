@@ -31,6 +31,8 @@ export interface ReaperCore {
   /** A child exited (from the kernel): reap it now if it is an adopted orphan. */
   noteExit(notice: ExitNotice): void;
   count(counter: CoreCounter): void;
+  /** performance.now() of the last event from a source other than the sweep, or of the last reap. */
+  readonly lastActivityAt: number;
 }
 
 export interface EventSource {

@@ -57,6 +57,7 @@ export function recordingCore(): RecordingCore {
   };
   const core: RecordingCore = {
     selfPid: process.pid,
+    lastActivityAt: -Infinity,
     libc,
     logger: pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line)) }),
     notices: [],
