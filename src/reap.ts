@@ -71,6 +71,51 @@ export function isChildWaitable(libc: Libc, pid: number): boolean {
   }
 }
 
+/** A waitable zombie child of ours, pinned: its pidfd names exactly the process its stat describes. */
+export interface PinnedZombie {
+  readonly stat: ProcStat;
+  /** Undefined before Linux 5.3 (no pidfd_open). */
+  readonly pidfd: number | undefined;
+}
+
+/**
+ * Pins `pid` if it is a waitable zombie child of ours, else returns undefined
+ * and leaves nothing open. The pidfd is opened first, the stat read second,
+ * and the pidfd peeked third: the process was unreaped all along, so its PID
+ * could not change hands and the stat is its own. The caller releases it.
+ */
+export function pinZombie(libc: Libc, selfPid: number, pid: number): PinnedZombie | undefined {
+  let pidfd: number | undefined;
+  try {
+    pidfd = libc.pidfdOpen(pid);
+  } catch (error) {
+    if (hasErrnoCode(error, "ESRCH")) return undefined;
+    if (!hasErrnoCode(error, "ENOSYS")) throw error;
+  }
+  let pinned: PinnedZombie | undefined;
+  try {
+    const stat = readStat(pid);
+    if (stat?.state === "Z" && stat.ppid === selfPid && isWaitable(libc, pid, pidfd)) pinned = { stat, pidfd };
+    return pinned;
+  } finally {
+    if (!pinned && pidfd !== undefined) libc.close(pidfd);
+  }
+}
+
+export function releaseZombie(libc: Libc, zombie: PinnedZombie): void {
+  if (zombie.pidfd !== undefined) libc.close(zombie.pidfd);
+}
+
+function isWaitable(libc: Libc, pid: number, pidfd: number | undefined): boolean {
+  if (pidfd === undefined) return isChildWaitable(libc, pid);
+  try {
+    return libc.waitid(P_PIDFD, pidfd, PEEK).pid === pid;
+  } catch (error) {
+    if (hasErrnoCode(error, "ECHILD", "EINTR")) return false;
+    throw error;
+  }
+}
+
 /** Why a freshly read stat no longer matches the judged zombie, or undefined. */
 function mismatch(judged: ProcStat, now: ProcStat | undefined, selfPid: number): string | undefined {
   if (!now) return "exited and was reaped";
@@ -81,34 +126,24 @@ function mismatch(judged: ProcStat, now: ProcStat | undefined, selfPid: number):
 }
 
 /**
- * Reaps the zombie `judged`, and only that instance: a pidfd pins the process
- * before its stat is checked again, so PID reuse can never make us reap
- * another one. Callers have already checked that the runtime does not hold a
- * pidfd on it. Kernels before 5.3 have no pidfd_open: there the stat check and
- * waitid(P_PID) are safe because a PID cannot be reused until its zombie is reaped.
+ * Reaps the pinned zombie, and only that instance: waitid through its pidfd
+ * cannot take another process, even if the PID was freed and reused since.
+ * Callers have already checked that the runtime does not hold a pidfd on it.
+ * Before Linux 5.3 (no pidfd) the stat is checked again first: a PID cannot
+ * be reused until its zombie is reaped, so stat then waitid(P_PID) is safe.
  */
-export function reapZombie(libc: Libc, selfPid: number, judged: ProcStat): ReapOutcome {
-  let pidfd: number | undefined;
+export function reapZombie(libc: Libc, selfPid: number, zombie: PinnedZombie): ReapOutcome {
+  const { stat, pidfd } = zombie;
   try {
-    pidfd = libc.pidfdOpen(judged.pid);
-  } catch (error) {
-    if (hasErrnoCode(error, "ESRCH")) return { kind: "gone", why: "exited and was reaped" };
-    if (!hasErrnoCode(error, "ENOSYS")) throw error;
-  }
-  try {
-    const why = mismatch(judged, readStat(judged.pid), selfPid);
+    const why = pidfd === undefined ? mismatch(stat, readStat(stat.pid), selfPid) : undefined;
     if (why) return { kind: "gone", why };
     const wait =
-      pidfd === undefined
-        ? libc.waitid(P_PID, judged.pid, WEXITED | WNOHANG)
-        : libc.waitid(P_PIDFD, pidfd, WEXITED | WNOHANG);
+      pidfd === undefined ? libc.waitid(P_PID, stat.pid, WEXITED | WNOHANG) : libc.waitid(P_PIDFD, pidfd, WEXITED | WNOHANG);
     if (wait.pid === 0) return { kind: "not-yet" };
     return { kind: "reaped", exit: exitStatusOf(wait) };
   } catch (error) {
     if (hasErrnoCode(error, "ECHILD")) return { kind: "gone", why: "reaped by another waiter" };
     if (hasErrnoCode(error, "EINTR")) return { kind: "not-yet" };
     throw error;
-  } finally {
-    if (pidfd !== undefined) libc.close(pidfd);
   }
 }

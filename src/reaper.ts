@@ -8,9 +8,17 @@ import type { Logger } from "pino";
 import type { Libc } from "./libc.ts";
 import type { NormalizedOptions, ReapedProcess } from "./options.ts";
 import { classifyZombie, isLoopLate, judgeZombie, type Provenance, type ProvenanceFacts, type Verdict } from "./policy.ts";
-import { listOwnChildren, readStat, readStats, yieldToEventLoop, type ProcStat } from "./procfs.ts";
+import { listOwnChildren, yieldToEventLoop, type ProcStat } from "./procfs.ts";
 import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
-import { isChildWaitable, peekWaitableChild, reapZombie, type ExitStatus } from "./reap.ts";
+import {
+  isChildWaitable,
+  peekWaitableChild,
+  pinZombie,
+  reapZombie,
+  releaseZombie,
+  type ExitStatus,
+  type PinnedZombie,
+} from "./reap.ts";
 import type { CoreCounter, EventSource, ExitNotice, ReaperCore, SourceName } from "./sources/source.ts";
 
 /** A zombie that is not reapable yet: in its grace window, or its threads still live. */
@@ -168,8 +176,7 @@ export class Core implements ReaperCore {
     if (waitable.length === 0) return this.#armGraceTimer();
     for (let start = 0; start < waitable.length && !this.#stopped; start += ZOMBIES_PER_PASS) {
       if (start > 0) await yieldToEventLoop();
-      const stats = await readStats(waitable.slice(start, start + ZOMBIES_PER_PASS));
-      await this.#judgeAndReap(stats.filter((s) => s.state === "Z" && s.ppid === this.selfPid), by);
+      await this.#judgeAndReap(this.#pin(waitable.slice(start, start + ZOMBIES_PER_PASS)), by);
     }
   }
 
@@ -184,10 +191,13 @@ export class Core implements ReaperCore {
     for (let reaps = 0; reaps < PEEKED_REAPS_PER_SCAN; reaps++) {
       const pid = peekWaitableChild(this.libc);
       if (pid === 0) return true;
-      const stat = readStat(pid);
-      const known = stat !== undefined && this.#runtimeZombies.get(pid) === stat.startTime;
-      if (pid === previous || known || stat?.state !== "Z" || stat.ppid !== this.selfPid) return false;
-      await this.#judgeAndReap([stat], by);
+      const [zombie] = pid === previous ? [] : this.#pin([pid]);
+      if (zombie === undefined) return false;
+      if (this.#runtimeZombies.get(pid) === zombie.stat.startTime) {
+        releaseZombie(this.libc, zombie);
+        return false;
+      }
+      await this.#judgeAndReap([zombie], by);
       if (this.#pending.size > 0) return false;
       previous = pid;
     }
@@ -197,11 +207,8 @@ export class Core implements ReaperCore {
   async #reapNoticed(): Promise<void> {
     const notices = this.#notices.splice(0, ZOMBIES_PER_PASS);
     const exits = new Map(notices.map((notice) => [notice.pid, notice]));
-    const stats = await readStats([...exits.keys()]);
-    // Only waitable zombies are judged (the runtime-pidfd look relies on it);
-    // a leader whose threads still run is found by the scan that follows.
-    const zombies = stats.filter((s) => s.state === "Z" && s.ppid === this.selfPid && isChildWaitable(this.libc, s.pid));
-    await this.#judgeAndReap(zombies, "netlink", exits);
+    // A leader whose threads still run is not waitable: the scan that follows finds it later.
+    await this.#judgeAndReap(this.#pin([...exits.keys()]), "netlink", exits);
   }
 
   /**
@@ -217,12 +224,26 @@ export class Core implements ReaperCore {
     }
   }
 
-  /** `zombies`: each was peeked waitable (waitid WNOWAIT) before this call. */
-  async #judgeAndReap(zombies: readonly ProcStat[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<void> {
-    const fresh = zombies.filter((stat) => this.#runtimeZombies.get(stat.pid) !== stat.startTime);
+  /** Those of `pids` that are waitable zombie children of ours, pinned; #judgeAndReap releases them. */
+  #pin(pids: readonly number[]): PinnedZombie[] {
+    return pids.map((pid) => pinZombie(this.libc, this.selfPid, pid)).filter((zombie) => zombie !== undefined);
+  }
+
+  /** Judges and reaps pinned zombies (waitable, so only readable fds can be the runtime's pidfds on them), then releases them. */
+  async #judgeAndReap(zombies: readonly PinnedZombie[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<void> {
+    try {
+      await this.#judgeAndReapPinned(zombies, by, exits);
+    } finally {
+      for (const zombie of zombies) releaseZombie(this.libc, zombie);
+    }
+  }
+
+  async #judgeAndReapPinned(zombies: readonly PinnedZombie[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<void> {
+    const fresh = zombies.filter(({ stat }) => this.#runtimeZombies.get(stat.pid) !== stat.startTime);
     if (this.#stopped || fresh.length === 0) return this.#armGraceTimer();
     const now = performance.now();
-    const judged = fresh.map((stat) => {
+    const judged = fresh.map((zombie) => {
+      const { stat } = zombie;
       const known = this.#pending.get(stat.pid);
       const notice = exits?.get(stat.pid);
       const entry: PendingZombie =
@@ -235,18 +256,18 @@ export class Core implements ReaperCore {
         runtimeMarksChildrenWithPidfd: this.#settings.runtimeMarksChildrenWithPidfd,
         alwaysGrace: this.#settings.options.alwaysGrace,
       };
-      return { entry, facts };
+      return { entry, facts, zombie };
     });
-    // The pidfd scan costs O(open fds): make it only when a zombie would be
-    // reaped unless the runtime holds it. Read after the stats: a PID cannot
-    // change hands while its zombie is unreaped.
+    // The runtime-pidfd look is made only when a zombie would be reaped
+    // unless the runtime holds it. Our own pins are not the runtime's.
     const wouldReap = judged.some(({ entry, facts }) => this.#verdict(entry, classifyZombie(facts), now).action === "reap");
+    const ownPidfds = new Set(fresh.map(({ pidfd }) => pidfd).filter((fd) => fd !== undefined));
     const runtimePids = wouldReap
-      ? await runtimeHoldsPidfd(this.libc, fresh.map((stat) => stat.pid), "waitable zombies")
+      ? await runtimeHoldsPidfd(this.libc, fresh.map(({ stat }) => stat.pid), "waitable zombies", ownPidfds)
       : new Set<number>();
     if (this.#stopped) return;
-    for (const { entry, facts } of judged) {
-      this.#decide(entry, classifyZombie({ ...facts, runtimeHoldsPidfd: runtimePids.has(entry.stat.pid) }), now);
+    for (const { entry, facts, zombie } of judged) {
+      this.#decide(entry, zombie, classifyZombie({ ...facts, runtimeHoldsPidfd: runtimePids.has(entry.stat.pid) }), now);
     }
     this.#armGraceTimer();
   }
@@ -256,7 +277,7 @@ export class Core implements ReaperCore {
     return judgeZombie(provenance, clock);
   }
 
-  #decide(entry: PendingZombie, provenance: Provenance, now: number): void {
+  #decide(entry: PendingZombie, zombie: PinnedZombie, provenance: Provenance, now: number): void {
     const { pid } = entry.stat;
     const verdict = this.#verdict(entry, provenance, now);
     if (verdict.action === "leave" || provenance === "runtime") {
@@ -274,7 +295,7 @@ export class Core implements ReaperCore {
       this.#pending.delete(pid);
       return;
     }
-    const outcome = reapZombie(this.libc, this.selfPid, entry.stat);
+    const outcome = reapZombie(this.libc, this.selfPid, zombie);
     if (outcome.kind === "not-yet") {
       entry.retryAt = now + THREADS_ALIVE_RETRY_MS;
       this.#pending.set(pid, entry);

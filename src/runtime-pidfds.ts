@@ -25,16 +25,22 @@ export interface RuntimePidfdProbe {
 /**
  * Which of `pids` this process holds a pidfd on, now. With "waitable
  * zombies" the caller peeked (waitid WNOWAIT) that each was waitable, so only
- * fds that poll readable are looked at. Looks yield between chunks of fds:
+ * fds that poll readable are looked at. `ownPidfds` are the caller's, not the runtime's. Looks yield between chunks of fds:
  * safe, since only a new spawn opens a pidfd and a new child is never among
  * the zombies asked about.
  */
-export async function runtimeHoldsPidfd(libc: Libc, pids: readonly number[], scope: PidScope = "any"): Promise<Set<number>> {
+export async function runtimeHoldsPidfd(
+  libc: Libc,
+  pids: readonly number[],
+  scope: PidScope = "any",
+  ownPidfds: ReadonlySet<number> = new Set(),
+): Promise<Set<number>> {
   const held = new Set<number>();
   if (pids.length === 0) return held;
   const wanted = new Set(pids);
   const fds = scope === "waitable zombies" ? readableFds(libc) : listOwnFds();
   await forEachChunked(fds, (fd) => {
+    if (ownPidfds.has(fd)) return;
     const pid = readFdLink(fd) === PIDFD_LINK ? readPidfdTarget(fd) : undefined;
     if (pid !== undefined && wanted.has(pid)) held.add(pid);
   });

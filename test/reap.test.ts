@@ -1,0 +1,48 @@
+/**
+ * The reap primitive on real processes: a zombie is pinned (pidfd, then stat,
+ * then a peek through the pidfd) only when it is a waitable zombie child of
+ * ours, nothing is left open otherwise, and the reap takes exactly the pinned
+ * instance.
+ */
+import { expect, test } from "bun:test";
+import { loadLibc, P_PID, WEXITED } from "../src/libc.ts";
+import { readStat } from "../src/procfs.ts";
+import { pinZombie, reapZombie, releaseZombie } from "../src/reap.ts";
+import { makeOrphans, openFdCount, waitUntil, zombieChildren } from "./helpers/processes.ts";
+
+const libc = loadLibc();
+libc.setChildSubreaper(true);
+
+async function oneOrphanZombie(exitCode: number): Promise<number> {
+  await makeOrphans(1, exitCode, 0);
+  expect(await waitUntil(async () => (await zombieChildren()).length === 1, 2000)).toBe(true);
+  return (await zombieChildren())[0]!;
+}
+
+test("pins an orphan's zombie and reaps exactly it, with its exit code", async () => {
+  const pid = await oneOrphanZombie(3);
+  const fdsBefore = openFdCount();
+  const zombie = pinZombie(libc, process.pid, pid);
+  expect(zombie?.stat).toMatchObject({ pid, state: "Z", ppid: process.pid });
+  expect(reapZombie(libc, process.pid, zombie!)).toEqual({ kind: "reaped", exit: { exitCode: 3, signal: null, coreDumped: false } });
+  releaseZombie(libc, zombie!);
+  expect(openFdCount()).toBe(fdsBefore);
+  expect(readStat(pid)).toBeUndefined();
+});
+
+test("pins nothing, and leaves no fd open, for a running child, a process not ours, or a PID that is gone", async () => {
+  const running = Bun.spawn(["sleep", "5"]);
+  const fdsBefore = openFdCount();
+  for (const pid of [running.pid, process.ppid, 1, 0x3fffff]) expect(pinZombie(libc, process.pid, pid)).toBeUndefined();
+  expect(openFdCount()).toBe(fdsBefore);
+  running.kill();
+  await running.exited;
+});
+
+test("a pinned zombie that another waiter takes first is reported gone, not reaped twice", async () => {
+  const pid = await oneOrphanZombie(4);
+  const zombie = pinZombie(libc, process.pid, pid)!;
+  expect(libc.waitid(P_PID, pid, WEXITED).status).toBe(4); // the other waiter
+  expect(reapZombie(libc, process.pid, zombie)).toEqual({ kind: "gone", why: "reaped by another waiter" });
+  releaseZombie(libc, zombie);
+});
