@@ -73,7 +73,7 @@ export class Judge {
   }
 
   /** Already judged the runtime's: judging it again would change nothing. */
-  isRuntimeZombie(stat: ProcStat): boolean {
+  #isRuntimeZombie(stat: ProcStat): boolean {
     return this.#runtimeZombies.get(stat.pid) === stat.startTime;
   }
 
@@ -108,7 +108,7 @@ export class Judge {
   }
 
   async #judgeAndReapPinned(zombies: readonly PinnedZombie[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<void> {
-    const fresh = zombies.filter(({ stat }) => !this.isRuntimeZombie(stat));
+    const fresh = zombies.filter(({ stat }) => !this.#isRuntimeZombie(stat));
     if (this.#stopped || fresh.length === 0) return this.#armGraceTimer();
     const now = performance.now();
     const judged = fresh.map((zombie) => {
@@ -220,4 +220,6 @@ export class Judge {
       this.#settings.onDue();
     }, delay);
     this.#graceTimer.unref();
-  }}
+  }
+}
+

@@ -1,9 +1,10 @@
 /**
  * Reading /proc: process stat lines, this process's own children, its fds
- * and the PID each pidfd names, and its PID namespace nesting. Pure parsers take strings (unit
- * tested with fixtures); readers are small and bounded: every loop over many
- * files yields to the event loop between chunks, so a daemon with thousands
- * of processes never stalls for more than a couple of milliseconds.
+ * and the PID each pidfd names, and its PID namespace nesting. Pure parsers
+ * take strings (unit tested with fixtures); readers are small and bounded:
+ * every loop over many files yields to the event loop between chunks, so a
+ * daemon with thousands of processes never stalls for more than a couple of
+ * milliseconds.
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 

@@ -61,10 +61,10 @@ export function peekWaitableChild(libc: Libc): number {
   }
 }
 
-/** True when `pid` is a child of ours that is waitable now; takes nothing. */
-export function isChildWaitable(libc: Libc, pid: number): boolean {
+/** True when `pid` is a child of ours that is waitable now, peeked through its pidfd when given; takes nothing. */
+export function isChildWaitable(libc: Libc, pid: number, pidfd?: number): boolean {
   try {
-    return libc.waitid(P_PID, pid, PEEK).pid === pid;
+    return (pidfd === undefined ? libc.waitid(P_PID, pid, PEEK) : libc.waitid(P_PIDFD, pidfd, PEEK)).pid === pid;
   } catch (error) {
     if (hasErrnoCode(error, "ECHILD", "EINTR")) return false;
     throw error;
@@ -95,7 +95,7 @@ export function pinZombie(libc: Libc, selfPid: number, pid: number): PinnedZombi
   let pinned: PinnedZombie | undefined;
   try {
     const stat = readStat(pid);
-    if (stat?.state === "Z" && stat.ppid === selfPid && isWaitable(libc, pid, pidfd)) pinned = { stat, pidfd };
+    if (stat?.state === "Z" && stat.ppid === selfPid && isChildWaitable(libc, pid, pidfd)) pinned = { stat, pidfd };
     return pinned;
   } finally {
     if (!pinned && pidfd !== undefined) libc.close(pidfd);
@@ -104,16 +104,6 @@ export function pinZombie(libc: Libc, selfPid: number, pid: number): PinnedZombi
 
 export function releaseZombie(libc: Libc, zombie: PinnedZombie): void {
   if (zombie.pidfd !== undefined) libc.close(zombie.pidfd);
-}
-
-function isWaitable(libc: Libc, pid: number, pidfd: number | undefined): boolean {
-  if (pidfd === undefined) return isChildWaitable(libc, pid);
-  try {
-    return libc.waitid(P_PIDFD, pidfd, PEEK).pid === pid;
-  } catch (error) {
-    if (hasErrnoCode(error, "ECHILD", "EINTR")) return false;
-    throw error;
-  }
 }
 
 /** Why a freshly read stat no longer matches the judged zombie, or undefined. */

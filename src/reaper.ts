@@ -9,7 +9,7 @@ import { Judge } from "./judge.ts";
 import type { Libc } from "./libc.ts";
 import type { NormalizedOptions, ReapedProcess } from "./options.ts";
 import { listOwnChildren, yieldToEventLoop } from "./procfs.ts";
-import { isChildWaitable, peekWaitableChild, pinZombie, releaseZombie, type PinnedZombie } from "./reap.ts";
+import { isChildWaitable, peekWaitableChild, pinZombie, type PinnedZombie } from "./reap.ts";
 import type { CoreCounter, EventSource, ExitNotice, ReaperCore, SourceName } from "./sources/source.ts";
 
 /**
@@ -126,7 +126,7 @@ export class Core implements ReaperCore {
   /**
    * One pass at a time: noted exits first, then a queued scan. What arrives
    * during a pass waits for the next, so under load batches grow instead of
-   * passes piling up (each may read every pidfd this process holds).
+   * passes piling up (a scan reads every child's wait state).
    */
   async #drain(): Promise<void> {
     try {
@@ -172,12 +172,9 @@ export class Core implements ReaperCore {
     for (let reaps = 0; reaps < PEEKED_REAPS_PER_SCAN; reaps++) {
       const pid = peekWaitableChild(this.libc);
       if (pid === 0) return true;
+      // Named twice: it stays (the runtime's, or vetoed), and hides the rest.
       const [zombie] = pid === previous ? [] : this.#pin([pid]);
       if (zombie === undefined) return false;
-      if (this.#judge.isRuntimeZombie(zombie.stat)) {
-        releaseZombie(this.libc, zombie);
-        return false;
-      }
       await this.#judge.judgeAndReap([zombie], by);
       if (this.#judge.pendingCount > 0) return false;
       previous = pid;
@@ -196,6 +193,4 @@ export class Core implements ReaperCore {
   #pin(pids: readonly number[]): PinnedZombie[] {
     return pids.map((pid) => pinZombie(this.libc, this.selfPid, pid)).filter((zombie) => zombie !== undefined);
   }
-
-
 }

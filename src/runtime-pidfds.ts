@@ -25,9 +25,9 @@ export interface RuntimePidfdProbe {
 /**
  * Which of `pids` this process holds a pidfd on, now. With "waitable
  * zombies" the caller peeked (waitid WNOWAIT) that each was waitable, so only
- * fds that poll readable are looked at. `ownPidfds` are the caller's, not the runtime's. Looks yield between chunks of fds:
- * safe, since only a new spawn opens a pidfd and a new child is never among
- * the zombies asked about.
+ * fds that poll readable are looked at. `ownPidfds` are the caller's, not the
+ * runtime's. Looks yield between chunks of fds: safe, since only a new spawn
+ * opens a pidfd and a new child is never among the zombies asked about.
  */
 export async function runtimeHoldsPidfd(
   libc: Libc,
