@@ -39,7 +39,7 @@ export interface Tools {
 
 /** Bun's JIT workers are done about 15 s after start: churn is measured after this. */
 const SETTLE_MS = 20_000;
-/** Bun's GC helper threads keep waking it about 13 times a second until about 40 s after start (measured). */
+/** Bun's GC helper threads still wake it about 13 times a second 20 s after start, and have settled by 60 s (the settling and idle rows). */
 const IDLE_AFTER_MS = 60_000;
 /** The start-up window is sampled from here: the daemon has started, its JIT and GC are still busy. */
 const START_WINDOW_AT_MS = 2_000;
