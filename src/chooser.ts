@@ -3,35 +3,23 @@
  * sweep always runs underneath at its slow interval, and is the only source
  * when neither serves. Options can force one source or forbid some; every
  * source not chosen gets its reason, for stats() and the start-up log line.
+ * The plan it returns is wired in one place (src/index.ts).
  */
+import type { Logger } from "pino";
+import type { Libc } from "./libc.ts";
 import type { NormalizedOptions } from "./options.ts";
-import { probeNetlinkSource } from "./sources/netlink.ts";
-import { startSigchldSource } from "./sources/sigchld.ts";
-import type { EventSource, ProbeResult, ReaperCore, SourceName } from "./sources/source.ts";
+import { probeNetlinkSource, type NetlinkSource } from "./sources/netlink.ts";
+import type { SourceName } from "./types.ts";
 
-type EventDrivenSource = Exclude<SourceName, "sweep">;
-
-export interface SourceChoice {
-  /** The event-driven source, or undefined when only the sweep serves. */
-  readonly primary: EventSource | undefined;
-  /** Sources that run beside the primary one (SIGCHLD beside netlink). */
-  readonly companions: readonly EventSource[];
+export interface SourcePlan {
   readonly source: SourceName;
-  /** Why each source other than the chosen one is not in use. */
+  /** The proc connector, when chosen: drained by the core on every SIGCHLD and sweep. */
+  readonly exact: NetlinkSource | undefined;
+  /** Whether SIGCHLD wakes the core (netlink and sigchld; not the sweep alone). */
+  readonly sigchld: boolean;
+  /** Why each source other than the chosen one is not in use, or how it serves beside it. */
   readonly notChosen: Partial<Record<SourceName, string>>;
 }
-
-const PREFERENCE: readonly EventDrivenSource[] = ["netlink", "sigchld"];
-
-const probes: Record<EventDrivenSource, (core: ReaperCore, options: NormalizedOptions) => Promise<ProbeResult>> = {
-  netlink: (core, options) =>
-    probeNetlinkSource(core, {
-      selfTestTimeoutMs: options.netlinkProbeTimeoutMs,
-      receiveBufferBytes: options.netlinkReceiveBufferBytes,
-    }),
-  // PID 1 and child subreapers get SIGCHLD for adopted orphans with no privilege.
-  sigchld: async (core) => ({ ok: true, source: startSigchldSource(core) }),
-};
 
 function refusal(name: SourceName, options: NormalizedOptions): string | undefined {
   if (options.disableSources.includes(name)) return "disabled by the disableSources option";
@@ -39,42 +27,32 @@ function refusal(name: SourceName, options: NormalizedOptions): string | undefin
   return undefined;
 }
 
-export async function chooseSource(core: ReaperCore, options: NormalizedOptions): Promise<SourceChoice> {
+export async function chooseSource(libc: Libc, logger: Logger, options: NormalizedOptions): Promise<SourcePlan> {
   const notChosen: Partial<Record<SourceName, string>> = {};
-  for (const name of PREFERENCE) {
-    const refused = refusal(name, options);
-    if (refused) {
-      notChosen[name] = refused;
-      continue;
+  const sweepBeside =
+    `runs underneath as the safety net: every ${options.sweepIntervalMs} ms after activity, ` +
+    `backing off to ${options.sweepMaxIntervalMs} ms while nothing happens`;
+  const netlinkRefused = refusal("netlink", options);
+  if (netlinkRefused === undefined) {
+    const probe = await probeNetlinkSource(libc, logger, {
+      selfTestTimeoutMs: options.netlinkProbeTimeoutMs,
+      receiveBufferBytes: options.netlinkReceiveBufferBytes,
+    });
+    if (probe.ok) {
+      notChosen.sigchld = "its signal wakes the netlink source, which reads the proc connector on each";
+      notChosen.sweep = sweepBeside;
+      return { source: "netlink", exact: probe.source, sigchld: true, notChosen };
     }
-    const result = await probes[name](core, options);
-    if (result.ok) {
-      notChosen.sweep =
-        `runs underneath as the safety net: every ${options.sweepIntervalMs} ms after activity, ` +
-        `backing off to ${options.sweepMaxIntervalMs} ms while nothing happens`;
-      return { primary: result.source, source: name, notChosen, companions: companionsOf(name, core, options, notChosen) };
-    }
-    notChosen[name] = result.reason;
+    notChosen.netlink = probe.reason;
+  } else {
+    notChosen.netlink = netlinkRefused;
   }
-  return { primary: undefined, source: "sweep", notChosen, companions: [] };
-}
-
-/**
- * Beside netlink, SIGCHLD stays on as a scan trigger: a zombie reparented to
- * us after its exit (its parent was killed with it) gets no proc event naming
- * us, only SIGCHLD (measured: test/netlink/reparent-race.test.ts).
- */
-function companionsOf(
-  name: EventDrivenSource,
-  core: ReaperCore,
-  options: NormalizedOptions,
-  notChosen: Partial<Record<SourceName, string>>,
-): EventSource[] {
-  if (name !== "netlink") return [];
-  if (options.disableSources.includes("sigchld")) {
-    notChosen.sigchld = "disabled by the disableSources option";
-    return [];
+  const sigchldRefused = refusal("sigchld", options);
+  if (sigchldRefused === undefined) {
+    // PID 1 and child subreapers get SIGCHLD for adopted orphans with no privilege.
+    notChosen.sweep = sweepBeside;
+    return { source: "sigchld", exact: undefined, sigchld: true, notChosen };
   }
-  notChosen.sigchld = "runs beside netlink, for zombies reparented to us after their exit event";
-  return [startSigchldSource(core)];
+  notChosen.sigchld = sigchldRefused;
+  return { source: "sweep", exact: undefined, sigchld: false, notChosen };
 }

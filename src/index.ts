@@ -10,16 +10,18 @@ import { loadLibc, type Libc } from "./libc.ts";
 import { reaperLogger } from "./log.ts";
 import { exportToRegistry, ReaperMetrics, type LifetimeSummary, type MetricsRegistry } from "./metrics.ts";
 import { normalizeOptions, type NormalizedOptions, type OrphanReaperOptions } from "./options.ts";
-import { Core } from "./reaper.ts";
+import { Core } from "./core.ts";
 import { probeRuntimePidfds } from "./runtime-pidfds.ts";
+import { startSigchldSource } from "./sources/sigchld.ts";
 import { startSweepSource } from "./sources/sweep.ts";
-import type { EventSource, SourceName } from "./sources/source.ts";
+import type { EventSource } from "./sources/source.ts";
+import { zeroBySource, type SourceName } from "./types.ts";
 
 export { readReaperConfig, type ReaperConfig } from "./config.ts";
 export { ErrnoError } from "./errno.ts";
 export type { LifetimeSummary, MetricsRegistry } from "./metrics.ts";
-export type { OrphanReaperOptions, ReapCandidate, ReapedProcess } from "./options.ts";
-export type { SourceName } from "./sources/source.ts";
+export type { OrphanReaperOptions } from "./options.ts";
+export type { ReapCandidate, ReapedProcess, SourceName } from "./types.ts";
 
 export type ReaperSource = SourceName | "off";
 /** How this process came to receive orphans. */
@@ -39,6 +41,8 @@ export interface ReaperStats {
   /** Date.now() at start, and at the last sweep (undefined before the first). */
   readonly startedAt: number;
   readonly lastSweepAt: number | undefined;
+  /** Why reaping is failing right now (say /proc unreadable), or undefined while it works. */
+  readonly problem: string | undefined;
   /** Why the reaper is off, or why each source other than `source` is not in use. */
   readonly notChosen: Readonly<Partial<Record<ReaperSource, string>>>;
   /** Whether a zombie with no runtime pidfd counts as adopted, and why. */
@@ -54,14 +58,12 @@ export interface OrphanReaper {
   stop(): Promise<void>;
 }
 
-const NO_REAPS: Record<SourceName, number> = { netlink: 0, sigchld: 0, sweep: 0 };
-
 function offReaper(reason: string, logger: Logger): OrphanReaper {
   logger.info({ source: "off", reason }, `orphan reaper off: ${reason}`);
   const startedAt = Date.now();
   const stats: ReaperStats = {
-    source: "off", role: undefined, reaped: 0, reapedBySource: NO_REAPS, pending: 0, overruns: 0,
-    malformed: 0, vetoed: 0, failures: 0, startedAt, lastSweepAt: undefined, notChosen: { off: reason },
+    source: "off", role: undefined, reaped: 0, reapedBySource: zeroBySource(), pending: 0, overruns: 0,
+    malformed: 0, vetoed: 0, failures: 0, startedAt, lastSweepAt: undefined, problem: undefined, notChosen: { off: reason },
     runtimePidfds: undefined, lifetimes: {},
   };
   return { source: "off", stats: () => stats, stop: async () => {} };
@@ -91,7 +93,7 @@ export async function startOrphanReaper(options?: OrphanReaperOptions): Promise<
 /** Metrics are an extra: when they cannot be exported the reaper still runs, and says why. */
 async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, core: Core, logger: Logger) {
   try {
-    return await exportToRegistry(registry, metrics, core.counters, core.selfPid);
+    return await exportToRegistry(registry, metrics, () => core.counts(), core.selfPid);
   } catch (err) {
     logger.warn({ err }, "metricsRegistry was given but the metrics cannot be exported: install prom-client, or pass a registry without orphan_reaper_* metrics already in it");
     return undefined;
@@ -104,37 +106,40 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger): 
   const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds(libc);
   const metrics = new ReaperMetrics();
   const core = new Core({
-    libc, logger, options, runtimeMarksChildrenWithPidfd: runtimePidfds?.holds ?? false,
-    onReaped: (reaped) => metrics.recordReap(reaped),
+    libc, logger, graceMs: options.graceMs, alwaysGrace: options.alwaysGrace, reapLogLevel: options.reapLogLevel,
+    onReap: options.onReap, shouldReap: options.shouldReap,
+    runtimeMarksChildrenWithPidfd: runtimePidfds?.holds ?? false,
+    record: (reaped) => metrics.recordReap(reaped),
   });
-  const choice = await chooseSource(core, options);
+  const plan = await chooseSource(libc, logger, options);
   const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, logger));
-  if (choice.source === "netlink") core.exactSource = choice.primary;
+  core.useExactSource(plan.exact);
   // Beside an event source the sweep may back off while nothing happens; alone it may not.
-  const maxIntervalMs = choice.primary ? options.sweepMaxIntervalMs : undefined;
+  const maxIntervalMs = plan.sigchld ? options.sweepMaxIntervalMs : undefined;
   const sources: EventSource[] = [startSweepSource(core, { intervalMs: options.sweepIntervalMs, maxIntervalMs })];
-  if (choice.primary) sources.push(choice.primary, ...choice.companions);
+  if (plan.sigchld) sources.push(startSigchldSource(core));
   const startedAt = Date.now();
   logger.info(
-    { source: choice.source, role: taken.role, notChosen: choice.notChosen, runtimePidfds },
-    `orphan reaper started: source ${choice.source}, as ${taken.role === "pid1" ? "PID 1" : "child subreaper"}`,
+    { source: plan.source, role: taken.role, notChosen: plan.notChosen, runtimePidfds },
+    `orphan reaper started: source ${plan.source}, as ${taken.role === "pid1" ? "PID 1" : "child subreaper"}`,
   );
 
   let stopping: Promise<void> | undefined;
   return {
-    source: choice.source,
+    source: plan.source,
     stats: () => ({
-      source: choice.source, role: taken.role, ...core.counters, pending: core.pendingCount,
-      reapedBySource: { ...core.counters.reapedBySource }, startedAt, lastSweepAt: core.lastSweepAt,
-      notChosen: choice.notChosen, runtimePidfds, lifetimes: metrics.lifetimes(),
+      source: plan.source, role: taken.role, ...core.counts(), pending: core.pendingCount,
+      startedAt, lastSweepAt: core.lastSweepAt, problem: core.problem,
+      notChosen: plan.notChosen, runtimePidfds, lifetimes: metrics.lifetimes(),
     }),
     stop: () =>
       (stopping ??= (async () => {
         core.stop();
-        await Promise.all(sources.map((source) => source.stop()));
+        for (const source of sources) source.stop();
+        plan.exact?.stop();
         taken.restore?.();
         unexport?.();
-        logger.info({ reaped: core.counters.reaped }, "orphan reaper stopped");
+        logger.info({ reaped: core.counts().reaped }, "orphan reaper stopped");
       })()),
   };
 }

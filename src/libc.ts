@@ -14,6 +14,8 @@ import { readFileSync } from "node:fs";
 import { ErrnoError } from "./errno.ts";
 import { SO_ATTACH_FILTER, SOL_SOCKET } from "./netlink/constants.ts";
 
+// <asm-generic/errno-base.h>
+const EAGAIN = 11;
 // <linux/prctl.h>
 const PR_SET_CHILD_SUBREAPER = 36;
 const PR_GET_CHILD_SUBREAPER = 37;
@@ -24,6 +26,12 @@ export const P_PIDFD = 3;
 export const WNOHANG = 0x1;
 export const WEXITED = 0x4;
 export const WNOWAIT = 0x01000000;
+/**
+ * Only children of the calling thread: the reaper runs on the main thread
+ * (the thread-group leader), where the kernel reparents every orphan, while a
+ * Worker's children are its own thread's, so they can never be taken.
+ */
+export const __WNOTHREAD = 0x20000000;
 // <asm-generic/unistd.h>: pidfd_open is 434 on every architecture (unified
 // syscall table since Linux 5.1); musl has no wrapper for it.
 const SYS_pidfd_open = 434;
@@ -94,8 +102,8 @@ export interface Libc {
   bind(fd: number, address: Uint8Array): void;
   connect(fd: number, address: Uint8Array): void;
   send(fd: number, data: Uint8Array): number;
-  /** recvfrom(2); returns the bytes read and fills `address` (sockaddr). */
-  recvfrom(fd: number, into: Uint8Array, address: Uint8Array): number;
+  /** recvfrom(2) on a non-blocking socket: the bytes read (filling `address`), or -1 when nothing is queued (EAGAIN). */
+  receive(fd: number, into: Uint8Array, address: Uint8Array): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
   getsockoptInt(fd: number, level: number, name: number): number;
   /** SO_ATTACH_FILTER with a classic BPF program (struct sock_filter[] bytes). */
@@ -165,9 +173,13 @@ function bindLibc(path: string): Libc {
     bind: (fd, address) => void checked("bind", lib.bind(fd, address, address.byteLength)),
     connect: (fd, address) => void checked("connect", lib.connect(fd, address, address.byteLength)),
     send: (fd, data) => Number(checked("send", lib.send(fd, data, data.byteLength, 0))),
-    recvfrom(fd, into, address) {
+    receive(fd, into, address) {
       lengthBox[0] = address.byteLength;
-      return Number(checked("recvfrom", lib.recvfrom(fd, into, into.byteLength, 0, address, lengthBox)));
+      const read = Number(lib.recvfrom(fd, into, into.byteLength, 0, address, lengthBox));
+      if (read >= 0) return read;
+      const errno = lastErrno();
+      if (errno === EAGAIN) return -1;
+      throw new ErrnoError("recvfrom", errno);
     },
     setsockopt: (fd, level, name, value) =>
       void checked("setsockopt", lib.setsockopt(fd, level, name, value, value.byteLength)),

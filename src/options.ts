@@ -5,30 +5,7 @@
  */
 import type { Logger } from "pino";
 import type { MetricsRegistry } from "./metrics.ts";
-import type { SourceName } from "./sources/source.ts";
-
-/** One reaped orphan, as reported to `onReap` and in the log line. */
-export interface ReapedProcess {
-  readonly pid: number;
-  readonly comm: string;
-  readonly exitCode: number | null;
-  readonly signal: number | null;
-  readonly coreDumped: boolean;
-  /** The source whose event led to the reap. */
-  readonly source: SourceName;
-  readonly provenance: "adopted" | "unknown";
-  /** From the kernel's exit time to the reap, when the source knew the exit time. */
-  readonly lifetimeMs?: number;
-  /** From the reaper's first sight of the zombie to the reap. */
-  readonly seenForMs: number;
-}
-
-/** A zombie the reaper is about to reap; `shouldReap` may veto it. */
-export interface ReapCandidate {
-  readonly pid: number;
-  readonly comm: string;
-  readonly provenance: "adopted" | "unknown";
-}
+import { SOURCE_NAMES, type ReapCandidate, type ReapedProcess, type SourceName } from "./types.ts";
 
 export type SourceChoice = "auto" | SourceName;
 
@@ -72,7 +49,6 @@ type OptionalOptions = "logger" | "onReap" | "shouldReap" | "metricsRegistry";
 export type NormalizedOptions = Required<Omit<OrphanReaperOptions, OptionalOptions>> &
   Pick<OrphanReaperOptions, OptionalOptions>;
 
-const SOURCE_NAMES: readonly SourceName[] = ["netlink", "sigchld", "sweep"];
 const SOURCE_CHOICES: readonly SourceChoice[] = ["auto", ...SOURCE_NAMES];
 
 export const DEFAULT_OPTIONS = {
