@@ -55,6 +55,7 @@ type Work = "exits" | "peek" | "scan" | "due";
 export class Core {
   readonly selfPid: number;
   readonly #libc: Libc;
+  readonly #log: Logger;
   readonly #errors: RateLimitedLog;
   readonly #judge: Judge;
   readonly #reporter: Reporter;
@@ -82,6 +83,7 @@ export class Core {
 
   constructor(settings: CoreSettings) {
     this.#libc = settings.libc;
+    this.#log = settings.logger;
     this.#errors = new RateLimitedLog(settings.logger);
     this.selfPid = settings.libc.getpid();
     this.#graceMs = settings.graceMs;
@@ -287,6 +289,7 @@ export class Core {
     let reaped = 0;
     for (const decision of decisions) {
       if (decision.action === "veto") this.#counts.vetoed += 1;
+      if (decision.action === "runtime") this.#log.debug({ pid: decision.candidate.zombie.pid }, "zombie belongs to the runtime (it holds a pidfd): left to it");
       if (decision.action !== "reap") continue;
       const { candidate, provenance, firstSeenAt } = decision;
       const comm = this.#reporter.wantsComm ? (candidate.stat()?.comm ?? "") : "";

@@ -24,8 +24,12 @@ export interface Candidate {
 
 export type Decision =
   | { readonly action: "reap"; readonly candidate: Candidate; readonly provenance: ReapProvenance; readonly firstSeenAt: number }
-  /** Left as it is: the runtime's, in its grace window, or (veto) shouldReap said no. */
-  | { readonly action: "keep" | "veto"; readonly candidate: Candidate };
+  /** Left to the runtime, which holds a pidfd on it. */
+  | { readonly action: "runtime"; readonly candidate: Candidate }
+  /** Left as it is for now: in its grace window, or known to stay. */
+  | { readonly action: "wait"; readonly candidate: Candidate }
+  /** shouldReap said no (asked once per zombie). */
+  | { readonly action: "veto"; readonly candidate: Candidate };
 
 export interface JudgeSettings {
   readonly graceMs: number;
@@ -111,7 +115,7 @@ export class Judge {
     });
     const toLook = judged.filter(({ facts, wouldReap }) => wouldReap && needsRuntimeLook(facts)).map(({ candidate }) => candidate.zombie.pid);
     const held = toLook.length > 0 ? await runtimeHolds(toLook) : new Set<number>();
-    const decisions: Decision[] = candidates.filter((candidate) => !fresh.includes(candidate)).map((candidate) => ({ action: "keep", candidate }));
+    const decisions: Decision[] = candidates.filter((candidate) => !fresh.includes(candidate)).map((candidate) => ({ action: "wait", candidate }));
     for (const { candidate, facts, firstSeenAt } of judged) {
       const provenance = classifyZombie({ ...facts, runtimeHoldsPidfd: held.has(candidate.zombie.pid) });
       decisions.push(this.#decideOne(candidate, provenance, firstSeenAt, now));
@@ -122,16 +126,15 @@ export class Judge {
   #decideOne(candidate: Candidate, provenance: Provenance, firstSeenAt: number, now: number): Decision {
     const { pid } = candidate.zombie;
     const verdict = this.#verdict(provenance, candidate, firstSeenAt, now);
-    const keep = { action: "keep", candidate } as const;
     if (verdict.action === "leave" || provenance === "runtime") {
       this.#remember(this.#runtime, candidate);
       this.#pending.delete(pid);
-      return keep;
+      return { action: "runtime", candidate };
     }
     if (verdict.action === "wait") {
       const startTime = candidate.stat()?.startTime;
       if (startTime !== undefined) this.#pending.set(pid, { startTime, firstSeenAt, retryAt: verdict.until });
-      return keep;
+      return { action: "wait", candidate };
     }
     this.#pending.delete(pid);
     if (!this.#mayReap(candidate, provenance)) return { action: "veto", candidate };

@@ -6,9 +6,8 @@
  */
 import { expect, test } from "bun:test";
 import { loadLibc } from "../src/libc.ts";
-import { normalizeOptions } from "../src/options.ts";
 import { readStat, readTaskChildren } from "../src/procfs.ts";
-import { Core } from "../src/reaper.ts";
+import { Core } from "../src/core.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { makeOrphans, waitUntil } from "./helpers/processes.ts";
 
@@ -23,23 +22,18 @@ test("reaping a zombie that Bun.spawn tracks kills Bun with ECHILD (the hazard, 
 
 test("the core leaves a zombie the runtime tracks, even with graceMs 0 and alwaysGrace", async () => {
   const { logger, lines } = capturingLogger("debug");
-  const core = new Core({
-    libc: loadLibc(),
-    logger,
-    options: normalizeOptions({ graceMs: 0, alwaysGrace: true }),
-    runtimeMarksChildrenWithPidfd: false,
-  });
+  const core = new Core({ libc: loadLibc(), logger, graceMs: 0, alwaysGrace: true, reapLogLevel: "info", runtimeMarksChildrenWithPidfd: false });
   const child = Bun.spawn(["sh", "-c", "exit 42"]);
   const blockUntil = performance.now() + 200; // Bun cannot reap while the loop is blocked
   while (performance.now() < blockUntil);
   expect(readStat(child.pid)?.state).toBe("Z");
-  core.requestScan("sweep");
+  core.sweep();
   expect(await child.exited).toBe(42);
   // The core did judge it (before Bun reaped it) and left it.
   expect(lines).toContainEqual(expect.objectContaining({ pid: child.pid, msg: expect.stringContaining("left to it") }));
   expect(await waitUntil(() => readStat(child.pid) === undefined, 1000)).toBe(true);
   core.stop();
-  expect(core.counters).toMatchObject({ reaped: 0, failures: 0 });
+  expect(core.counts()).toMatchObject({ reaped: 0, failures: 0 });
   expect(core.pendingCount).toBe(0);
 });
 
@@ -47,7 +41,7 @@ test("orphans behind a runtime zombie in the kernel's child list are still reape
   const libc = loadLibc();
   libc.setChildSubreaper(true);
   const { logger, lines } = capturingLogger("debug");
-  const core = new Core({ libc, logger, options: normalizeOptions({}), runtimeMarksChildrenWithPidfd: true });
+  const core = new Core({ libc, logger, graceMs: 2000, alwaysGrace: false, reapLogLevel: "info", runtimeMarksChildrenWithPidfd: true });
   // Spawned first, so it comes first in our children list and waitid(P_ALL) names it first.
   const runtimeChild = Bun.spawn(["sh", "-c", "sleep 0.6; exit 5"]);
   const orphanCount = 20; // more than the reaper takes one by one before a full scan
@@ -57,12 +51,12 @@ test("orphans behind a runtime zombie in the kernel's child list are still reape
     if (readStat(runtimeChild.pid)?.state === "Z" && zombieCountNow() === orphanCount + 1) break;
   }
   expect(readStat(runtimeChild.pid)?.state).toBe("Z");
-  core.requestScan("sigchld");
+  core.onChildSignal();
   expect(await runtimeChild.exited).toBe(5);
-  expect(await waitUntil(() => core.counters.reaped === orphanCount, 3000)).toBe(true);
+  expect(await waitUntil(() => core.counts().reaped === orphanCount, 3000)).toBe(true);
   expect(lines).toContainEqual(expect.objectContaining({ pid: runtimeChild.pid, msg: expect.stringContaining("left to it") }));
   core.stop();
-  expect(core.counters).toMatchObject({ reaped: orphanCount, failures: 0 });
+  expect(core.counts()).toMatchObject({ reaped: orphanCount, failures: 0 });
 });
 
 /** Our zombie children, read without yielding to the event loop. */

@@ -7,7 +7,7 @@ import { expect, test } from "bun:test";
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { loadLibc, P_PID, WEXITED } from "../src/libc.ts";
 import { readStat } from "../src/procfs.ts";
-import { isChildWaitable } from "../src/reap.ts";
+import { isChildWaitable } from "../src/zombie.ts";
 import { probeRuntimePidfds, runtimeHoldsPidfd } from "../src/runtime-pidfds.ts";
 import { makeOrphans, waitUntil, zombieChildren } from "./helpers/processes.ts";
 

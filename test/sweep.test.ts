@@ -4,24 +4,13 @@
  * and any activity brings it back to the interval.
  */
 import { afterEach, expect, test } from "bun:test";
-import pino from "pino";
-import { loadLibc } from "../src/libc.ts";
-import type { EventSource, ReaperCore } from "../src/sources/source.ts";
+import type { EventSource } from "../src/sources/source.ts";
 import { startSweepSource } from "../src/sources/sweep.ts";
 
 /** A core that only records when the sweep asked for a scan. */
-function recordingCore(): ReaperCore & { sweeps: number[]; lastActivityAt: number } {
+function recordingCore(): { sweep(): void; sweeps: number[]; lastActivityAt: number } {
   const sweeps: number[] = [];
-  return {
-    selfPid: process.pid,
-    libc: loadLibc(),
-    logger: pino({ level: "silent" }),
-    lastActivityAt: -Infinity,
-    sweeps,
-    requestScan: (by) => void (by === "sweep" && sweeps.push(performance.now())),
-    noteExit: () => undefined,
-    count: () => undefined,
-  };
+  return { lastActivityAt: -Infinity, sweeps, sweep: () => void sweeps.push(performance.now()) };
 }
 
 const gapsOf = (times: readonly number[]) => times.slice(1).map((time, i) => time - times[i]!);

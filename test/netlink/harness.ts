@@ -1,91 +1,79 @@
 /**
- * A tiny real ReaperCore for tests: it records what a source tells it and,
- * for adopted exits, really reaps through pidfd + waitid(P_PIDFD), so tests
- * can assert on wait statuses. Its scans reap only the zombie children a
- * test names (`reapable`), never a child Bun tracks.
+ * A netlink source on the real kernel for tests, without the core: a test
+ * drains it itself and keeps what every drain found, and reaps what it wants
+ * through the real pin-and-reap primitive.
  */
 import pino from "pino";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { loadLibc, P_PIDFD, WEXITED, WNOHANG, type WaitResult } from "../../src/libc.ts";
-import { hasErrnoCode } from "../../src/errno.ts";
-import { probeNetlinkSource, type NetlinkSourceOptions } from "../../src/sources/netlink.ts";
-import type { CoreCounter, EventSource, ExitNotice, ReaperCore } from "../../src/sources/source.ts";
+import { loadLibc } from "../../src/libc.ts";
+import { probeNetlinkSource, type Drained, type NetlinkSettings, type NetlinkSource } from "../../src/sources/netlink.ts";
+import type { ExitNotice } from "../../src/types.ts";
+import { pinZombie, reapZombie, releaseZombies, type ExitStatus } from "../../src/zombie.ts";
+import { waitUntil } from "../helpers/processes.ts";
 
 export { waitUntil as until } from "../helpers/processes.ts";
 
-/** A recording core with a subscribed netlink source, for a test file's beforeAll (we become a subreaper). */
-export async function startRecordingSource(options?: NetlinkSourceOptions): Promise<{ core: RecordingCore; source: EventSource }> {
-  loadLibc().setChildSubreaper(true);
-  const core = recordingCore();
-  const probe = await probeNetlinkSource(core, options);
-  if (!probe.ok) throw new Error(`netlink probe failed: ${probe.reason}`);
-  return { core, source: probe.source };
+export const DEFAULT_SETTINGS: NetlinkSettings = { selfTestTimeoutMs: 10_000, receiveBufferBytes: 4 * 1024 * 1024 };
+
+/** Everything the drains of one source have found. */
+export class DrainLog {
+  readonly adopted: ExitNotice[] = [];
+  readonly own: ExitNotice[] = [];
+  overruns = 0;
+  malformed = 0;
+  forged = 0;
+  readonly logs: { level: number; msg: string; [key: string]: unknown }[] = [];
+  readonly source: NetlinkSource;
+
+  constructor(source: NetlinkSource) {
+    this.source = source;
+  }
+
+  drain(): Drained {
+    const drained = this.source.drain();
+    this.adopted.push(...drained.adoptedExits);
+    this.own.push(...drained.ownExits);
+    this.overruns += drained.overrun ? 1 : 0;
+    this.malformed += drained.malformed;
+    this.forged += drained.forged;
+    return drained;
+  }
+
+  /** Drains every 5 ms until `condition` holds (no process is started). */
+  drainUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+    return waitUntil(() => {
+      this.drain();
+      return condition();
+    }, timeoutMs);
+  }
 }
 
-export interface RecordingCore extends ReaperCore {
-  readonly notices: (ExitNotice & { noticedAt: number })[];
-  readonly scans: string[];
-  readonly counts: Record<CoreCounter, number>;
-  readonly logs: { level: number; msg: string; [key: string]: unknown }[];
-  readonly reaped: Map<number, WaitResult>;
-  /** PIDs the test allows scans to reap. */
-  readonly reapable: Set<number>;
-}
-
-export function recordingCore(): RecordingCore {
+/** A subscribed netlink source with its drain log; we become a child subreaper. */
+export async function startDrainLog(settings: Partial<NetlinkSettings> = {}): Promise<DrainLog> {
   const libc = loadLibc();
-  const logs: RecordingCore["logs"] = [];
-  const reaped = new Map<number, WaitResult>();
-  const reapable = new Set<number>();
-  const reap = (pid: number) => {
-    if (reaped.has(pid)) return;
-    let pidfd: number;
-    try {
-      pidfd = libc.pidfdOpen(pid);
-    } catch (error) {
-      if (hasErrnoCode(error, "ESRCH")) return;
-      throw error;
-    }
-    try {
-      const result = libc.waitid(P_PIDFD, pidfd, WEXITED | WNOHANG);
-      // A leader's exit event can precede its last thread's exit: retry.
-      if (result.pid === 0) setTimeout(() => reap(pid), 1);
-      else reaped.set(pid, result);
-    } finally {
-      libc.close(pidfd);
-    }
-  };
-  const core: RecordingCore = {
-    selfPid: process.pid,
-    lastActivityAt: -Infinity,
-    libc,
-    logger: pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line)) }),
-    notices: [],
-    scans: [],
-    counts: { overruns: 0, malformed: 0 },
-    logs,
-    reaped,
-    reapable,
-    requestScan(by, reason) {
-      core.scans.push(reason ?? by);
-      for (const pid of reapable) if (isZombie(pid)) reap(pid);
-    },
-    noteExit(notice) {
-      core.notices.push({ ...notice, noticedAt: performance.now() });
-      if (notice.adopted) reap(notice.pid);
-    },
-    count(counter) {
-      core.counts[counter] += 1;
-    },
-  };
-  return core;
+  libc.setChildSubreaper(true);
+  const logs: DrainLog["logs"] = [];
+  const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const probe = await probeNetlinkSource(libc, logger, { ...DEFAULT_SETTINGS, ...settings });
+  if (!probe.ok) throw new Error(`netlink probe failed: ${probe.reason}`);
+  const log = new DrainLog(probe.source);
+  log.logs.push(...logs);
+  logs.length = 0;
+  // Later lines land in the log too.
+  Object.defineProperty(log, "logs", { value: logs });
+  return log;
 }
 
-export function isZombie(pid: number): boolean {
+/** Reaps one zombie child of ours through the real primitive; undefined when it is not one (yet). */
+export function reapChild(pid: number): ExitStatus | undefined {
+  const libc = loadLibc();
+  const zombie = pinZombie(libc, process.pid, pid);
+  if (!zombie) return undefined;
   try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? false;
-  } catch {
-    return false;
+    const outcome = reapZombie(libc, process.pid, zombie);
+    return outcome.kind === "reaped" ? outcome.exit : undefined;
+  } finally {
+    releaseZombies(libc, [zombie]);
   }
 }
 

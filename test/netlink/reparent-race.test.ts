@@ -1,50 +1,40 @@
 /**
- * What the netlink source cannot see, measured so the core knows to listen
- * for SIGCHLD too: a process whose parent is alive but is not us exits (its
- * EXIT event names that parent and is filtered out); when that parent later
- * exits, the kernel reparents the zombie to us, the subreaper, and sends us
- * SIGCHLD, but no proc event names us for it.
+ * What the proc connector cannot see: a process whose parent is alive but is
+ * not us exits (its EXIT event names that parent and is filtered out); when
+ * that parent later exits, the kernel reparents the zombie to us, the
+ * subreaper, and sends SIGCHLD, but no proc event names us for it. The
+ * netlink source's SIGCHLD that no exit event explains leads to a peek, and
+ * the peek reaps it.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import type { EventSource } from "../../src/sources/source.ts";
-import { isZombie, startRecordingSource, until, type RecordingCore } from "./harness.ts";
+import pino from "pino";
+import { startOrphanReaper } from "../../src/index.ts";
+import type { ReapedProcess } from "../../src/types.ts";
+import { until } from "./harness.ts";
 
-let core: RecordingCore;
-let source: EventSource;
-
-beforeAll(async () => void ({ core, source } = await startRecordingSource()));
-afterAll(() => source?.stop());
-
-test("a zombie reparented to us through a grandchild's exit gets SIGCHLD, no netlink notice", async () => {
-  let sigchlds = 0;
-  const onSigchld = () => void (sigchlds += 1);
-  process.on("SIGCHLD", onSigchld);
+test("a zombie reparented to us through a grandchild's exit is reaped beside netlink, from SIGCHLD", async () => {
+  const reaped: ReapedProcess[] = [];
+  const reaper = await startOrphanReaper({ source: "netlink", logger: pino({ level: "silent" }), sweepIntervalMs: 600_000, onReap: (orphan) => void reaped.push(orphan) });
+  expect(reaper.source).toBe("netlink");
   // D (our child) stays alive; W (D's child) execs into sleep and never
   // waits; G (W's child) exits first and stays W's zombie until W exits.
-  const daemon = Bun.spawn(
-    ["sh", "-c", "sh -c 'sleep 0.1 >/dev/null & echo $!; exec sleep 0.4'; sleep 30"],
-    { stdout: "pipe" },
-  );
-  const reader = daemon.stdout.getReader();
-  const grandchild = Number(new TextDecoder().decode((await reader.read()).value).trim());
-  const scansBefore = core.scans.length;
-  const ours = () => readParent(grandchild) === process.pid && isZombie(grandchild);
-  expect(await until(ours, 3000)).toBe(true);
-  await Bun.sleep(20);
-  expect(sigchlds).toBeGreaterThan(0);
-  expect(core.notices.some((n) => n.pid === grandchild)).toBe(false);
-  expect(core.scans.length).toBe(scansBefore); // nothing from netlink at all
-  // The scan the core makes on SIGCHLD is what reaps it.
-  core.reapable.add(grandchild);
-  core.requestScan("sigchld");
-  expect(core.reaped.get(grandchild)).toMatchObject({ pid: grandchild, status: 0 });
-  process.off("SIGCHLD", onSigchld);
-  daemon.kill();
-  await daemon.exited;
-});
+  const daemon = Bun.spawn(["sh", "-c", "sh -c 'sleep 0.1 >/dev/null & echo $!; exec sleep 0.4'; sleep 30"], { stdout: "pipe" });
+  try {
+    const reader = daemon.stdout.getReader();
+    const grandchild = Number(new TextDecoder().decode((await reader.read()).value).trim());
+    expect(readParent(grandchild)).not.toBe(process.pid);
+    expect(await until(() => reaped.some((orphan) => orphan.pid === grandchild), 20_000)).toBe(true);
+    expect(reaped.find((orphan) => orphan.pid === grandchild)).toMatchObject({ exitCode: 0, source: "netlink" });
+    expect(reaper.stats().reapedBySource.sweep).toBe(0);
+  } finally {
+    daemon.kill();
+    await daemon.exited;
+    await reaper.stop();
+  }
+}, 30_000);
 
 function readParent(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return Number(stat.split(") ")[1]?.split(" ")[1]);
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
 }
