@@ -15,6 +15,10 @@ export const SOCK_DGRAM = 2;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 
+// <linux/netlink.h>: join a multicast group after the socket filter is in place.
+export const SOL_NETLINK = 270;
+export const NETLINK_ADD_MEMBERSHIP = 1;
+
 // <asm-generic/socket.h>
 export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;

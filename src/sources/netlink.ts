@@ -22,7 +22,9 @@ import { RateLimitedLog } from "../log.ts";
 import { SOCKADDR_NL_PORT, SOCKADDR_NL_SIZE } from "../netlink/constants.ts";
 import { ChildProvenance } from "../netlink/provenance.ts";
 import {
+  ackTo,
   attachOwnChildrenFilter,
+  joinProcEvents,
   narrowToForkAndExit,
   openProcConnectorSocket,
   sendIgnore,
@@ -167,7 +169,8 @@ export class NetlinkSource {
     const libc = this.#libc;
     try {
       this.#receiveBufferBytes = setReceiveBuffer(libc, this.#fd, settings.receiveBufferBytes);
-      attachOwnChildrenFilter(libc, this.#fd, this.#selfPid);
+      attachOwnChildrenFilter(libc, this.#fd, this.#selfPid, this.#nonce);
+      joinProcEvents(libc, this.#fd);
       sendListen(libc, this.#fd, this.#nonce);
     } catch (error) {
       return { reason: describeSocketError(error), retryable: false };
@@ -234,7 +237,7 @@ export class NetlinkSource {
 
   #handleEvent(event: ProcEvent, drained: Drained): void {
     if (event.type === "ack") {
-      if (event.ack === ((this.#nonce + 1) >>> 0)) this.#ackError = event.err;
+      if (event.ack === ackTo(this.#nonce)) this.#ackError = event.err;
     } else if (event.type === "fork") {
       if (event.parentTgid === this.#selfPid && event.childPid === event.childTgid) this.#provenance.recordFork(event.childPid);
     } else if (event.pid === event.tgid && event.parentTgid === this.#selfPid) {
