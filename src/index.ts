@@ -128,6 +128,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, u
   const plan = await chooseSources(core, options);
   const sources = new SourceWiring(core, options, logger, plan);
   undo.push("stop the sources", () => sources.stop());
+  sources.start();
   const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, logger));
   if (unexport) undo.push("remove the exported metrics", unexport);
   const startedAt = Date.now();

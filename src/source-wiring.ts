@@ -53,7 +53,13 @@ export class SourceWiring {
     this.#log = logger;
     this.#plan = plan;
     this.#probes = probes;
-    this.#wire(plan);
+    // The plan's primary runs already: stop() must stop it even if start() never runs or fails.
+    if (plan.primary) this.#running.set(plan.primary.name, plan.primary.source);
+  }
+
+  /** Starts the companions and the sweep, and schedules the retry of a probe that failed for time. */
+  start(): void {
+    this.#wire(this.#plan);
     this.#scheduleRetry();
   }
 
