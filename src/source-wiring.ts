@@ -16,6 +16,8 @@ import type { EventSource, SourceName } from "./sources/source.ts";
 /** First retry of a probe that failed for time, then doubling up to RETRY_MAX_DELAY_MS. */
 export const RETRY_FIRST_DELAY_MS = 1_000;
 const RETRY_MAX_DELAY_MS = 300_000;
+/** The host was too slow for the probe's timeout: each retry allows this many times longer. */
+const RETRY_TIMEOUT_GROWTH = 4;
 
 export interface SourceChange {
   /** Date.now() of the switch. */
@@ -127,8 +129,7 @@ export class SourceWiring {
     const name = this.#plan.retry;
     if (name === undefined) return;
     this.#retryAttempts += 1;
-    // The host was too slow for the timeout: give it longer each time.
-    const timeoutMs = Math.min(this.#options.netlinkProbeTimeoutMs * 2 ** this.#retryAttempts, NETLINK_PROBE_MAX_MS);
+    const timeoutMs = Math.min(this.#options.netlinkProbeTimeoutMs * RETRY_TIMEOUT_GROWTH ** this.#retryAttempts, NETLINK_PROBE_MAX_MS);
     const result = await runProbe(this.#probes[name], this.#core, this.#options, { timeoutMs });
     if (this.#stopped) {
       if (result.ok) await result.source.stop();

@@ -14,7 +14,7 @@ const startupRun = `${import.meta.dir}/fixtures/startup-run.ts`;
 const emptyDir = mkdtempSync(join(tmpdir(), "orphan-reaper-empty-path-"));
 afterAll(() => rmSync(emptyDir, { recursive: true, force: true }));
 
-function lastJsonLine(run: ReturnType<typeof Bun.spawnSync>) {
+function lastJsonLine(run: { stdout: Buffer; stderr: Buffer; exitCode: number | null }) {
   const stdout = run.stdout.toString().trim();
   if (run.exitCode !== 0 || !stdout) throw new Error(`fixture failed (${run.exitCode}): ${run.stderr}`);
   return JSON.parse(stdout.split("\n").at(-1)!);
