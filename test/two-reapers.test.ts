@@ -56,3 +56,27 @@ test("a flag the daemon set itself before any reaper is left set when the reaper
     libc.setChildSubreaper(false);
   }
 }, 30_000 * TEST_SCALE);
+
+test("two reapers running together: each orphan is reaped once, by one of them, and neither counts a failure", async () => {
+  const reaped: ReapedProcess[] = [];
+  const reapers = [
+    await startOrphanReaper({ logger: capturingLogger("warn").logger, onReap: (p) => reaped.push(p) }),
+    await startOrphanReaper({ source: "sigchld", logger: capturingLogger("warn").logger, onReap: (p) => reaped.push(p) }),
+  ];
+  let orphans: Awaited<ReturnType<typeof makeGatedOrphans>> | undefined;
+  try {
+    orphans = await makeGatedOrphans(ORPHANS, 9);
+    orphans.release();
+    expect(await waitUntil(() => reaped.length >= ORPHANS, 20_000 * TEST_SCALE)).toBe(true);
+    // Let the slower reaper finish its pass over the same exits.
+    await Bun.sleep(200);
+    expect(reaped.map((p) => p.pid).sort()).toEqual([...orphans.pids].sort());
+    expect(reapers.map((r) => r.stats().failures)).toEqual([0, 0]);
+    expect(reapers[0]!.stats().reaped + reapers[1]!.stats().reaped).toBe(ORPHANS);
+    expect(await zombieChildren()).toEqual([]);
+  } finally {
+    orphans?.kill();
+    for (const reaper of reapers) await reaper.stop();
+  }
+  expect(libc.isChildSubreaper()).toBe(false);
+}, 40_000 * TEST_SCALE);
