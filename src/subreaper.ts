@@ -45,7 +45,8 @@ export function takeOrphans(libc: Libc, mayBecomeSubreaper: boolean): OrphanInta
   const holds = sharedHolds();
   if (holds.count > 0) return hold(libc, holds);
   if (libc.isChildSubreaper()) return { role: "subreaper", release: () => {} };
-  if (!mayBecomeSubreaper) return "neither PID 1 nor a child subreaper, and the subreaper option is false";
+  if (!mayBecomeSubreaper)
+    return "neither PID 1 nor a child subreaper, and the subreaper option is false: orphans go to init; set subreaper: true, or run as PID 1";
   libc.setChildSubreaper(true);
   return hold(libc, holds);
 }

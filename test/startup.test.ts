@@ -7,6 +7,8 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { UndoStack } from "../src/startup.ts";
+import { capturingLogger } from "./helpers/logs.ts";
 import { hasCommand } from "./helpers/processes.ts";
 
 const reaperRun = `${import.meta.dir}/fixtures/reaper-run.ts`;
@@ -71,3 +73,18 @@ test("a step of start-up that throws: off at warn with the cause, and every earl
   expect(before.subreaper).toBe(false);
   expect(after).toEqual(before);
 }, 30_000);
+
+test("the undo stack: last step first, each once, and an undo that throws neither stops the others nor goes unsaid", async () => {
+  const { logger, lines } = capturingLogger("info");
+  const undone: string[] = [];
+  const undo = new UndoStack(logger);
+  undo.push("first", () => void undone.push("first"));
+  undo.push("second", () => {
+    throw new Error("cannot");
+  });
+  undo.push("third", async () => void undone.push("third"));
+  await Promise.all([undo.run(), undo.run()]);
+  await undo.run();
+  expect(undone).toEqual(["third", "first"]);
+  expect(lines).toEqual([expect.objectContaining({ level: 40, step: "second", msg: "orphan reaper could not undo: second" })]);
+});
