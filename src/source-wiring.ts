@@ -120,7 +120,9 @@ export class SourceWiring {
     if (this.#stopped || this.#plan.retry === undefined) return;
     const delayMs = Math.min(RETRY_FIRST_DELAY_MS * 2 ** this.#retryAttempts, RETRY_MAX_DELAY_MS);
     this.#retryAt = Date.now() + delayMs;
-    this.#retryTimer = setTimeout(() => (this.#retrying = this.#retryProbe()), delayMs);
+    const retry = () =>
+      this.#retryProbe().catch((err) => this.#log.error({ err }, "probing a source again failed; the current source carries on"));
+    this.#retryTimer = setTimeout(() => (this.#retrying = retry()), delayMs);
     // A retry must never keep the daemon alive on its own.
     this.#retryTimer.unref();
   }
