@@ -8,7 +8,7 @@
  */
 import type { Logger } from "pino";
 import { COMPANION_STARTERS, planAround, PROBES, runProbe, type EventDrivenSource, type Probe, type SourcePlan } from "./chooser.ts";
-import { NETLINK_PROBE_MAX_MS, type NormalizedOptions } from "./options.ts";
+import type { NormalizedOptions } from "./options.ts";
 import type { Core } from "./reaper.ts";
 import { startSweepSource } from "./sources/sweep.ts";
 import type { EventSource, SourceName } from "./sources/source.ts";
@@ -16,8 +16,10 @@ import type { EventSource, SourceName } from "./sources/source.ts";
 /** First retry of a probe that failed for time, then doubling up to RETRY_MAX_DELAY_MS. */
 export const RETRY_FIRST_DELAY_MS = 1_000;
 const RETRY_MAX_DELAY_MS = 300_000;
-/** The host was too slow for the probe's timeout: each retry allows this many times longer. */
+/** The host was too slow for the probe's timeout: each retry allows this many times longer... */
 const RETRY_TIMEOUT_GROWTH = 4;
+/** ...up to this (or netlinkProbeTimeoutMs, if longer): stop() waits for a probe under way. */
+const RETRY_TIMEOUT_MAX_MS = 10_000;
 
 export interface SourceChange {
   /** Date.now() of the switch. */
@@ -131,7 +133,8 @@ export class SourceWiring {
     const name = this.#plan.retry;
     if (name === undefined) return;
     this.#retryAttempts += 1;
-    const timeoutMs = Math.min(this.#options.netlinkProbeTimeoutMs * RETRY_TIMEOUT_GROWTH ** this.#retryAttempts, NETLINK_PROBE_MAX_MS);
+    const firstTimeoutMs = this.#options.netlinkProbeTimeoutMs;
+    const timeoutMs = Math.min(firstTimeoutMs * RETRY_TIMEOUT_GROWTH ** this.#retryAttempts, Math.max(firstTimeoutMs, RETRY_TIMEOUT_MAX_MS));
     const result = await runProbe(this.#probes[name], this.#core, this.#options, { timeoutMs });
     if (this.#stopped) {
       if (result.ok) await result.source.stop();

@@ -59,7 +59,7 @@ test("a netlink probe that timed out: sigchld now, netlink after a retry, the sw
 
   expect(await waitUntil(() => wiring.source === "netlink", 60_000 * TEST_SCALE)).toBe(true);
   // A busy host may need more than one retry: each allows 4 times longer.
-  expect(timeouts).toEqual(timeouts.map((_, attempt) => Math.min(50 * 4 ** attempt, 60_000)));
+  expect(timeouts).toEqual(timeouts.map((_, attempt) => Math.min(50 * 4 ** attempt, 10_000)));
   expect(timeouts.length).toBeGreaterThanOrEqual(2);
   expect(wiring.retry).toBeUndefined();
   expect(wiring.changes).toEqual([expect.objectContaining({ from: "sigchld", to: "netlink" })]);
