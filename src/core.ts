@@ -106,6 +106,10 @@ export class Core {
     this.#exact = source;
   }
 
+  get exactSource(): NetlinkSource | undefined {
+    return this.#exact;
+  }
+
   counts(): ReaperCounts {
     return { ...this.#counts, reapedBySource: { ...this.#counts.reapedBySource } };
   }

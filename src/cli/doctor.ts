@@ -24,6 +24,10 @@ export interface DoctorReport {
   readonly runtimePidfds: RuntimePidfdProbe;
   readonly source: ReaperSource;
   readonly notChosen: ReaperStats["notChosen"];
+  /** Sources that run beside the chosen one, and what for. */
+  readonly alongside: ReaperStats["alongside"];
+  /** A source whose probe failed for time and that a running reaper would probe again. */
+  readonly retry: ReaperStats["retry"];
   /** True when orphans are reaped as they exit (netlink or sigchld), not only by the sweep. */
   readonly eventDriven: boolean;
 }
@@ -60,6 +64,8 @@ export async function examineHost(): Promise<DoctorReport> {
     runtimePidfds,
     source: stats.source,
     notChosen: stats.notChosen,
+    alongside: stats.alongside,
+    retry: stats.retry,
     eventDriven: stats.source === "netlink" || stats.source === "sigchld",
   };
 }
@@ -88,7 +94,9 @@ export function renderDoctorReport(report: DoctorReport, colors: boolean): strin
     ["runtime pidfds", mark(report.runtimePidfds.holds), report.runtimePidfds.reason],
     ["source", paint(report.eventDriven ? "green" : "red", report.source), "what startOrphanReaper chooses here"],
   ];
+  for (const [name, reason] of Object.entries(report.alongside)) rows.push([`  also ${name}`, "", reason ?? ""]);
   for (const [name, reason] of Object.entries(report.notChosen)) rows.push([`  not ${name}`, "", reason ?? ""]);
+  if (report.retry) rows.push([`  later ${report.retry.source}`, "", "its probe failed for time: a running reaper probes it again, and switches when it serves"]);
   const verdict = report.eventDriven
     ? paint("green", `orphans are reaped as they exit (source ${report.source})`)
     : paint("red", `no event-driven source: orphans wait for the sweep, or are not reaped (source ${report.source})`);

@@ -34,6 +34,7 @@ import {
 import { parseProcEvents, type ProcEvent } from "../netlink/structs.ts";
 import { INITIAL_NAMESPACE_INODE, readNamespaceInode, readTaskChildren } from "../procfs.ts";
 import type { ExitNotice } from "../types.ts";
+import type { EventSource } from "./source.ts";
 
 export interface NetlinkSettings {
   /** How long the self-test waits for its child to exit. */
@@ -129,7 +130,8 @@ function runProbeChild(timeoutMs: number): Promise<{ pid: number } | { reason: s
   });
 }
 
-export class NetlinkSource {
+export class NetlinkSource implements EventSource {
+  readonly name = "netlink";
   readonly #libc: Libc;
   readonly #fd: number;
   readonly #log: Logger;

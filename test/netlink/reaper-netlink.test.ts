@@ -21,7 +21,7 @@ afterAll(() => reaper.stop());
 
 test("the proc connector serves here (root, initial namespaces)", () => {
   expect(reaper.source).toBe("netlink");
-  expect(reaper.stats().notChosen.sigchld).toMatch(/wakes the netlink source/);
+  expect(reaper.stats().alongside.sigchld).toMatch(/beside netlink/);
 });
 
 test("200 orphans reaped within 50 ms of their exit events, next to 100 Bun.spawn and 50 child_process children", async () => {
