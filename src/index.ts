@@ -6,11 +6,12 @@
  */
 import type { Logger } from "pino";
 import { chooseSource } from "./chooser.ts";
-import { loadLibc, type Libc } from "./libc.ts";
+import type { Libc } from "./libc.ts";
 import { reaperLogger } from "./log.ts";
 import { exportToRegistry, ReaperMetrics, type LifetimeSummary, type MetricsRegistry } from "./metrics.ts";
 import { normalizeOptions, type NormalizedOptions, type OrphanReaperOptions } from "./options.ts";
 import { Core } from "./reaper.ts";
+import { loadLibc, markRuntimeChildren } from "./runtime/index.ts";
 import { probeRuntimePidfds } from "./runtime-pidfds.ts";
 import { startSweepSource } from "./sources/sweep.ts";
 import type { EventSource, SourceName } from "./sources/source.ts";
@@ -91,7 +92,7 @@ export async function startOrphanReaper(options?: OrphanReaperOptions): Promise<
 /** Metrics are an extra: when they cannot be exported the reaper still runs, and says why. */
 async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, core: Core, logger: Logger) {
   try {
-    return await exportToRegistry(registry, metrics, core.counters, core.selfPid);
+    return await exportToRegistry(registry, metrics, core.counters, core.libc, core.selfPid);
   } catch (err) {
     logger.warn({ err }, "metricsRegistry was given but the metrics cannot be exported: install prom-client, or pass a registry without orphan_reaper_* metrics already in it");
     return undefined;
@@ -101,6 +102,7 @@ async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, 
 async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger): Promise<OrphanReaper> {
   const taken = takeOrphans(libc, options);
   if (typeof taken === "string") return offReaper(taken, logger);
+  const unmarkChildren = markRuntimeChildren(libc);
   const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds(libc);
   const metrics = new ReaperMetrics();
   const core = new Core({
@@ -133,6 +135,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger): 
         core.stop();
         await Promise.all(sources.map((source) => source.stop()));
         taken.restore?.();
+        unmarkChildren();
         unexport?.();
         logger.info({ reaped: core.counters.reaped }, "orphan reaper stopped");
       })()),

@@ -7,7 +7,7 @@
  * Fed by the core's onReaped hook; counters are read from the core itself.
  */
 import type { ReapedProcess } from "./options.ts";
-import { loadLibc } from "./libc.ts";
+import type { Libc } from "./libc.ts";
 import { listOwnChildren, readStats } from "./procfs.ts";
 import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
 import type { CoreCounters } from "./reaper.ts";
@@ -97,10 +97,10 @@ export class ReaperMetrics {
 }
 
 /** Our zombie children that the runtime does not own (it reaps its own): the orphans waiting right now. */
-export async function countOrphanZombies(selfPid = process.pid): Promise<number> {
+export async function countOrphanZombies(libc: Libc, selfPid = process.pid): Promise<number> {
   const stats = await readStats(await listOwnChildren(selfPid));
   const zombies = stats.filter((stat) => stat.state === "Z" && stat.ppid === selfPid).map((stat) => stat.pid);
-  const runtimePids = await runtimeHoldsPidfd(loadLibc(), zombies);
+  const runtimePids = await runtimeHoldsPidfd(libc, zombies);
   return zombies.filter((pid) => !runtimePids.has(pid)).length;
 }
 
@@ -112,6 +112,7 @@ export async function exportToRegistry(
   registry: MetricsRegistry,
   metrics: ReaperMetrics,
   counters: Readonly<CoreCounters>,
+  libc: Libc,
   selfPid: number,
 ): Promise<() => void> {
   const { Counter, Gauge, Histogram } = await import("prom-client");
@@ -158,7 +159,7 @@ export async function exportToRegistry(
     help: "Orphaned zombie children of this process right now, not yet reaped",
     registers: [],
     async collect() {
-      this.set(await countOrphanZombies(selfPid));
+      this.set(await countOrphanZombies(libc, selfPid));
     },
   });
   const unsubscribe = metrics.onReap((r) => lifetime.observe({ source: r.source }, lifetimeOf(r) / 1000));

@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import pino from "pino";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import type { EventSource, ReaperCore } from "../src/sources/source.ts";
 import { startSweepSource } from "../src/sources/sweep.ts";
 

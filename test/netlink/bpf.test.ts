@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { loadLibc } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 import { attachOwnChildrenFilter, narrowToForkAndExit, openProcConnectorSocket, sendListen } from "../../src/netlink/socket.ts";
 import { parseProcEvents, type ProcEvent } from "../../src/netlink/structs.ts";
 

@@ -6,7 +6,8 @@
  */
 import pino from "pino";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { loadLibc, P_PIDFD, WEXITED, WNOHANG, type WaitResult } from "../../src/libc.ts";
+import { P_PIDFD, WEXITED, WNOHANG, type WaitResult } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 import { hasErrnoCode } from "../../src/errno.ts";
 import { probeNetlinkSource, type NetlinkSourceOptions } from "../../src/sources/netlink.ts";
 import type { CoreCounter, EventSource, ExitNotice, ReaperCore } from "../../src/sources/source.ts";
