@@ -49,6 +49,8 @@ export async function probeNetlinkSource(core: ReaperCore, options: NetlinkSourc
   const settings: Settings = { ...DEFAULTS, ...options };
   const namespaceReason = foreignNamespaceReason();
   if (namespaceReason) return { ok: false, reason: namespaceReason };
+  // TEMPORARY (seam branch): this reader is Bun.file(fd).stream(); drop this line with the core branch's recvfrom reader.
+  if (!process.versions.bun) return { ok: false, reason: "this build reads the proc connector with Bun.file(fd).stream(), which Node.js does not have" };
 
   let fd: number;
   try {
