@@ -8,7 +8,11 @@ import { spawnSync } from "node:child_process";
 export const SCALE = Number(process.env.ORPHAN_REAPER_TEST_SCALE ?? 1) || 1;
 export const scaled = (ms) => Math.round(ms * SCALE);
 
-/** Runs `node fixture args` (after `prefix`), killed after `timeoutMs`; returns its last stdout line as JSON. */
+/**
+ * Runs `node fixture args` (after `prefix`), killed after `timeoutMs`; returns
+ * its last stdout line as JSON. A fixture that printed its line and then
+ * killed itself (a stuck Worker cannot be ended otherwise) still counts.
+ */
 export function runNodeFixture(fixture, args, { prefix = [], env = {}, cwd, timeoutMs = scaled(120_000) } = {}) {
   const argv = [...prefix, process.execPath, fixture, ...args];
   const run = spawnSync(argv[0], argv.slice(1), {
@@ -19,7 +23,8 @@ export function runNodeFixture(fixture, args, { prefix = [], env = {}, cwd, time
     killSignal: "SIGKILL",
   });
   const lastLine = run.stdout.trim().split("\n").at(-1);
-  if (run.status !== 0 || !lastLine) throw new Error(`${argv.join(" ")} failed (status ${run.status}, signal ${run.signal}): ${run.stderr}`);
+  const finished = run.status === 0 || (run.signal === "SIGKILL" && lastLine?.startsWith("{"));
+  if (!finished || !lastLine) throw new Error(`${argv.join(" ")} failed (status ${run.status}, signal ${run.signal}): ${run.stderr}`);
   return JSON.parse(lastLine);
 }
 
