@@ -22,7 +22,9 @@ function requireKoffi(): Koffi {
   try {
     return createRequire(import.meta.url)("koffi") as Koffi;
   } catch (err) {
-    throw new Error(`koffi (the libc binding on Node.js) is not installed: npm install koffi (${err instanceof Error ? err.message : String(err)})`);
+    if ((err as { code?: string }).code === "MODULE_NOT_FOUND")
+      throw new Error("koffi, the libc binding on Node.js, is not installed (it is an optional dependency: npm install koffi)");
+    throw new Error(`koffi, the libc binding on Node.js, does not load: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
