@@ -20,6 +20,12 @@ test("a child_process child reaped behind libuv's back never fires 'exit'", { ti
   assert.equal(result.victimExitCode, null);
 });
 
+test("with the reaper running, spawn, exec, execFile and fork children carry a pidfd until Node has reaped them", { timeout: scaled(120_000) }, () => {
+  const result = runNodeFixture(FIXTURE, ["marks"]);
+  assert.deepEqual(result.whileRunning, { spawn: true, exec: true, execFile: true, fork: true });
+  assert.deepEqual(result.afterExit, { spawn: false, exec: false, execFile: false, fork: false });
+});
+
 test("with the reaper running, 50 runtime zombies keep their exit codes while 20 orphans are reaped", { timeout: scaled(120_000) }, () => {
   const result = runNodeFixture(FIXTURE, ["reaper"]);
   assert.equal(result.wrapped, true, "startOrphanReaper wrapped child_process on Node");
