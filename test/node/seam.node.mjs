@@ -13,9 +13,9 @@ const sources = readdirSync(join(ROOT, "src"), { recursive: true })
   .filter((file) => file.endsWith(".ts"))
   .map((file) => ({ file: join("src", file), text: readFileSync(join(ROOT, "src", file), "utf8") }));
 
-/** Module specifiers the file imports (static, dynamic, or a require call's string argument). */
+/** Module specifiers the file imports: `from "x"`, `import("x")`, `require("x")`, `createRequire(...)("x")`. */
 function importsOf(text) {
-  const pattern = /(?:from\s+|\(\s*)["']([^"']+)["']/g;
+  const pattern = /(?:from\s+|import\(\s*|require\(\s*|createRequire\([^)]*\)\(\s*)["']([^"']+)["']/g;
   return [...text.matchAll(pattern)].map((match) => match[1]);
 }
 
