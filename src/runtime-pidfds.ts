@@ -16,6 +16,7 @@ import { once } from "node:events";
 import { hasErrnoCode } from "./errno.ts";
 import type { Libc } from "./libc.ts";
 import { forEachChunked, listOwnFds, PIDFD_LINK, readFdLink, readFdTableSize, readPidfdTarget } from "./procfs.ts";
+import { childrenWithoutPidfd } from "./runtime/index.ts";
 
 /** What the caller knows of the PIDs it asks about (see runtimeHoldsPidfd). */
 export type PidScope = "any" | "waitable zombies";
@@ -26,7 +27,8 @@ export interface RuntimePidfdProbe {
 }
 
 /**
- * Which of `pids` this process holds a pidfd on, now. With "waitable
+ * Which of `pids` this process holds a pidfd on, now (or, on Node, knows as
+ * its own child although pidfd_open failed for it). With "waitable
  * zombies" the caller peeked (waitid WNOWAIT) that each was waitable, so only
  * fds that poll readable are looked at. `ownPidfds` are the caller's, not the
  * runtime's. Looks yield between chunks of fds: safe, since only a new spawn
@@ -40,6 +42,8 @@ export async function runtimeHoldsPidfd(
 ): Promise<Set<number>> {
   const held = new Set<number>();
   if (pids.length === 0) return held;
+  const unmarked = childrenWithoutPidfd();
+  for (const pid of pids) if (unmarked.has(pid)) held.add(pid);
   const wanted = new Set(pids);
   const fds = scope === "waitable zombies" ? readableFds(libc) : listOwnFds();
   await forEachChunked(fds, (fd) => {

@@ -21,6 +21,13 @@ const prototype = ChildProcess.prototype as unknown as { spawn: Spawn };
 
 let installs = 0;
 let unwrapped: Spawn | undefined;
+/** Children whose pidfd could not be opened: the runtime's all the same, until 'exit'. */
+const unmarked = new Set<number>();
+
+/** Live children of the wrapper that carry no pidfd (pidfd_open failed: EMFILE, or before Linux 5.3). */
+export function childrenWithoutPidfd(): ReadonlySet<number> {
+  return unmarked;
+}
 
 /** Installs the wrapper (counted: several reapers may share it); returns its removal. */
 export function holdPidfdOnEachChild(libc: Libc): () => void {
@@ -41,13 +48,13 @@ export function holdPidfdOnEachChild(libc: Libc): () => void {
 }
 
 function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {
-  let pidfd: number;
+  let pidfd: number | undefined;
   try {
     pidfd = libc.pidfdOpen(pid);
   } catch {
-    // No pidfd (before Linux 5.3, or out of fds): the child goes unmarked, so
-    // the start-up probe fails and the grace rule protects every zombie.
-    return;
+    // Out of fds, or no pidfd_open: the PID is remembered instead. It cannot
+    // change hands before 'exit', which comes only once libuv has reaped it.
+    unmarked.add(pid);
   }
-  child.once("exit", () => libc.close(pidfd));
+  child.once("exit", () => (pidfd === undefined ? unmarked.delete(pid) : libc.close(pidfd)));
 }

@@ -5,7 +5,9 @@
  * no koffi), and gives Node's children the mark Bun's already carry.
  */
 import { findLoadedLibc, type Libc } from "../libc.ts";
-import { holdPidfdOnEachChild } from "./child-pidfds.ts";
+import { childrenWithoutPidfd, holdPidfdOnEachChild } from "./child-pidfds.ts";
+
+export { childrenWithoutPidfd };
 
 export type RuntimeName = "bun" | "node";
 export const runtimeName: RuntimeName = process.versions.bun ? "bun" : "node";

@@ -5,7 +5,13 @@
  * mark on each child, it takes the orphans and leaves every runtime zombie.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { test } from "node:test";
+import { ErrnoError } from "../../dist/errno.js";
+import { holdPidfdOnEachChild } from "../../dist/runtime/child-pidfds.js";
+import { loadLibc } from "../../dist/runtime/index.js";
+import { runtimeHoldsPidfd } from "../../dist/runtime-pidfds.js";
 import { runNodeFixture, scaled } from "./helpers.mjs";
 
 const FIXTURE = new URL("./fixtures/runtime-zombies.mjs", import.meta.url).pathname;
@@ -34,6 +40,26 @@ test("with the reaper running, 50 runtime zombies keep their exit codes while 20
   assert.deepEqual(result.codes, Array(RUNTIME_CHILDREN).fill(7));
   assert.equal(result.makerExitCode, 0);
   assert.equal(result.reaped, ORPHANS);
+});
+
+test("a child whose pidfd cannot be opened (EMFILE here) still counts as the runtime's until 'exit'", { timeout: scaled(60_000) }, async () => {
+  const libc = loadLibc();
+  const EMFILE = 24;
+  const outOfFds = { ...libc, pidfdOpen: () => { throw new ErrnoError("pidfd_open", EMFILE); } };
+  const spawnWaiting = () => spawn("sh", ["-c", "read _"], { stdio: ["pipe", "ignore", "ignore"] });
+  const before = spawnWaiting();
+  const remove = holdPidfdOnEachChild(outOfFds);
+  try {
+    const child = spawnWaiting();
+    assert.deepEqual(await runtimeHoldsPidfd(libc, [child.pid, before.pid]), new Set([child.pid]), "the child spawned before the wrapper is unmarked");
+    child.stdin.end();
+    await once(child, "exit");
+    assert.deepEqual(await runtimeHoldsPidfd(libc, [child.pid]), new Set());
+  } finally {
+    remove();
+    before.stdin.end();
+    await once(before, "exit");
+  }
 });
 
 test("control: without the mark, every runtime zombie the reaper takes is a child whose 'exit' never fires", { timeout: scaled(120_000) }, (t) => {
