@@ -8,11 +8,12 @@
 import { isMainThread } from "node:worker_threads";
 import type { Logger } from "pino";
 import { chooseSources } from "./chooser.ts";
-import { loadLibc, type Libc } from "./libc.ts";
+import { Core } from "./core.ts";
+import type { Libc } from "./libc.ts";
 import { reaperLogger } from "./log.ts";
 import { exportToRegistry, ReaperMetrics, type LifetimeSummary, type MetricsRegistry } from "./metrics.ts";
 import { normalizeOptions, type NormalizedOptions, type OrphanReaperOptions } from "./options.ts";
-import { Core } from "./core.ts";
+import { loadLibc, markRuntimeChildren } from "./runtime/index.ts";
 import { probeRuntimePidfds } from "./runtime-pidfds.ts";
 import { SourceWiring, type ProbeRetry, type SourceChange } from "./source-wiring.ts";
 import { UndoStack } from "./startup.ts";
@@ -104,9 +105,9 @@ export async function startOrphanReaper(options?: OrphanReaperOptions): Promise<
 }
 
 /** Metrics are an extra: when they cannot be exported the reaper still runs, and says why. */
-async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, core: Core, logger: Logger) {
+async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, core: Core, libc: Libc, logger: Logger) {
   try {
-    return await exportToRegistry(registry, metrics, () => core.counts(), core.selfPid);
+    return await exportToRegistry(registry, metrics, () => core.counts(), libc, core.selfPid);
   } catch (err) {
     logger.warn({ err }, "metricsRegistry was given but the metrics cannot be exported: install prom-client, or pass a registry without orphan_reaper_* metrics already in it");
     return undefined;
@@ -118,6 +119,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, u
   const intake = takeOrphans(libc, options.subreaper);
   if (typeof intake === "string") return offReaper(intake, logger, "warn");
   undo.push("release the child subreaper flag", intake.release);
+  undo.push("stop marking the runtime's children", markRuntimeChildren(libc));
   const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds(libc);
   const metrics = new ReaperMetrics();
   const core = new Core({
@@ -131,7 +133,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, u
   const sources = new SourceWiring(context, options, plan);
   undo.push("stop the sources", () => sources.stop());
   sources.start();
-  const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, logger));
+  const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, libc, logger));
   if (unexport) undo.push("remove the exported metrics", unexport);
   const startedAt = Date.now();
   logger.info(

@@ -1,24 +1,19 @@
 /**
- * The kernel boundary: the only module that opens libc through bun:ffi.
- * Every call is a small synchronous wrapper that reads errno at once (through
- * __errno_location, never the `errno` symbol, a known Bun segfault) and turns
- * -1 into an ErrnoError naming the call. Arguments are plain integers and
- * buffers; no JSCallback (threadsafe callbacks have a crash history in Bun).
- *
- * The libc file is the one this process already has mapped (glibc's
- * libc.so.6 or musl's ld-musl-<arch>.so.1), read from /proc/self/maps, so no
- * header, compiler or install script is needed on the user's machine.
+ * The kernel boundary, runtime-neutral: the `Libc` interface the rest of the
+ * code calls, the kernel constants and struct layouts it needs (named once,
+ * beside their headers), and `libcFromCalls`, which turns a runtime's raw C
+ * calls (src/runtime/bun.ts through bun:ffi, src/runtime/node.ts through
+ * koffi) into that interface: errno read right after each call, -1 turned
+ * into an ErrnoError naming the call, structs decoded here once.
  */
-import { dlopen, FFIType, ptr as addressOf, read, type Pointer } from "bun:ffi";
 import { readFileSync } from "node:fs";
 import { ErrnoError } from "./errno.ts";
-import { SO_ATTACH_FILTER, SOL_SOCKET } from "./netlink/constants.ts";
 
 // <asm-generic/errno-base.h>
 const EAGAIN = 11;
 // <linux/prctl.h>
-const PR_SET_CHILD_SUBREAPER = 36;
-const PR_GET_CHILD_SUBREAPER = 37;
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_GET_CHILD_SUBREAPER = 37;
 // <linux/wait.h>
 export const P_ALL = 0;
 export const P_PID = 1;
@@ -34,7 +29,7 @@ export const WNOWAIT = 0x01000000;
 export const __WNOTHREAD = 0x20000000;
 // <asm-generic/unistd.h>: pidfd_open is 434 on every architecture (unified
 // syscall table since Linux 5.1); musl has no wrapper for it.
-const SYS_pidfd_open = 434;
+export const SYS_pidfd_open = 434;
 // <poll.h>: struct pollfd { int fd; short events; short revents; }, 8 bytes.
 const POLLFD_INTS = 2;
 const POLLIN = 0x1;
@@ -52,31 +47,9 @@ export const CLD_DUMPED = 3;
 const CLOCK_MONOTONIC = 1;
 // <linux/filter.h>: struct sock_fprog is
 // { u16 len; (6 bytes pad) struct sock_filter *filter; } on 64-bit.
-const SOCK_FILTER_SIZE = 8;
-const SOCK_FPROG_SIZE = 16;
-const SOCK_FPROG_FILTER = 8;
-
-const { i32, u32, i64, u64, ptr } = FFIType;
-
-const symbols = {
-  __errno_location: { args: [], returns: ptr },
-  getpid: { args: [], returns: i32 },
-  close: { args: [i32], returns: i32 },
-  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
-  syscall: { args: [i64, i64, i64], returns: i64 },
-  waitid: { args: [i32, u32, ptr, i32], returns: i32 },
-  socket: { args: [i32, i32, i32], returns: i32 },
-  bind: { args: [i32, ptr, u32], returns: i32 },
-  connect: { args: [i32, ptr, u32], returns: i32 },
-  send: { args: [i32, ptr, u64, i32], returns: i64 },
-  recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
-  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
-  getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
-  clock_gettime: { args: [i32, ptr], returns: i32 },
-  poll: { args: [ptr, u64, i32], returns: i32 },
-} as const;
-
-type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+export const SOCK_FILTER_SIZE = 8;
+export const SOCK_FPROG_SIZE = 16;
+export const SOCK_FPROG_FILTER = 8;
 
 /** What waitid reported for one child. */
 export interface WaitResult {
@@ -114,6 +87,34 @@ export interface Libc {
   readableFdsBelow(count: number): number[];
 }
 
+/**
+ * The C calls as a runtime binding makes them: each returns the C result
+ * (-1 on failure) and `errno()` gives the errno of the call just made, so it
+ * must be read before any other call. Buffers are passed by address.
+ */
+export interface LibcCalls {
+  readonly path: string;
+  errno(): number;
+  getpid(): number;
+  close(fd: number): number;
+  prctl(option: number, value: number): number;
+  /** prctl with an `int *` second argument (the PR_GET_* form). */
+  prctlGetInt(option: number, into: Int32Array): number;
+  syscall(number: number, arg1: number, arg2: number): number;
+  waitid(idType: number, id: number, siginfo: Uint8Array, options: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, address: Uint8Array, length: number): number;
+  connect(fd: number, address: Uint8Array, length: number): number;
+  send(fd: number, data: Uint8Array, length: number, flags: number): number;
+  recvfrom(fd: number, into: Uint8Array, length: number, flags: number, address: Uint8Array, addressLength: Uint32Array): number;
+  setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Int32Array, length: Uint32Array): number;
+  /** setsockopt(SOL_SOCKET, SO_ATTACH_FILTER) with a sock_fprog pointing at `program`. */
+  attachFilter(fd: number, program: Uint8Array): number;
+  clockGettime(clock: number, timespec: BigInt64Array): number;
+  poll(pollfds: Int32Array, count: number, timeoutMs: number): number;
+}
+
 /** The path of the C library this process has mapped (glibc or musl). */
 export function findLoadedLibc(maps = readFileSync("/proc/self/maps", "utf8")): string {
   const libcPattern = /\s(\/\S*\/(?:libc\.so\.6|libc\.musl-[^/\s]+\.so\.1|ld-musl-[^/\s]+\.so\.1))$/m;
@@ -122,23 +123,10 @@ export function findLoadedLibc(maps = readFileSync("/proc/self/maps", "utf8")): 
   return match[1];
 }
 
-let loaded: Libc | undefined;
-
-/** Opens libc once; throws when the platform or FFI cannot serve. */
-export function loadLibc(): Libc {
-  if (process.platform !== "linux") throw new Error(`platform ${process.platform} is not Linux`);
-  loaded ??= bindLibc(findLoadedLibc());
-  return loaded;
-}
-
-function bindLibc(path: string): Libc {
-  const lib: Symbols = dlopen(path, symbols).symbols;
-  const errnoPointer = lib.__errno_location() as Pointer;
-  const lastErrno = () => read.i32(errnoPointer, 0);
-
-  /** Runs one libc call; a negative result becomes an ErrnoError. */
-  function checked<T extends number | bigint>(syscall: string, result: T): T {
-    if (result < 0) throw new ErrnoError(syscall, lastErrno());
+export function libcFromCalls(c: LibcCalls): Libc {
+  /** A negative result becomes an ErrnoError; call it right after the C call. */
+  function checked(syscall: string, result: number): number {
+    if (result < 0) throw new ErrnoError(syscall, c.errno());
     return result;
   }
 
@@ -150,55 +138,46 @@ function bindLibc(path: string): Libc {
   let pollfds = new Int32Array(0);
 
   return {
-    path,
-    getpid: () => lib.getpid(),
-    close: (fd) => void checked("close", lib.close(fd)),
-    setChildSubreaper: (on) => void checked("prctl", lib.prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0)),
+    path: c.path,
+    getpid: () => c.getpid(),
+    close: (fd) => void checked("close", c.close(fd)),
+    setChildSubreaper: (on) => void checked("prctl", c.prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0)),
     isChildSubreaper() {
-      checked("prctl", lib.prctl(PR_GET_CHILD_SUBREAPER, addressOf(intBox), 0, 0, 0));
+      checked("prctl", c.prctlGetInt(PR_GET_CHILD_SUBREAPER, intBox));
       return intBox[0] !== 0;
     },
-    pidfdOpen: (pid) => Number(checked("pidfd_open", lib.syscall(SYS_pidfd_open, pid, 0))),
+    pidfdOpen: (pid) => checked("pidfd_open", c.syscall(SYS_pidfd_open, pid, 0)),
     waitid(idType, id, options) {
       // WNOHANG with nothing to reap leaves si_pid untouched: zero it first.
       siginfo.fill(0);
-      checked("waitid", lib.waitid(idType, id, siginfo, options));
+      checked("waitid", c.waitid(idType, id, siginfo, options));
       return {
         pid: siginfoView.getInt32(SIGINFO_PID, true),
         code: siginfoView.getInt32(SIGINFO_CODE, true),
         status: siginfoView.getInt32(SIGINFO_STATUS, true),
       };
     },
-    socket: (domain, type, protocol) => checked("socket", lib.socket(domain, type, protocol)),
-    bind: (fd, address) => void checked("bind", lib.bind(fd, address, address.byteLength)),
-    connect: (fd, address) => void checked("connect", lib.connect(fd, address, address.byteLength)),
-    send: (fd, data) => Number(checked("send", lib.send(fd, data, data.byteLength, 0))),
+    socket: (domain, type, protocol) => checked("socket", c.socket(domain, type, protocol)),
+    bind: (fd, address) => void checked("bind", c.bind(fd, address, address.byteLength)),
+    connect: (fd, address) => void checked("connect", c.connect(fd, address, address.byteLength)),
+    send: (fd, data) => checked("send", c.send(fd, data, data.byteLength, 0)),
     receive(fd, into, address) {
       lengthBox[0] = address.byteLength;
-      const read = Number(lib.recvfrom(fd, into, into.byteLength, 0, address, lengthBox));
+      const read = c.recvfrom(fd, into, into.byteLength, 0, address, lengthBox);
       if (read >= 0) return read;
-      const errno = lastErrno();
+      const errno = c.errno();
       if (errno === EAGAIN) return -1;
       throw new ErrnoError("recvfrom", errno);
     },
-    setsockopt: (fd, level, name, value) =>
-      void checked("setsockopt", lib.setsockopt(fd, level, name, value, value.byteLength)),
+    setsockopt: (fd, level, name, value) => void checked("setsockopt", c.setsockopt(fd, level, name, value, value.byteLength)),
     getsockoptInt(fd, level, name) {
       lengthBox[0] = 4;
-      checked("getsockopt", lib.getsockopt(fd, level, name, intBox, lengthBox));
+      checked("getsockopt", c.getsockopt(fd, level, name, intBox, lengthBox));
       return intBox[0] ?? 0;
     },
-    attachSocketFilter(fd, program) {
-      const fprog = new Uint8Array(SOCK_FPROG_SIZE);
-      const view = new DataView(fprog.buffer);
-      view.setUint16(0, program.byteLength / SOCK_FILTER_SIZE, true);
-      // A real address: the kernel copies the program during this call, while
-      // `program` is still referenced here, so it cannot move or be freed.
-      view.setBigUint64(SOCK_FPROG_FILTER, BigInt(addressOf(program)), true);
-      checked("setsockopt", lib.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, SOCK_FPROG_SIZE));
-    },
+    attachSocketFilter: (fd, program) => void checked("setsockopt", c.attachFilter(fd, program)),
     monotonicNs() {
-      checked("clock_gettime", lib.clock_gettime(CLOCK_MONOTONIC, timespec));
+      checked("clock_gettime", c.clockGettime(CLOCK_MONOTONIC, timespec));
       return (timespec[0] ?? 0n) * 1_000_000_000n + (timespec[1] ?? 0n);
     },
     readableFdsBelow(count) {
@@ -207,7 +186,7 @@ function bindLibc(path: string): Libc {
         pollfds[fd * POLLFD_INTS] = fd;
         pollfds[fd * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
       }
-      checked("poll", lib.poll(pollfds, count, 0));
+      checked("poll", c.poll(pollfds, count, 0));
       const readable: number[] = [];
       // A closed fd reports POLLNVAL, not POLLIN.
       for (let fd = 0; fd < count; fd++) if (((pollfds[fd * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0) readable.push(fd);

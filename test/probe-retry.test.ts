@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { PROBES, chooseSources, type Probe } from "../src/chooser.ts";
 import type { ReapedProcess } from "../src/index.ts";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { normalizeOptions } from "../src/options.ts";
 import { Core } from "../src/core.ts";
 import { RETRY_FIRST_DELAY_MS, SourceWiring } from "../src/source-wiring.ts";

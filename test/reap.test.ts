@@ -4,7 +4,8 @@
  * instance.
  */
 import { expect, test } from "bun:test";
-import { loadLibc, P_PID, WEXITED } from "../src/libc.ts";
+import { P_PID, WEXITED } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { readStat } from "../src/procfs.ts";
 import { pinZombie, reapZombie, releaseZombies } from "../src/zombie.ts";
 import { makeOrphans, openFdCount, waitUntil, zombieChildren } from "./helpers/processes.ts";

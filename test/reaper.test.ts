@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { execFile } from "node:child_process";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { startOrphanReaper, type OrphanReaper, type ReapedProcess } from "../src/index.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { makeOrphans, openFdCount, waitUntil, zombieChildren } from "./helpers/processes.ts";

@@ -5,7 +5,7 @@
  * needed) before Bun can reap it, and checks it is left to Bun.
  */
 import { expect, test } from "bun:test";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { readStat, readTaskChildren } from "../src/procfs.ts";
 import { Core } from "../src/core.ts";
 import { capturingLogger } from "./helpers/logs.ts";

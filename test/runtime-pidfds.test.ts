@@ -5,7 +5,8 @@
  */
 import { expect, test } from "bun:test";
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
-import { loadLibc, P_PID, WEXITED } from "../src/libc.ts";
+import { P_PID, WEXITED } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { readStat } from "../src/procfs.ts";
 import { isChildWaitable } from "../src/zombie.ts";
 import { probeRuntimePidfds, runtimeHoldsPidfd } from "../src/runtime-pidfds.ts";

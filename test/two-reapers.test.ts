@@ -6,7 +6,7 @@
  */
 import { expect, test } from "bun:test";
 import { startOrphanReaper, type ReapedProcess } from "../src/index.ts";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { waitUntil, zombieChildren } from "./helpers/processes.ts";
 import { makeGatedOrphans, TEST_SCALE } from "./support/gated-orphans.ts";

@@ -6,7 +6,7 @@
  */
 import { expect, test } from "bun:test";
 import { Worker } from "node:worker_threads";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 
 test("started inside a Worker: off at warn with a reason a person can act on, nothing changed", async () => {
   const libc = loadLibc();

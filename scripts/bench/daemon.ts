@@ -14,7 +14,7 @@
 import pino from "pino";
 import { writeFileSync } from "node:fs";
 import { startOrphanReaper, type OrphanReaper, type SourceName } from "../../src/index.ts";
-import { loadLibc } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 
 export type ReaperMode = "none" | "auto" | SourceName;
 const REAPER_MODES: readonly string[] = ["none", "auto", "netlink", "sigchld", "sweep"] satisfies ReaperMode[];

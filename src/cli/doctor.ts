@@ -2,13 +2,14 @@
  * `orphan-reaper doctor`: what this machine offers the reaper and which
  * source it would choose, with the reason for every source not chosen. It
  * learns the choice the only honest way: it starts a reaper with a silent
- * logger, reads stats(), and stops it.
+ * logger, reads stats(), and stops it. The libc comes from the caller (the
+ * command line's entry loads it through the runtime seam).
  */
 import { release } from "node:os";
 import pino from "pino";
 import { startOrphanReaper, type ReaperSource, type ReaperStats } from "../index.ts";
-import { loadLibc } from "../libc.ts";
-import { probeRuntimePidfds, type RuntimePidfdProbe } from "../runtime-pidfds.ts";
+import type { Libc } from "../libc.ts";
+import type { RuntimePidfdProbe } from "../runtime-pidfds.ts";
 import { readNetNamespace, readPidNamespace, type NamespaceVerdict, type PidNamespaceFacts } from "./host.ts";
 import { colorsWanted, formatTable, painter } from "./style.ts";
 
@@ -32,7 +33,7 @@ export interface DoctorReport {
   readonly eventDriven: boolean;
 }
 
-function readSubreaper(): DoctorReport["subreaper"] {
+function readSubreaper(loadLibc: () => Libc): DoctorReport["subreaper"] {
   try {
     return loadLibc().isChildSubreaper();
   } catch (err) {
@@ -47,12 +48,17 @@ function procConnectorVerdict(stats: ReaperStats): DoctorReport["procConnector"]
   return { works: false, reason: reason ?? "this build of orphan-reaper has no proc connector source" };
 }
 
-export async function examineHost(): Promise<DoctorReport> {
-  const subreaper = readSubreaper();
-  const runtimePidfds = await probeRuntimePidfds(loadLibc());
+/** The reaper's own probe of the runtime's mark (on Node the mark exists only while a reaper runs). */
+function runtimePidfdsVerdict(stats: ReaperStats): RuntimePidfdProbe {
+  return stats.runtimePidfds ?? { holds: false, reason: `not probed: the reaper is off (${stats.notChosen.off ?? "no reason given"})` };
+}
+
+export async function examineHost(loadLibc: () => Libc): Promise<DoctorReport> {
+  const subreaper = readSubreaper(loadLibc);
   const reaper = await startOrphanReaper({ logger: pino({ level: "silent" }) });
   const stats = reaper.stats();
   await reaper.stop();
+  const runtimePidfds = runtimePidfdsVerdict(stats);
   return {
     kernel: release(),
     pid: process.pid,
@@ -104,8 +110,8 @@ export function renderDoctorReport(report: DoctorReport, colors: boolean): strin
 }
 
 /** Prints the report; the exit code is 0 when an event-driven source works. */
-export async function doctorCommand(json: boolean): Promise<number> {
-  const report = await examineHost();
+export async function doctorCommand(json: boolean, loadLibc: () => Libc): Promise<number> {
+  const report = await examineHost(loadLibc);
   const text = json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctorReport(report, colorsWanted(process.stdout));
   process.stdout.write(text);
   return report.eventDriven ? 0 : 1;

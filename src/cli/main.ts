@@ -1,10 +1,11 @@
-#!/usr/bin/env bun
+#!/usr/bin/env node
 /**
  * The orphan-reaper command line: `doctor` examines the host, `run` runs a
  * command under the reaper (a tini-like init). Arguments are parsed with
  * node:util parseArgs; usage errors exit 2, as most Unix tools do.
  */
 import { parseArgs } from "node:util";
+import { loadLibc } from "../runtime/index.ts";
 import { doctorCommand } from "./doctor.ts";
 import { runCommand } from "./run.ts";
 
@@ -29,7 +30,7 @@ class UsageError extends Error {}
 
 function parseDoctor(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } }, strict: true });
-  return doctorCommand(values.json);
+  return doctorCommand(values.json, loadLibc);
 }
 
 function parseRun(args: string[]): Promise<number> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { loadLibc } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 import { hasErrnoCode } from "../../src/errno.ts";
 import { SOCKADDR_NL_SIZE } from "../../src/netlink/constants.ts";
 import { attachOwnChildrenFilter, joinProcEvents, narrowToForkAndExit, openProcConnectorSocket, sendListen, setReceiveBuffer } from "../../src/netlink/socket.ts";

@@ -5,7 +5,7 @@
  */
 import pino from "pino";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { loadLibc } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 import { probeNetlinkSource, type Drained, type NetlinkSettings, type NetlinkSource } from "../../src/sources/netlink.ts";
 import type { ExitNotice } from "../../src/types.ts";
 import { pinZombie, reapZombie, releaseZombies, type ExitStatus } from "../../src/zombie.ts";

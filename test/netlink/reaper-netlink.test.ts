@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { execFile } from "node:child_process";
 import { startOrphanReaper, type OrphanReaper, type ReapedProcess } from "../../src/index.ts";
-import { loadLibc } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 import { capturingLogger } from "../helpers/logs.ts";
 import { makeOrphans, waitUntil, zombieChildren } from "../helpers/processes.ts";
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync, spawn as nodeSpawn } from "node:child_process";
 import pino from "pino";
-import { loadLibc } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 import {
   AF_NETLINK,
   CN_IDX_PROC,
