@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import * as libcConstants from "../../dist/libc.js";
 import { runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
 
 const DAEMON = new URL("./fixtures/daemon.mjs", import.meta.url).pathname;
@@ -53,11 +52,8 @@ test("with the netlink source on the host", { timeout: scaled(180_000) }, (t) =>
   assertServed(result, ORPHANS);
 });
 
-// Only waitid with __WNOTHREAD leaves a Worker's children to it (the core branch adds it).
-const workerChildrenUnsafe = "WNOTHREAD" in libcConstants || "__WNOTHREAD" in libcConstants
-  ? undefined
-  : "this build's waitid has no __WNOTHREAD: the main thread could take a Worker's children";
-test("children of a Worker keep their exit codes", { skip: workerChildrenUnsafe, timeout: scaled(180_000) }, () => {
+// waitid with __WNOTHREAD leaves a Worker's children to it.
+test("children of a Worker keep their exit codes", { timeout: scaled(180_000) }, () => {
   const result = runDaemon({ orphans: 50, rounds: 2, worker: true, timeoutMs: scaled(10_000) });
   assertServed(result, 50);
   assert.ok(result.exitCodesChecked > 14, "the Worker's results came back too");
