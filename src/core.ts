@@ -21,8 +21,9 @@ import { listOwnChildren, readStat, yieldToEventLoop, type ProcStat } from "./pr
 import { Reporter } from "./report.ts";
 import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
-import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReaperCounts, type SourceName } from "./types.ts";
-import { isChildWaitable, peekWaitableChild, pinZombies, reapZombie, releaseZombies, type PinnedZombie } from "./zombie.ts";
+import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReapProvenance, type ReaperCounts, type SourceName } from "./types.ts";
+import { isChildWaitable, peekWaitableChild, pinZombies, reapZombie, releaseZombies, type ExitStatus, type PinnedZombie } from "./zombie.ts";
+import { reapProvenAdopted } from "./adopted.ts";
 
 /** Zombies pinned, judged and reaped together; the loop runs between batches. */
 const ZOMBIES_PER_BATCH = 64;
@@ -60,6 +61,9 @@ export class Core {
   readonly #judge: Judge;
   readonly #reporter: Reporter;
   readonly #graceMs: number;
+  readonly #alwaysGrace: boolean;
+  /** A veto is asked for: every reap goes through the judge. */
+  readonly #shouldReap: boolean;
   readonly #counts = { reaped: 0, reapedBySource: zeroBySource(), overruns: 0, malformed: 0, vetoed: 0, failures: 0 };
   #exact: NetlinkSource | undefined;
   /** Adopted exits the proc connector named, not yet reaped. */
@@ -87,6 +91,8 @@ export class Core {
     this.#errors = new RateLimitedLog(settings.logger);
     this.selfPid = settings.libc.getpid();
     this.#graceMs = settings.graceMs;
+    this.#alwaysGrace = settings.alwaysGrace;
+    this.#shouldReap = settings.shouldReap !== undefined;
     this.#judge = new Judge(settings);
     this.#reporter = new Reporter({
       logger: settings.logger,
@@ -123,10 +129,22 @@ export class Core {
     return this.#problem;
   }
 
-  /** SIGCHLD: a child of ours exited (or stopped): read the proc connector, or peek. */
+  /**
+   * SIGCHLD: a child of ours exited (or stopped). Without the proc connector:
+   * peek. With it: read it here and reap the exits it proves adopted at once
+   * (src/adopted.ts); the pass gets only what is left. While a pass runs, it
+   * reads the proc connector itself.
+   */
   onChildSignal(): void {
     this.lastActivityAt = performance.now();
-    this.#request(this.#exact ? "exits" : "peek", "sigchld");
+    if (!this.#exact || this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "peek", "sigchld");
+    try {
+      this.#checkReparented(this.#drainExact());
+      this.#reapAdoptedNow();
+    } catch (err) {
+      this.#failed(err);
+    }
+    if (this.#wanted.size > 0 || this.#adoptedExits.length > 0) this.#startRun();
   }
 
   /** The sweep: drain, then look at every child. */
@@ -146,7 +164,11 @@ export class Core {
     if (this.#stopped) return;
     if (work === "scan" || work === "peek") this.#scanBy = by;
     this.#wanted.add(work);
-    if (this.#running) return;
+    this.#startRun();
+  }
+
+  #startRun(): void {
+    if (this.#running || this.#stopped) return;
     this.#running = true;
     // A microtask: requests made in the same turn make one pass.
     queueMicrotask(() => void this.#run());
@@ -154,34 +176,39 @@ export class Core {
 
   async #run(): Promise<void> {
     try {
-      while (!this.#stopped && this.#wanted.size > 0) {
-        this.#drainExact();
+      while (!this.#stopped && (this.#wanted.size > 0 || this.#adoptedExits.length > 0)) {
+        const named = this.#drainExact();
+        if (this.#takeWork("exits")) this.#checkReparented(named);
         if (this.#adoptedExits.length > 0) await this.#reapAdoptedExits();
         else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
         else if (this.#takeWork("due")) await this.#lookAtDue();
         else if (this.#takeWork("peek")) await this.#peekLoop(this.#scanBy);
-        else this.#wanted.delete("exits");
       }
       this.#problem = undefined;
     } catch (err) {
-      this.#counts.failures += 1;
-      this.#problem = `reaping failed: ${err instanceof Error ? err.message : String(err)}`;
-      this.#errors.log("error", { err }, "orphan reaping failed; looking again shortly", "pass failed");
-      this.#wanted.clear();
-      this.#owe("scan", performance.now() + FAILURE_RETRY_MS);
+      this.#failed(err);
     } finally {
       this.#running = false;
     }
     this.#armTimer();
   }
 
+  /** A pass failed (say /proc unreadable): counted, logged (rate-limited), shown in stats, tried again later. */
+  #failed(err: unknown): void {
+    this.#counts.failures += 1;
+    this.#problem = `reaping failed: ${err instanceof Error ? err.message : String(err)}`;
+    this.#errors.log("error", { err }, "orphan reaping failed; looking again shortly", "pass failed");
+    this.#wanted.clear();
+    this.#owe("scan", performance.now() + FAILURE_RETRY_MS);
+  }
+
   #takeWork(work: Work): boolean {
     return this.#wanted.delete(work);
   }
 
-  /** Reads what the proc connector queued, and turns it into work. */
-  #drainExact(): void {
-    if (!this.#exact) return;
+  /** Reads what the proc connector queued, and turns it into work; returns how many exits it named. */
+  #drainExact(): number {
+    if (!this.#exact) return 0;
     const drained = this.#exact.drain();
     this.#counts.malformed += drained.malformed + drained.forged;
     if (drained.forged > 0) this.#errors.log("warn", { forged: drained.forged }, "ignored proc connector messages not sent by the kernel");
@@ -193,9 +220,11 @@ export class Core {
       this.#scanBy = "netlink";
       this.#wanted.add("scan");
     }
-    if (!this.#wanted.delete("exits")) return;
-    // SIGCHLD with no exit named: a zombie reparented to us after its exit event.
-    const named = drained.adoptedExits.length + drained.ownExits.length;
+    return drained.adoptedExits.length + drained.ownExits.length;
+  }
+
+  /** SIGCHLD with no exit named: a zombie reparented to us after its exit event. Peek now; beside exits, at most once a second. */
+  #checkReparented(named: number): void {
     const now = performance.now();
     if (named === 0 || now - this.#lastReparentCheckAt >= REPARENT_CHECK_MS) {
       this.#lastReparentCheckAt = now;
@@ -204,6 +233,14 @@ export class Core {
     } else {
       this.#owe("peek", this.#lastReparentCheckAt + REPARENT_CHECK_MS);
     }
+  }
+
+  /** Exits the proc connector proves adopted, reaped here and now where no grace or veto applies (src/policy.ts: "adopted" is reaped at once). */
+  #reapAdoptedNow(): void {
+    if (this.#alwaysGrace || this.#shouldReap || this.#adoptedExits.length === 0 || !this.#exact) return;
+    const { reaped, left } = reapProvenAdopted(this.#libc, this.selfPid, this.#exact, this.#adoptedExits.splice(0, ZOMBIES_PER_BATCH), this.#reporter.wantsComm);
+    this.#adoptedExits.unshift(...left);
+    for (const { exit, status, comm } of reaped) this.#report(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
   }
 
   async #reapAdoptedExits(): Promise<void> {
@@ -302,19 +339,22 @@ export class Core {
       this.#ownExits.delete(candidate.zombie.pid);
       if (outcome.kind !== "reaped") continue;
       reaped += 1;
-      const reapedAt = performance.now();
-      const { exitedAt } = candidate;
-      this.#reporter.report({
-        pid: candidate.zombie.pid,
-        comm,
-        ...outcome.exit,
-        source: candidate.seenBy,
-        provenance,
-        ...(exitedAt === undefined ? {} : { lifetimeMs: reapedAt - exitedAt }),
-        seenForMs: reapedAt - firstSeenAt,
-      });
+      this.#report(candidate.zombie.pid, comm, outcome.exit, candidate.seenBy, provenance, candidate.exitedAt, firstSeenAt);
     }
     return reaped;
+  }
+
+  #report(pid: number, comm: string, exit: ExitStatus, source: SourceName, provenance: ReapProvenance, exitedAt: number | undefined, firstSeenAt: number): void {
+    const reapedAt = performance.now();
+    this.#reporter.report({
+      pid,
+      comm,
+      ...exit,
+      source,
+      provenance,
+      ...(exitedAt === undefined ? {} : { lifetimeMs: reapedAt - exitedAt }),
+      seenForMs: reapedAt - firstSeenAt,
+    });
   }
 
   /** One timer for the earliest due time: a pending zombie, an own child's grace, a deferred check. */

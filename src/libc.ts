@@ -75,6 +75,12 @@ export interface Libc {
   bind(fd: number, address: Uint8Array): void;
   connect(fd: number, address: Uint8Array): void;
   send(fd: number, data: Uint8Array): number;
+  /**
+   * The PID of the waitable zombie child (of this thread) that pidfd `fd`
+   * names, else 0: the fd is no pidfd, or names a live process or not our
+   * child. One waitid(P_PIDFD, WNOWAIT) that takes nothing and never throws.
+   */
+  waitablePidOfFd(fd: number): number;
   /** recvfrom(2) on a non-blocking socket: the bytes read (filling `address`), or -1 when nothing is queued (EAGAIN). */
   receive(fd: number, into: Uint8Array, address: Uint8Array): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
@@ -156,6 +162,11 @@ export function libcFromCalls(c: LibcCalls): Libc {
         code: siginfoView.getInt32(SIGINFO_CODE, true),
         status: siginfoView.getInt32(SIGINFO_STATUS, true),
       };
+    },
+    waitablePidOfFd(fd) {
+      siginfo.fill(0);
+      if (c.waitid(P_PIDFD, fd, siginfo, WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD) < 0) return 0;
+      return siginfoView.getInt32(SIGINFO_PID, true);
     },
     socket: (domain, type, protocol) => checked("socket", c.socket(domain, type, protocol)),
     bind: (fd, address) => void checked("bind", c.bind(fd, address, address.byteLength)),

@@ -8,8 +8,9 @@
  *
  * A pidfd polls readable once its process has exited with no live threads,
  * the same condition that makes it waitable. So for waitable zombies one
- * poll(2) over the fd table leaves a handful of candidate fds, and only their
- * links and fdinfo are read, however many fds (and live children) there are.
+ * poll(2) over the fd table leaves a handful of candidate fds, and each is
+ * asked with one waitid(P_PIDFD, WNOWAIT) which waitable child it names (a
+ * non-pidfd answers nothing): no /proc read, however many fds there are.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -45,9 +46,14 @@ export async function runtimeHoldsPidfd(
   const unmarked = childrenWithoutPidfd();
   for (const pid of pids) if (unmarked.has(pid)) held.add(pid);
   const wanted = new Set(pids);
-  const fds = scope === "waitable zombies" ? readableFds(libc) : listOwnFds();
-  await forEachChunked(fds, (fd) => {
-    if (ownPidfds.has(fd)) return;
+  if (scope === "waitable zombies") {
+    for (const fd of readableFds(libc)) {
+      const pid = ownPidfds.has(fd) ? 0 : libc.waitablePidOfFd(fd);
+      if (wanted.has(pid)) held.add(pid);
+    }
+    return held;
+  }
+  await forEachChunked(listOwnFds(), (fd) => {
     const pid = readFdLink(fd) === PIDFD_LINK ? readPidfdTarget(fd) : undefined;
     if (pid !== undefined && wanted.has(pid)) held.add(pid);
   });

@@ -83,6 +83,17 @@ export interface PinnedZombie {
   readonly startTime?: number;
 }
 
+/** A pidfd on `pid`, or why not: the process is gone (reaped), or the kernel predates pidfd_open. */
+export function openPidfd(libc: Libc, pid: number): number | "gone" | "unsupported" {
+  try {
+    return libc.pidfdOpen(pid);
+  } catch (error) {
+    if (hasErrnoCode(error, "ESRCH")) return "gone";
+    if (hasErrnoCode(error, "ENOSYS")) return "unsupported";
+    throw error;
+  }
+}
+
 /**
  * Pins `pid` if it is a waitable zombie child of the main thread, else
  * returns undefined and leaves nothing open. The pidfd is opened first and
@@ -91,13 +102,9 @@ export interface PinnedZombie {
  * its zombie is reaped, and only we reap adopted ones. The caller releases it.
  */
 export function pinZombie(libc: Libc, selfPid: number, pid: number): PinnedZombie | undefined {
-  let pidfd: number | undefined;
-  try {
-    pidfd = libc.pidfdOpen(pid);
-  } catch (error) {
-    if (hasErrnoCode(error, "ESRCH")) return undefined;
-    if (!hasErrnoCode(error, "ENOSYS")) throw error;
-  }
+  const opened = openPidfd(libc, pid);
+  if (opened === "gone") return undefined;
+  const pidfd = opened === "unsupported" ? undefined : opened;
   let pinned: PinnedZombie | undefined;
   try {
     const startTime = pidfd === undefined ? zombieChildStartTime(selfPid, pid) : undefined;
