@@ -108,8 +108,17 @@ export function summary(run: DaemonRun): Record<string, unknown> {
   };
 }
 
+/** Problems listed in full; past this, the rest are counted (a broken reaper can steal hundreds). */
+const PROBLEMS_SHOWN = 20;
+
 /** Everything that went wrong in a run; empty means safe. */
 export function problems(run: DaemonRun, plan: DaemonPlan): string[] {
+  const found = allProblems(run, plan);
+  if (found.length <= PROBLEMS_SHOWN) return found;
+  return [...found.slice(0, PROBLEMS_SHOWN), `... and ${found.length - PROBLEMS_SHOWN} more; counts: ${JSON.stringify(summary(run))}`];
+}
+
+function allProblems(run: DaemonRun, plan: DaemonPlan): string[] {
   const report = run.report;
   if (!report) {
     return [`daemon gave no report (exit ${run.exitCode}, signal ${run.signal}${run.timedOut ? ", timed out" : ""}): ${run.stderrTail}`];

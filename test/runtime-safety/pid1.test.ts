@@ -1,0 +1,35 @@
+/**
+ * Runtime safety as PID 1 of a new PID namespace (the container case): the
+ * same Workers, main-thread spawning and orphan storm as subreaper.test.ts.
+ * The proc connector does not serve inside a new PID namespace, so the
+ * default options must fall back to sigchld and say why netlink was not taken.
+ */
+import { expect, test } from "bun:test";
+import { AS_PID1, BASE_PLAN, problems, runDaemon, runTimeoutMs, summary, type DaemonPlan } from "./run-daemon.ts";
+
+/** Why a new PID namespace cannot be made here (no unshare, no privilege), or undefined when it can. */
+function pidNamespaceUnavailable(): string | undefined {
+  if (!Bun.which("unshare")) return "unshare (util-linux) is not installed";
+  const probe = Bun.spawnSync([...AS_PID1, "true"], { stderr: "pipe" });
+  return probe.exitCode === 0 ? undefined : `${AS_PID1.join(" ")} fails here: ${probe.stderr.toString().trim()}`;
+}
+
+const noNamespace = pidNamespaceUnavailable();
+if (noNamespace) console.warn(`skipping the PID 1 runs: ${noNamespace}`);
+
+const runs: { name: string; reaper: DaemonPlan["reaper"]; expectSource: string }[] = [
+  { name: "default options (falls back to sigchld)", reaper: {}, expectSource: "sigchld" },
+  { name: "sweep only", reaper: { source: "sweep", sweepIntervalMs: 100 }, expectSource: "sweep" },
+  { name: "graceMs 0 with alwaysGrace", reaper: { graceMs: 0, alwaysGrace: true }, expectSource: "sigchld" },
+];
+
+for (const { name, reaper, expectSource } of runs) {
+  const plan: DaemonPlan = { ...BASE_PLAN, reaper };
+  test.skipIf(!!noNamespace)(`as PID 1, ${name}: no runtime child taken, every code right, every orphan reaped, no zombie left`, async () => {
+    const run = await runDaemon(plan, AS_PID1);
+    console.log(`runtime-safety PID 1 ${name}: ${JSON.stringify(summary(run))}`);
+    expect(run.report).toMatchObject({ pid: 1, role: "pid1", source: expectSource });
+    if (expectSource === "sigchld") expect(run.report?.notChosen.netlink).toEqual(expect.any(String));
+    expect(problems(run, plan)).toEqual([]);
+  }, runTimeoutMs(plan));
+}
