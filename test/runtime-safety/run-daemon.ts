@@ -4,6 +4,9 @@
  * run ends, and turns its report into a list of problems: an empty list is
  * the only pass. Shared by the suite and scripts/soak.ts.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { DaemonPlan, DaemonReport } from "../fixtures/runtime-safety/daemon.ts";
 import { SPAWN_APIS, type SpawnApi } from "../fixtures/runtime-safety/spawners.ts";
 
@@ -65,7 +68,8 @@ function killGroup(pgid: number): void {
 }
 
 export async function runDaemon(plan: DaemonPlan, prefix: readonly string[] = []): Promise<DaemonRun> {
-  const child = Bun.spawn([...prefix, process.execPath, DAEMON, JSON.stringify(plan)], {
+  const gateDir = mkdtempSync(join(tmpdir(), "runtime-safety-"));
+  const child = Bun.spawn([...prefix, process.execPath, DAEMON, JSON.stringify({ ...plan, gateDir })], {
     stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true,
   });
   let timedOut = false;
@@ -86,6 +90,7 @@ export async function runDaemon(plan: DaemonPlan, prefix: readonly string[] = []
   } finally {
     clearTimeout(timer);
     killGroup(child.pid); // whatever the daemon left in its group (its orphans if it died)
+    rmSync(gateDir, { recursive: true, force: true });
   }
 }
 
