@@ -16,7 +16,7 @@ import { AS_PID1, BASE_PLAN, problems, runDaemon, summary, type DaemonPlan } fro
 const SOURCES = {
   netlink: { source: "netlink" },
   sigchld: { source: "sigchld" },
-  sweep: { source: "sweep", sweepIntervalMs: 100 },
+  sweep: { source: "sweep", sweepIntervalMs: 1 },
 } as const satisfies Record<string, DaemonPlan["reaper"]>;
 type Source = keyof typeof SOURCES;
 

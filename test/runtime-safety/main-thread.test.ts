@@ -12,7 +12,7 @@ import { BASE_PLAN, problems, runDaemon, runTimeoutMs, summary, type DaemonPlan 
 const runs: { name: string; reaper: DaemonPlan["reaper"] }[] = [
   { name: "default options", reaper: {} },
   { name: "sigchld", reaper: { source: "sigchld" } },
-  { name: "sweep only", reaper: { source: "sweep", sweepIntervalMs: 100 } },
+  { name: "sweep only, every 1 ms", reaper: { source: "sweep", sweepIntervalMs: 1 } },
   { name: "graceMs 0 with alwaysGrace", reaper: { graceMs: 0, alwaysGrace: true } },
 ];
 

@@ -19,7 +19,7 @@ if (noNamespace) console.warn(`skipping the PID 1 runs: ${noNamespace}`);
 
 const runs: { name: string; reaper: DaemonPlan["reaper"]; expectSource: string }[] = [
   { name: "default options (falls back to sigchld)", reaper: {}, expectSource: "sigchld" },
-  { name: "sweep only", reaper: { source: "sweep", sweepIntervalMs: 100 }, expectSource: "sweep" },
+  { name: "sweep only, every 1 ms", reaper: { source: "sweep", sweepIntervalMs: 1 }, expectSource: "sweep" },
   { name: "graceMs 0 with alwaysGrace", reaper: { graceMs: 0, alwaysGrace: true }, expectSource: "sigchld" },
 ];
 

@@ -35,8 +35,7 @@ export const BASE_PLAN: DaemonPlan = {
   settleMs: 5_000,
   workers: [
     { apis: SPAWN_APIS, concurrency: 2 },
-    { apis: FAST_ASYNC_APIS, concurrency: 4 },
-    { apis: FAST_ASYNC_APIS, concurrency: 4 },
+    ...Array.from({ length: 4 }, () => ({ apis: FAST_ASYNC_APIS, concurrency: 4 })),
   ],
   main: { apis: SPAWN_APIS, concurrency: 2 },
   liveEvery: 8,

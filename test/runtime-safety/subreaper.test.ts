@@ -22,7 +22,7 @@ if (noNetlink) console.warn(`skipping the netlink run: the proc connector does n
 const runs: { name: string; reaper: DaemonPlan["reaper"]; expectSource: string; skip?: string }[] = [
   { name: "netlink (default options)", reaper: {}, expectSource: "netlink", skip: noNetlink },
   { name: "sigchld", reaper: { source: "sigchld" }, expectSource: "sigchld" },
-  { name: "sweep only", reaper: { source: "sweep", sweepIntervalMs: 100 }, expectSource: "sweep" },
+  { name: "sweep only, every 1 ms", reaper: { source: "sweep", sweepIntervalMs: 1 }, expectSource: "sweep" },
   { name: "graceMs 0 with alwaysGrace (every zombie unknown, reaped at first sight)", reaper: { graceMs: 0, alwaysGrace: true }, expectSource: noNetlink ? "sigchld" : "netlink" },
 ];
 
