@@ -11,9 +11,13 @@ const CLI_MAIN = `${import.meta.dir}/../../src/cli/main.ts`;
 
 /** Why the proc connector cannot serve here (doctor's own reason), or undefined when it can. */
 function netlinkUnavailable(): string | undefined {
-  const doctor = Bun.spawnSync([process.execPath, CLI_MAIN, "doctor", "--json"], { stderr: "ignore" });
-  const procConnector = JSON.parse(doctor.stdout.toString()).procConnector as { works: boolean; reason: string };
-  return procConnector.works ? undefined : procConnector.reason;
+  const doctor = Bun.spawnSync([process.execPath, CLI_MAIN, "doctor", "--json"], { stderr: "pipe" });
+  try {
+    const procConnector = JSON.parse(doctor.stdout.toString()).procConnector as { works: boolean; reason: string };
+    return procConnector.works ? undefined : procConnector.reason;
+  } catch {
+    return `orphan-reaper doctor gave no report (exit ${doctor.exitCode}): ${doctor.stderr.toString().trim()}`;
+  }
 }
 
 const noNetlink = netlinkUnavailable();
