@@ -45,6 +45,14 @@ export const BASE_PLAN: DaemonPlan = {
   shellsPerWave: 4,
 };
 
+/**
+ * A sweep looks at times unrelated to any exit, so it meets a Worker's child
+ * in the window (exited, no pidfd yet) less often than a SIGCHLD-driven look:
+ * on the code before __WNOTHREAD it took 0 to 14 per 6 s run here. Its runs
+ * last longer to catch that reliably.
+ */
+export const SWEEP_DURATION_MS = 12_000;
+
 export interface DaemonRun {
   readonly exitCode: number | null;
   readonly signal: string | number | null;

@@ -5,7 +5,7 @@
  * run is a daemon of its own (run-daemon.ts): a crash is a failure here.
  */
 import { expect, test } from "bun:test";
-import { BASE_PLAN, problems, runDaemon, runTimeoutMs, summary, type DaemonPlan } from "./run-daemon.ts";
+import { BASE_PLAN, SWEEP_DURATION_MS, problems, runDaemon, runTimeoutMs, summary, type DaemonPlan } from "./run-daemon.ts";
 
 const CLI_MAIN = `${import.meta.dir}/../../src/cli/main.ts`;
 
@@ -23,15 +23,15 @@ function netlinkUnavailable(): string | undefined {
 const noNetlink = netlinkUnavailable();
 if (noNetlink) console.warn(`skipping the netlink run: the proc connector does not serve here (${noNetlink})`);
 
-const runs: { name: string; reaper: DaemonPlan["reaper"]; expectSource: string; skip?: string }[] = [
+const runs: { name: string; reaper: DaemonPlan["reaper"]; expectSource: string; durationMs?: number; skip?: string }[] = [
   { name: "netlink (default options)", reaper: {}, expectSource: "netlink", skip: noNetlink },
   { name: "sigchld", reaper: { source: "sigchld" }, expectSource: "sigchld" },
-  { name: "sweep only, every 1 ms", reaper: { source: "sweep", sweepIntervalMs: 1 }, expectSource: "sweep" },
+  { name: "sweep only, every 1 ms", reaper: { source: "sweep", sweepIntervalMs: 1 }, expectSource: "sweep", durationMs: SWEEP_DURATION_MS },
   { name: "graceMs 0 with alwaysGrace (every zombie unknown, reaped at first sight)", reaper: { graceMs: 0, alwaysGrace: true }, expectSource: noNetlink ? "sigchld" : "netlink" },
 ];
 
-for (const { name, reaper, expectSource, skip } of runs) {
-  const plan: DaemonPlan = { ...BASE_PLAN, reaper };
+for (const { name, reaper, expectSource, durationMs = BASE_PLAN.durationMs, skip } of runs) {
+  const plan: DaemonPlan = { ...BASE_PLAN, reaper, durationMs };
   test.skipIf(!!skip)(`as subreaper, ${name}: no runtime child taken, every code right, every orphan reaped, no zombie left`, async () => {
     const run = await runDaemon(plan);
     console.log(`runtime-safety subreaper ${name}: ${JSON.stringify(summary(run))}`);
