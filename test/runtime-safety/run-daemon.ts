@@ -73,7 +73,8 @@ function killGroup(pgid: number): void {
 
 export async function runDaemon(plan: DaemonPlan, prefix: readonly string[] = []): Promise<DaemonRun> {
   const gateDir = mkdtempSync(join(tmpdir(), "runtime-safety-"));
-  const child = Bun.spawn([...prefix, process.execPath, DAEMON, JSON.stringify({ ...plan, gateDir })], {
+  const watchdogMs = runTimeoutMs(plan) - 10_000 * TEST_SCALE; // before our own kill, so it can say why
+  const child = Bun.spawn([...prefix, process.execPath, DAEMON, JSON.stringify({ ...plan, gateDir, watchdogMs })], {
     stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true,
   });
   let timedOut = false;
