@@ -47,6 +47,23 @@ const CLOCK_MONOTONIC = 1;
 const SOCK_FILTER_SIZE = 8;
 const SOCK_FPROG_SIZE = 16;
 const SOCK_FPROG_FILTER = 8;
+// --- process control for `orphan-reaper run` ---
+// <linux/prctl.h>
+const PR_SET_PDEATHSIG = 1;
+// <fcntl.h>
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+// <signal.h>: SIG_DFL and SIG_IGN are the handler values 0 and 1.
+const SIG_DFL = 0n;
+const SIG_IGN = 1n;
+const SIG_SETMASK = 2;
+// struct sigaction (glibc 152 bytes, musl 152): the handler is the first field;
+// sigset_t is 128 bytes in both (the kernel reads the first 8).
+const SIGACTION_SIZE = 152;
+const SIGSET_SIZE = 128;
+
+/** What a signal does to this process now: its disposition. */
+export type SignalDisposition = "default" | "ignore" | "handler";
 
 const { i32, u32, i64, u64, ptr } = FFIType;
 
@@ -66,6 +83,18 @@ const symbols = {
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
   poll: { args: [ptr, u64, i32], returns: i32 },
+  // --- process control for `orphan-reaper run` (src/cli/run.ts, src/cli/trampoline.ts) ---
+  setpgid: { args: [i32, i32], returns: i32 },
+  getpgrp: { args: [], returns: i32 },
+  tcsetpgrp: { args: [i32, i32], returns: i32 },
+  isatty: { args: [i32], returns: i32 },
+  fcntl: { args: [i32, i32, i32], returns: i32 },
+  signal: { args: [i32, u64], returns: i64 },
+  sigaction: { args: [i32, ptr, ptr], returns: i32 },
+  sigprocmask: { args: [i32, ptr, ptr], returns: i32 },
+  __libc_current_sigrtmin: { args: [], returns: i32 },
+  __libc_current_sigrtmax: { args: [], returns: i32 },
+  execvp: { args: [ptr, ptr], returns: i32 },
 } as const;
 
 type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -104,6 +133,26 @@ export interface Libc {
   monotonicNs(): bigint;
   /** Of the fds 0 .. count-1, those open and readable now: one poll(2) with POLLIN and no wait. */
   readableFdsBelow(count: number): number[];
+
+  // --- process control for `orphan-reaper run` ---
+  /** setpgid(2). */
+  setpgid(pid: number, pgid: number): void;
+  getpgrp(): number;
+  /** tcsetpgrp(3): make `pgrp` the foreground process group of the terminal on `fd`. */
+  tcsetpgrp(fd: number, pgrp: number): void;
+  isatty(fd: number): boolean;
+  setCloseOnExec(fd: number): void;
+  signalDisposition(signal: number): SignalDisposition;
+  /** signal(2) with SIG_DFL or SIG_IGN only: no handler code crosses the FFI boundary. */
+  setSignalDisposition(signal: number, disposition: "default" | "ignore"): void;
+  /** sigprocmask(SIG_SETMASK, empty) on the calling thread, the one that will exec. */
+  unblockAllSignals(): void;
+  /** SIGRTMIN and SIGRTMAX as this libc numbers them (glibc keeps 32-33 for itself, musl 32-34). */
+  realtimeSignalRange(): { readonly min: number; readonly max: number };
+  /** prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent exits. */
+  setParentDeathSignal(signal: number): void;
+  /** execvp(3): returns only by throwing, when the command cannot be run. */
+  execvp(file: string, args: readonly string[]): never;
 }
 
 /** The path of the C library this process has mapped (glibc or musl). */
@@ -200,6 +249,50 @@ function bindLibc(path: string): Libc {
       // A closed fd reports POLLNVAL, not POLLIN.
       for (let fd = 0; fd < count; fd++) if (((pollfds[fd * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0) readable.push(fd);
       return readable;
+    },
+    ...bindProcessControl(lib, checked),
+  };
+}
+
+/** A NUL-terminated C string. */
+function cString(text: string): Buffer {
+  return Buffer.from(`${text}\0`, "utf8");
+}
+
+// --- process control for `orphan-reaper run` ---
+type ProcessControl = Pick<
+  Libc,
+  | "setpgid" | "getpgrp" | "tcsetpgrp" | "isatty" | "setCloseOnExec" | "signalDisposition" | "setSignalDisposition"
+  | "unblockAllSignals" | "realtimeSignalRange" | "setParentDeathSignal" | "execvp"
+>;
+
+function bindProcessControl(lib: Symbols, checked: <T extends number | bigint>(syscall: string, result: T) => T): ProcessControl {
+  const sigaction = new Uint8Array(SIGACTION_SIZE);
+  const sigactionView = new DataView(sigaction.buffer);
+  const emptySet = new Uint8Array(SIGSET_SIZE);
+  return {
+    setpgid: (pid, pgid) => void checked("setpgid", lib.setpgid(pid, pgid)),
+    getpgrp: () => lib.getpgrp(),
+    tcsetpgrp: (fd, pgrp) => void checked("tcsetpgrp", lib.tcsetpgrp(fd, pgrp)),
+    isatty: (fd) => lib.isatty(fd) === 1,
+    setCloseOnExec: (fd) => void checked("fcntl", lib.fcntl(fd, F_SETFD, FD_CLOEXEC)),
+    signalDisposition(signal) {
+      checked("sigaction", lib.sigaction(signal, null, sigaction));
+      const handler = sigactionView.getBigUint64(0, true);
+      return handler === SIG_DFL ? "default" : handler === SIG_IGN ? "ignore" : "handler";
+    },
+    setSignalDisposition: (signal, disposition) =>
+      void checked("signal", lib.signal(signal, disposition === "ignore" ? SIG_IGN : SIG_DFL)),
+    unblockAllSignals: () => void checked("sigprocmask", lib.sigprocmask(SIG_SETMASK, emptySet, null)),
+    realtimeSignalRange: () => ({ min: lib.__libc_current_sigrtmin(), max: lib.__libc_current_sigrtmax() }),
+    setParentDeathSignal: (signal) => void checked("prctl", lib.prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0)),
+    execvp(file, args) {
+      // The strings must stay referenced until execvp returns: they are, in `strings`.
+      const strings = args.map(cString);
+      const argv = new BigUint64Array(strings.length + 1); // NULL-terminated
+      strings.forEach((text, i) => (argv[i] = BigInt(addressOf(text))));
+      checked("execvp", lib.execvp(cString(file), argv));
+      throw new Error("execvp returned without an error"); // unreachable: execvp returns only -1
     },
   };
 }

@@ -1,0 +1,50 @@
+/**
+ * The first code of `run`'s child, between spawn and exec: neither Bun nor
+ * Node can run code between fork and exec, so the init spawns the runtime on
+ * this module and it becomes the command with execvp, keeping its PID.
+ * argv: the command and its arguments. It
+ *  1. marks the exec-status pipe (fd 3) close-on-exec: the init sees it close
+ *     when the command runs, or reads an errno code when it cannot run;
+ *  2. puts itself in a process group of its own (setpgid(0, 0), as tini does);
+ *  3. when stdin is a terminal, makes that group the terminal's foreground
+ *     group (tcsetpgrp with SIGTTOU ignored: a background group may not);
+ *  4. gives the command default signal actions and an empty signal mask
+ *     (the runtime ignores SIGPIPE, the init ignores what it cannot forward;
+ *     exec keeps ignored actions and the mask);
+ *  5. execvp.
+ */
+import { writeSync } from "node:fs";
+import { ErrnoError, hasErrnoCode } from "../errno.ts";
+import { loadLibc } from "../libc.ts";
+import { EXEC_STATUS_FD, exitCodeForExecError } from "./child.ts";
+
+const SIGTTOU = 22;
+const STDIN = 0;
+const LAST_CLASSIC_SIGNAL = 31;
+
+const command = process.argv.slice(2);
+const libc = loadLibc();
+libc.setCloseOnExec(EXEC_STATUS_FD);
+libc.setpgid(0, 0);
+if (libc.isatty(STDIN)) {
+  libc.setSignalDisposition(SIGTTOU, "ignore");
+  try {
+    libc.tcsetpgrp(STDIN, libc.getpgrp());
+  } catch (err) {
+    // ENOTTY / ENXIO: a terminal without a session (tini goes on too)
+    if (!hasErrnoCode(err, "ENOTTY", "ENXIO")) throw err;
+  }
+}
+// Between the classic and the real-time signals lie libc's own (32-33 glibc, 32-34 musl): not ours to touch.
+const { min, max } = libc.realtimeSignalRange();
+for (let signal = 1; signal <= max; signal = signal === LAST_CLASSIC_SIGNAL ? min : signal + 1) {
+  if (libc.signalDisposition(signal) === "ignore") libc.setSignalDisposition(signal, "default");
+}
+libc.unblockAllSignals();
+try {
+  libc.execvp(command[0]!, command);
+} catch (err) {
+  const code = err instanceof ErrnoError ? err.code : String(err);
+  writeSync(EXEC_STATUS_FD, code);
+  process.exit(exitCodeForExecError(code));
+}
