@@ -1,0 +1,90 @@
+/**
+ * `run` forwards every signal it can catch to its child exactly once and
+ * survives each, as PID 1 of a new PID namespace and as a child subreaper,
+ * with and without -g; signals sent before the command runs are held.
+ */
+import { describe, expect, test } from "bun:test";
+import { constants } from "node:os";
+import { loadLibc } from "../../src/libc.ts";
+import { planSignals } from "../../src/cli/signals.ts";
+import { unshareUnavailable } from "../helpers/cli.ts";
+import { InitUnderTest, ourInit, RECORDER, SCALE, type Ready } from "./init-harness.ts";
+
+/** 1-31 without KILL and STOP (uncatchable), CHLD (the init's own), the four fault signals, and, in Bun, PWR and STKFLT. */
+const FORWARDED_IN_BUN = [
+  "HUP", "INT", "QUIT", "TRAP", "ABRT", "USR1", "USR2", "PIPE", "ALRM", "TERM", "CONT",
+  "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "SYS",
+];
+const isBun = process.versions.bun !== undefined;
+const FORWARDED = isBun ? FORWARDED_IN_BUN : [...FORWARDED_IN_BUN, "STKFLT", "PWR"];
+const REALTIME = ["RTMIN+1", "RTMAX-1"];
+
+test("the signal plan: what is forwarded, and why the rest is not", () => {
+  const plan = planSignals(loadLibc());
+  expect(plan.forwarded.map((name) => name.slice(3)).sort()).toEqual([...FORWARDED].sort());
+  for (const name of ["SIGKILL", "SIGSTOP", "SIGCHLD", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL"]) {
+    expect(plan.notForwarded[name]).toEqual(expect.any(String));
+  }
+  const { min, max } = loadLibc().realtimeSignalRange();
+  expect(plan.ignored).toContain(min);
+  expect(plan.ignored).toContain(max);
+});
+
+function realtimeNumber(name: string): number {
+  const { min, max } = loadLibc().realtimeSignalRange();
+  const [base, offset] = name.split(/(?=[+-])/);
+  return (base === "RTMIN" ? min : max) + Number(offset ?? 0);
+}
+
+const MODES = [
+  { pid1: false, label: "as a child subreaper" },
+  { pid1: true, label: "as PID 1 of a new PID namespace" },
+];
+
+for (const { pid1, label } of MODES) {
+  const skip = pid1 ? unshareUnavailable(["-p", "-f", "--mount-proc"]) : undefined;
+  if (skip) console.log(`skipping the PID 1 signal tests: ${skip}`);
+  describe.skipIf(skip !== undefined)(`run ${label}`, () => {
+    for (const flags of [[], ["-g"]]) {
+      test(`every forwarded signal reaches the child exactly once, and run survives each ${flags.join(" ") || "(no -g)"}`, async () => {
+        const init = new InitUnderTest([...ourInit(flags), "bash", RECORDER, ...FORWARDED, ...REALTIME], pid1);
+        let recorder: Ready | undefined;
+        try {
+          recorder = await init.ready(pid1);
+          expect(recorder.pgid).toBe(recorder.pid); // a process group of its own
+          for (const name of FORWARDED) {
+            process.kill(init.initPid, `SIG${name}` as NodeJS.Signals);
+            expect({ name, arrived: await init.waitForLine(`got ${name}`) }).toEqual({ name, arrived: true });
+            expect({ name, initAlive: init.initAlive() }).toEqual({ name, initAlive: true });
+          }
+          // Real-time signals: no runtime lets JavaScript listen to them, so run ignores them (documented).
+          for (const name of REALTIME) process.kill(init.initPid, realtimeNumber(name));
+          process.kill(init.initPid, "SIGUSR1"); // a marker: signals from one sender arrive in order
+          await init.waitForLine("got USR1");
+          await Bun.sleep(200 * SCALE); // let a duplicate show up, if any
+          expect(init.initAlive()).toBe(true);
+          const counts = Object.fromEntries(FORWARDED.map((name) => [name, init.count(`got ${name}`)]));
+          expect(counts).toEqual({ ...Object.fromEntries(FORWARDED.map((name) => [name, 1])), USR1: 2 });
+          for (const name of REALTIME) expect(init.count(`got ${name}`)).toBe(0);
+          expect(await init.finish(7)).toBe(7);
+        } finally {
+          init.end(recorder);
+        }
+      }, 60_000 * SCALE);
+    }
+
+    test("-e 143 turns the child's 143 into 0; without it 143 comes back", async () => {
+      for (const [flags, expected] of [[["-e", "143"], 0], [[], 143]] as const) {
+        const init = new InitUnderTest([...ourInit(flags), "bash", RECORDER], pid1);
+        let recorder: Ready | undefined;
+        try {
+          recorder = await init.ready(pid1);
+          process.kill(init.initPid, "SIGTERM"); // no trap: the recorder dies of it
+          expect(await init.process.exited).toBe(expected);
+        } finally {
+          init.end(recorder);
+        }
+      }
+    }, 30_000 * SCALE);
+  });
+}
