@@ -2,13 +2,15 @@
 /**
  * The orphan-reaper command line: `doctor` examines the host, `run` runs a
  * command under the reaper (an init in place of tini). Usage errors exit 1,
- * as tini, dumb-init and catatonit do.
+ * as tini, dumb-init and catatonit do. The static imports are few and small:
+ * `run` listens to signals before the reaper, pino and the rest load (they
+ * take most of the start-up), so a signal in that time is held, not fatal.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { doctorCommand } from "./doctor.ts";
+import { loadLibc } from "../libc.ts";
 import { DEFAULT_GRACE_MS, parseRunArgs, UsageError } from "./run-args.ts";
-import { runCommand } from "./run.ts";
+import { holdSignals } from "./signals.ts";
 
 const USAGE = `usage:
   orphan-reaper doctor [--json]
@@ -41,15 +43,24 @@ function version(): string {
   return `orphan-reaper ${packageJson.version}\n`;
 }
 
-function parseDoctor(args: string[]): Promise<number> {
+async function parseDoctor(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } }, strict: true });
+  const { doctorCommand } = await import("./doctor.ts");
   return doctorCommand(values.json);
+}
+
+async function run(args: string[]): Promise<number> {
+  const options = parseRunArgs(args);
+  const libc = loadLibc();
+  const { relay, plan } = holdSignals(libc);
+  const { runCommand } = await import("./run.ts");
+  return runCommand(options, libc, relay, plan);
 }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "doctor") return parseDoctor(rest);
-  if (command === "run") return runCommand(parseRunArgs(rest));
+  if (command === "run") return run(rest);
   if (command === "--version" || command === "-V") {
     process.stdout.write(version());
     return 0;

@@ -15,12 +15,12 @@ import { constants } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { startOrphanReaper } from "../index.ts";
-import { loadLibc } from "../libc.ts";
+import type { Libc } from "../libc.ts";
 import { listOwnChildren, readStat } from "../procfs.ts";
 import { exitCodeForExecError, startCommand, type ChildExit } from "./child.ts";
 import { cliLogger, defaultLogFormat } from "./cli-log.ts";
 import type { RunOptions } from "./run-args.ts";
-import { ignoreUnforwardable, planSignals, SignalRelay } from "./signals.ts";
+import type { SignalPlan, SignalRelay } from "./signals.ts";
 
 /** How long SIGKILLed descendants get to be reaped before we exit anyway. */
 const AFTER_KILL_WAIT_MS = 1_000;
@@ -76,13 +76,11 @@ async function endDescendants(graceMs: number, log: Logger): Promise<void> {
   }
 }
 
-/** Runs the command; resolves to the exit code this process should exit with. */
-export async function runCommand(options: RunOptions): Promise<number> {
-  const libc = loadLibc();
-  const signals = planSignals(libc);
-  // First of all: from here on no forwarded signal kills us or is lost.
-  const relay = new SignalRelay(signals.forwarded);
-  ignoreUnforwardable(libc, signals.ignored);
+/**
+ * Runs the command; resolves to the exit code this process should exit with.
+ * `relay` has listened since main.ts started (signals.ts holdSignals).
+ */
+export async function runCommand(options: RunOptions, libc: Libc, relay: SignalRelay, signals: SignalPlan): Promise<number> {
   if (options.parentDeathSignal !== undefined) libc.setParentDeathSignal(options.parentDeathSignal);
   const logger = cliLogger(options.logLevel, options.logFormat ?? defaultLogFormat());
   const log = logger.child({ component: "orphan-reaper run" });

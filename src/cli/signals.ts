@@ -75,6 +75,18 @@ export function ignoreUnforwardable(libc: Libc, signals: readonly number[]): num
   return ignored;
 }
 
+/**
+ * The first thing `run` does, before the rest of it loads: listen to every
+ * forwarded signal (held until the command runs) and ignore the ones no
+ * listener can catch here.
+ */
+export function holdSignals(libc: Libc): { relay: SignalRelay; plan: SignalPlan } {
+  const plan = planSignals(libc);
+  const relay = new SignalRelay(plan.forwarded);
+  ignoreUnforwardable(libc, plan.ignored);
+  return { relay, plan };
+}
+
 export type SignalTarget = (signal: NodeJS.Signals) => void;
 
 /** Listens to every forwarded signal; holds them until a target is set. */

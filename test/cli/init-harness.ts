@@ -30,6 +30,8 @@ export class InitUnderTest {
   readonly process: ReturnType<typeof Bun.spawn<"pipe", "pipe", "pipe">>;
   /** The init's PID as this test sees it (the child of unshare when it is PID 1 of a namespace). */
   initPid = 0;
+  /** The init's exit status once it has exited (128 + N when signal N killed it). */
+  exitStatus: number | undefined;
   private stderrText: Promise<string>;
 
   constructor(argv: readonly string[], pid1: boolean, env: Record<string, string> = {}) {
@@ -38,6 +40,7 @@ export class InitUnderTest {
       stdin: "pipe", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env },
     });
     this.stderrText = new Response(this.process.stderr).text();
+    void this.process.exited.then((status) => (this.exitStatus = status));
     void this.readLines();
   }
 
@@ -88,7 +91,7 @@ export class InitUnderTest {
 
   /** Kills what is left: the namespace (its PID 1) or the init and the recorder's group. */
   end(recorder?: Ready): void {
-    if (this.process.exitCode !== null) return;
+    if (this.exitStatus !== undefined) return;
     const kill = (target: number) => {
       try {
         process.kill(target, "SIGKILL");

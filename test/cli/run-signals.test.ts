@@ -4,7 +4,6 @@
  * with and without -g; signals sent before the command runs are held.
  */
 import { describe, expect, test } from "bun:test";
-import { constants } from "node:os";
 import { loadLibc } from "../../src/libc.ts";
 import { planSignals } from "../../src/cli/signals.ts";
 import { unshareUnavailable } from "../helpers/cli.ts";
