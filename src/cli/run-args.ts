@@ -46,26 +46,36 @@ const BY_FLAG = new Map<string, OptionName>(
   Object.entries(OPTIONS).flatMap(([name, option]) => option.flags.map((flag) => [flag, name as OptionName])),
 );
 
-/** The words before the command, split into option values (repeatable ones in order). */
+/**
+ * The words before the command, split into option values (repeatable ones in
+ * order). Short flags combine and take attached values as with getopt:
+ * `-gv`, `-e143`.
+ */
 function splitOptions(args: readonly string[]): { given: Map<OptionName, string[]>; command: string[] } {
   const given = new Map<OptionName, string[]>();
+  const words = [...args];
   let i = 0;
-  for (; i < args.length; i++) {
-    const word = args[i]!;
-    if (word === "--") return { given, command: args.slice(i + 1) };
+  for (; i < words.length; i++) {
+    const word = words[i]!;
+    if (word === "--") return { given, command: words.slice(i + 1) };
     if (!word.startsWith("-") || word === "-") break;
-    const equals = word.startsWith("--") ? word.indexOf("=") : -1;
-    const flag = equals === -1 ? word : word.slice(0, equals);
+    const long = word.startsWith("--");
+    const equals = long ? word.indexOf("=") : -1;
+    const flag = long ? (equals === -1 ? word : word.slice(0, equals)) : word.slice(0, 2);
+    const attached = long ? (equals === -1 ? undefined : word.slice(equals + 1)) : word.slice(2) || undefined;
     const name = BY_FLAG.get(flag);
     if (!name) throw new UsageError(`unknown option ${flag}`);
     let value = "1";
     if (OPTIONS[name].takesValue) {
-      value = equals === -1 ? args[++i]! : word.slice(equals + 1);
+      value = attached ?? words[++i]!;
       if (value === undefined) throw new UsageError(`${flag} needs a value`);
-    } else if (equals !== -1) throw new UsageError(`${flag} takes no value`);
+    } else if (attached !== undefined) {
+      if (long) throw new UsageError(`${flag} takes no value`);
+      words.splice(i + 1, 0, `-${attached}`); // the next short flags of the same word
+    }
     given.set(name, [...(given.get(name) ?? []), value]);
   }
-  return { given, command: args.slice(i) };
+  return { given, command: words.slice(i) };
 }
 
 function parseBoolean(text: string, source: string): boolean {
