@@ -60,16 +60,25 @@ async function waitForNoChildren(deadline: number): Promise<number[]> {
   }
 }
 
-/** SIGTERM to the descendants the child left us, SIGKILL to those still there after the grace period. */
+/**
+ * SIGTERM to the descendants the child left us, and to those reparented to
+ * us while they go (a shell that exits on SIGTERM leaves its own children),
+ * each once; SIGKILL to those still there after the grace period.
+ */
 async function endDescendants(graceMs: number, log: Logger): Promise<void> {
-  const left = await listOwnChildren(process.pid);
-  if (signalOwnLiveChildren(left, "SIGTERM") > 0) {
-    log.info({ pids: left }, "sent SIGTERM to the descendants the child left behind");
+  const deadline = performance.now() + graceMs;
+  const termed = new Set<number>();
+  let children = await listOwnChildren(process.pid);
+  while (children.length > 0 && performance.now() < deadline) {
+    const fresh = children.filter((pid) => !termed.has(pid));
+    if (signalOwnLiveChildren(fresh, "SIGTERM") > 0) log.info({ pids: fresh }, "sent SIGTERM to the descendants the child left behind");
+    for (const pid of fresh) termed.add(pid);
+    await sleep(POLL_MS);
+    children = await listOwnChildren(process.pid);
   }
-  const stubborn = await waitForNoChildren(performance.now() + graceMs);
-  if (stubborn.length === 0) return;
-  log.warn({ pids: stubborn, graceMs }, "descendants still running after the grace period: sending SIGKILL");
-  signalOwnLiveChildren(stubborn, "SIGKILL");
+  if (children.length === 0) return;
+  log.warn({ pids: children, graceMs }, "descendants still running after the grace period: sending SIGKILL");
+  signalOwnLiveChildren(children, "SIGKILL");
   const unreaped = await waitForNoChildren(performance.now() + AFTER_KILL_WAIT_MS);
   if (unreaped.length > 0) {
     log.warn({ pids: unreaped }, "descendants not reaped before exit; whoever adopts them next must reap them");

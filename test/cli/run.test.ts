@@ -145,3 +145,14 @@ test("-p SIGNAL: when run's parent exits, run gets SIGNAL and forwards it", asyn
     if (runPid && isRunning(runPid)) process.kill(runPid, "SIGKILL");
   }
 }, 30_000);
+
+test("descendants reparented to run during the grace period get SIGTERM too", async () => {
+  // The subshell exits on SIGTERM and leaves its sleep to run: that sleep must get SIGTERM as well.
+  const script = "(trap 'exit 0' TERM; sleep 30 & echo $!; wait) & sleep 0.1";
+  const { exitCode, stdout, stderr } = await runCli(["run", "-v", "--grace-ms", "20000", "sh", "-c", script]);
+  expect(exitCode).toBe(0);
+  expect(stderr).not.toContain("sending SIGKILL");
+  const termed = logLines(stderr).filter((line) => line.msg === "sent SIGTERM to the descendants the child left behind");
+  expect(termed.flatMap((line) => line.pids as number[])).toContain(Number(stdout.trim()));
+  expect(isRunning(Number(stdout.trim()))).toBe(false);
+}, 40_000);
