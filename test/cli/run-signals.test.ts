@@ -4,9 +4,11 @@
  * with and without -g; signals sent before the command runs are held.
  */
 import { describe, expect, test } from "bun:test";
+import { constants } from "node:os";
 import { loadLibc } from "../../src/libc.ts";
 import { planSignals } from "../../src/cli/signals.ts";
 import { unshareUnavailable } from "../helpers/cli.ts";
+import { waitUntil } from "../helpers/processes.ts";
 import { InitUnderTest, ourInit, RECORDER, SCALE, type Ready } from "./init-harness.ts";
 
 /** 1-31 without KILL and STOP (uncatchable), CHLD (the init's own), the four fault signals, and, in Bun, PWR and STKFLT. */
@@ -87,3 +89,39 @@ for (const { pid1, label } of MODES) {
     }, 30_000 * SCALE);
   });
 }
+
+/**
+ * The README's comparison rows on signals, measured on the anchors as PID 1
+ * (the container case) when they are installed: which of the signals we
+ * forward (plus PWR and STKFLT) reach the child. dumb-init is left out: it
+ * stops itself on SIGTSTP by design, so the signals after it say nothing.
+ */
+const ANCHORS_NOT_FORWARDING: Record<string, { argv: string[]; missing: string[] }> = {
+  tini: { argv: ["tini", "--"], missing: ["TRAP", "ABRT", "TTIN", "TTOU", "SYS"] },
+  catatonit: { argv: ["catatonit", "--"], missing: ["TRAP", "ABRT", "TSTP", "TTIN", "TTOU", "SYS"] },
+};
+const pid1Skip = unshareUnavailable(["-p", "-f", "--mount-proc"]);
+
+describe.skipIf(pid1Skip !== undefined)("the anchors as PID 1 (comparison)", () => {
+  for (const [name, { argv, missing }] of Object.entries(ANCHORS_NOT_FORWARDING)) {
+    const absent = Bun.which(name) ? undefined : `${name} is not installed (apt-get install ${name})`;
+    if (absent) console.log(`skipping the comparison with ${name}: ${absent}`);
+    test.skipIf(absent !== undefined)(`${name} forwards all but ${missing.join(", ")}, real-time ones included`, async () => {
+      const all = [...FORWARDED_IN_BUN, "PWR", ...REALTIME];
+      const init = new InitUnderTest([...argv, "bash", RECORDER, ...all], true);
+      let recorder: Ready | undefined;
+      try {
+        recorder = await init.ready(true);
+        const notArrived: string[] = [];
+        for (const signal of all) {
+          process.kill(init.initPid, REALTIME.includes(signal) ? realtimeNumber(signal) : constants.signals[`SIG${signal}` as NodeJS.Signals]);
+          if (!(await waitUntil(() => init.lines.includes(`got ${signal}`), (missing.includes(signal) ? 500 : 5_000) * SCALE))) notArrived.push(signal);
+        }
+        expect(notArrived).toEqual(missing);
+        expect(await init.finish(7)).toBe(7);
+      } finally {
+        init.end(recorder);
+      }
+    }, 60_000 * SCALE);
+  }
+});
