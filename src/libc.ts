@@ -87,6 +87,7 @@ const symbols = {
   setpgid: { args: [i32, i32], returns: i32 },
   getpgrp: { args: [], returns: i32 },
   tcsetpgrp: { args: [i32, i32], returns: i32 },
+  tcgetpgrp: { args: [i32], returns: i32 },
   isatty: { args: [i32], returns: i32 },
   fcntl: { args: [i32, i32, i32], returns: i32 },
   signal: { args: [i32, u64], returns: i64 },
@@ -140,6 +141,8 @@ export interface Libc {
   getpgrp(): number;
   /** tcsetpgrp(3): make `pgrp` the foreground process group of the terminal on `fd`. */
   tcsetpgrp(fd: number, pgrp: number): void;
+  /** tcgetpgrp(3): the foreground process group of the terminal on `fd`. */
+  tcgetpgrp(fd: number): number;
   isatty(fd: number): boolean;
   setCloseOnExec(fd: number): void;
   signalDisposition(signal: number): SignalDisposition;
@@ -262,7 +265,7 @@ function cString(text: string): Buffer {
 // --- process control for `orphan-reaper run` ---
 type ProcessControl = Pick<
   Libc,
-  | "setpgid" | "getpgrp" | "tcsetpgrp" | "isatty" | "setCloseOnExec" | "signalDisposition" | "setSignalDisposition"
+  | "setpgid" | "getpgrp" | "tcsetpgrp" | "tcgetpgrp" | "isatty" | "setCloseOnExec" | "signalDisposition" | "setSignalDisposition"
   | "unblockAllSignals" | "realtimeSignalRange" | "setParentDeathSignal" | "execvp"
 >;
 
@@ -274,6 +277,7 @@ function bindProcessControl(lib: Symbols, checked: <T extends number | bigint>(s
     setpgid: (pid, pgid) => void checked("setpgid", lib.setpgid(pid, pgid)),
     getpgrp: () => lib.getpgrp(),
     tcsetpgrp: (fd, pgrp) => void checked("tcsetpgrp", lib.tcsetpgrp(fd, pgrp)),
+    tcgetpgrp: (fd) => checked("tcgetpgrp", lib.tcgetpgrp(fd)),
     isatty: (fd) => lib.isatty(fd) === 1,
     setCloseOnExec: (fd) => void checked("fcntl", lib.fcntl(fd, F_SETFD, FD_CLOEXEC)),
     signalDisposition(signal) {
