@@ -125,3 +125,28 @@ describe.skipIf(pid1Skip !== undefined)("the anchors as PID 1 (comparison)", () 
     }, 60_000 * SCALE);
   }
 });
+
+describe("the anchors as subreapers (comparison)", () => {
+  for (const [name, argv] of [["tini", ["tini", "-s", "--"]], ["catatonit", ["catatonit", "--"]]] as const) {
+    const absent = Bun.which(name) ? undefined : `${name} is not installed (apt-get install ${name})`;
+    if (absent) console.log(`skipping the comparison with ${name}: ${absent}`);
+    test.skipIf(absent !== undefined)(`${name} dies of a SIGTRAP sent to it and leaves its child running; run survives it`, async () => {
+      const init = new InitUnderTest([...argv, "bash", RECORDER, "TRAP"], false);
+      let recorder: Ready | undefined;
+      try {
+        recorder = await init.ready(false);
+        process.kill(init.initPid, "SIGTRAP");
+        expect(await init.process.exited).toBe(128 + constants.signals.SIGTRAP);
+        expect(init.count("got TRAP")).toBe(0);
+        expect(process.kill(recorder.pid, 0)).toBe(true); // the child lives on, orphaned
+      } finally {
+        init.end(recorder);
+        try {
+          if (recorder) process.kill(-recorder.pgid, "SIGKILL"); // the orphaned recorder and its reader
+        } catch {
+          // already gone
+        }
+      }
+    }, 30_000 * SCALE);
+  }
+});
