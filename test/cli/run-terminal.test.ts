@@ -6,6 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { readStat } from "../../src/procfs.ts";
 import { hasCommand } from "../helpers/processes.ts";
 import { ourInit, RECORDER, SCALE } from "./init-harness.ts";
 
@@ -45,6 +46,26 @@ describe.skipIf(noPython !== undefined)("run on a terminal", () => {
       expectOneInterruptInForeground(await onTerminal(ourInit(flags)));
     }, 30_000 * SCALE);
   }
+
+  test("run started as a background job leaves the terminal to the foreground job", async () => {
+    // A job-control shell (set -m) puts the background job in a group of its own, not the foreground one.
+    const outcome = await onTerminal(["sh", "-c", 'set -m; "$@" & wait $!', "sh", ...ourInit()]);
+    const [, pid, pgid, tpgid] = (outcome.ready ?? "").split(" ").map(Number);
+    try {
+      expect(pgid).toBe(pid!);
+      expect(tpgid).not.toBe(pgid);
+    } finally {
+      // The driver's Ctrl-C went to the shell; end what it left by PID: the recorder's group and run.
+      const runPid = readStat(pid!)?.ppid;
+      for (const target of [-pgid!, runPid]) {
+        try {
+          if (target) process.kill(target, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }, 30_000 * SCALE);
 
   test("log lines are human-readable on a terminal, JSON when asked", async () => {
     const human = await onTerminal(ourInit(["-v"]));
