@@ -19,20 +19,23 @@ const USAGE = `usage:
       Exits 0 when an event-driven source (netlink or sigchld) works.
   orphan-reaper run [options] [--] command [args...]
       Run the command as a child with the reaper active, forward signals to it,
-      and exit with its exit code (128 + N when killed by signal N).
-      Options end at the command's name or at --. Each has an environment
-      equivalent; a flag wins over its variable.
-      -g, --group                 signal the child's whole process group      ORPHAN_REAPER_GROUP=1
-      --grace-ms N                after the child exits, how long descendants  ORPHAN_REAPER_GRACE_MS
-                                  it left get between SIGTERM and SIGKILL
-                                  (default ${DEFAULT_GRACE_MS})
-      -e, --expect-exit CODE      exit 0 when the command exits with CODE     ORPHAN_REAPER_EXPECT_EXIT=143,130
-                                  (repeatable)
-      -p, --parent-death-signal SIG  get SIG when our parent exits             ORPHAN_REAPER_PARENT_DEATH_SIGNAL
-      -s, --subreaper             accepted; the subreaper is automatic        ORPHAN_REAPER_SUBREAPER
-      -v, --verbose               log the start line and each reaped orphan
-      --log-level LEVEL           fatal error warn info debug trace (warn)   ORPHAN_REAPER_LOG_LEVEL
-      --log-format json|human     default: human on a terminal, else JSON     ORPHAN_REAPER_LOG_FORMAT
+      and exit with its exit code (128 + N when killed by signal N). Options end
+      at the command's name or at --. Each has a variable; a flag wins over it.
+      -g, --group                    signal the child's whole process group
+                                     (ORPHAN_REAPER_GROUP=1)
+      --grace-ms N                   after the child exits, time its descendants get
+                                     between SIGTERM and SIGKILL (default ${DEFAULT_GRACE_MS})
+                                     (ORPHAN_REAPER_GRACE_MS)
+      -e, --expect-exit CODE         exit 0 when the command exits with CODE; repeatable
+                                     (ORPHAN_REAPER_EXPECT_EXIT=143,130)
+      -p, --parent-death-signal SIG  get SIG when our parent exits
+                                     (ORPHAN_REAPER_PARENT_DEATH_SIGNAL)
+      -s, --subreaper                accepted; the subreaper is automatic
+      -v, --verbose                  log the start line, each reap and the child's exit
+      --log-level LEVEL              fatal, error, warn (default), info, debug, trace
+                                     (ORPHAN_REAPER_LOG_LEVEL)
+      --log-format json|human        default: human on a terminal, else JSON
+                                     (ORPHAN_REAPER_LOG_FORMAT)
   orphan-reaper --version
 `;
 
