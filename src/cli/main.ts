@@ -56,8 +56,9 @@ async function run(args: string[]): Promise<number> {
   const options = parseRunArgs(args);
   const libc = loadLibc();
   const { relay, plan } = holdSignals(libc);
+  if (options.parentDeathSignal !== undefined) libc.setParentDeathSignal(options.parentDeathSignal);
   const { runCommand } = await import("./run.ts");
-  return runCommand(options, libc, relay, plan);
+  return runCommand(options, relay, plan);
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -15,7 +15,6 @@ import { constants } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { startOrphanReaper } from "../index.ts";
-import type { Libc } from "../libc.ts";
 import { listOwnChildren, readStat } from "../procfs.ts";
 import { exitCodeForExecError, startCommand, type ChildExit } from "./child.ts";
 import { cliLogger, defaultLogFormat } from "./cli-log.ts";
@@ -87,10 +86,10 @@ async function endDescendants(graceMs: number, log: Logger): Promise<void> {
 
 /**
  * Runs the command; resolves to the exit code this process should exit with.
- * `relay` has listened since main.ts started (signals.ts holdSignals).
+ * `relay` has listened since main.ts started (signals.ts holdSignals), which
+ * also set the parent-death signal.
  */
-export async function runCommand(options: RunOptions, libc: Libc, relay: SignalRelay, signals: SignalPlan): Promise<number> {
-  if (options.parentDeathSignal !== undefined) libc.setParentDeathSignal(options.parentDeathSignal);
+export async function runCommand(options: RunOptions, relay: SignalRelay, signals: SignalPlan): Promise<number> {
   const logger = cliLogger(options.logLevel, options.logFormat ?? defaultLogFormat());
   const log = logger.child({ component: "orphan-reaper run" });
   log.debug({ forwarded: signals.forwarded, notForwarded: signals.notForwarded }, "signals");
