@@ -26,7 +26,25 @@ const symbols = {
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
   poll: { args: [ptr, u64, i32], returns: i32 },
+  // process control for `orphan-reaper run`
+  setpgid: { args: [i32, i32], returns: i32 },
+  getpgrp: { args: [], returns: i32 },
+  tcsetpgrp: { args: [i32, i32], returns: i32 },
+  tcgetpgrp: { args: [i32], returns: i32 },
+  isatty: { args: [i32], returns: i32 },
+  fcntl: { args: [i32, i32, i32], returns: i32 },
+  signal: { args: [i32, u64], returns: i64 },
+  sigaction: { args: [i32, ptr, ptr], returns: i32 },
+  sigprocmask: { args: [i32, ptr, ptr], returns: i32 },
+  __libc_current_sigrtmin: { args: [], returns: i32 },
+  __libc_current_sigrtmax: { args: [], returns: i32 },
+  execvp: { args: [ptr, ptr], returns: i32 },
 } as const;
+
+/** A NUL-terminated C string. */
+function cString(text: string): Buffer {
+  return Buffer.from(`${text}\0`, "utf8");
+}
 
 export function bindLibc(path: string): Libc {
   const lib = dlopen(path, symbols).symbols;
@@ -59,5 +77,24 @@ export function bindLibc(path: string): Libc {
     },
     clockGettime: (clock, timespec) => lib.clock_gettime(clock, timespec),
     poll: (pollfds, count, timeoutMs) => lib.poll(pollfds, count, timeoutMs),
+    setpgid: (pid, pgid) => lib.setpgid(pid, pgid),
+    getpgrp: () => lib.getpgrp(),
+    tcsetpgrp: (fd, pgrp) => lib.tcsetpgrp(fd, pgrp),
+    tcgetpgrp: (fd) => lib.tcgetpgrp(fd),
+    isatty: (fd) => lib.isatty(fd),
+    fcntl: (fd, command, argument) => lib.fcntl(fd, command, argument),
+    // SIG_ERR is (void *)-1: the only negative handler value.
+    signal: (signal, handler) => (Number(lib.signal(signal, handler)) === -1 ? -1 : 0),
+    sigactionQuery: (signal, old) => lib.sigaction(signal, null, old),
+    sigprocmask: (how, set) => lib.sigprocmask(how, set, null),
+    sigrtmin: () => lib.__libc_current_sigrtmin(),
+    sigrtmax: () => lib.__libc_current_sigrtmax(),
+    execvp(file, args) {
+      // The strings must stay referenced until execvp returns: they are, in `strings`.
+      const strings = args.map(cString);
+      const argv = new BigUint64Array(strings.length + 1); // NULL-terminated
+      strings.forEach((text, i) => (argv[i] = BigInt(addressOf(text))));
+      return lib.execvp(cString(file), argv);
+    },
   });
 }

@@ -50,6 +50,18 @@ export function bindLibc(path: string): Libc {
     getsockopt: lib.func("int getsockopt(int, int, int, int *, uint32_t *)"),
     clockGettime: lib.func("int clock_gettime(int, void *)"),
     poll: lib.func("int poll(void *, unsigned long, int)"),
+    setpgid: lib.func("int setpgid(int, int)"),
+    getpgrp: lib.func("int getpgrp()"),
+    tcsetpgrp: lib.func("int tcsetpgrp(int, int)"),
+    tcgetpgrp: lib.func("int tcgetpgrp(int)"),
+    isatty: lib.func("int isatty(int)"),
+    fcntl: lib.func("int fcntl(int, int, int)"),
+    signal: lib.func("intptr_t signal(int, intptr_t)"),
+    sigaction: lib.func("int sigaction(int, void *, void *)"),
+    sigprocmask: lib.func("int sigprocmask(int, void *, void *)"),
+    sigrtmin: lib.func("int __libc_current_sigrtmin()"),
+    sigrtmax: lib.func("int __libc_current_sigrtmax()"),
+    execvp: lib.func("int execvp(const char *, const char **)"),
   };
   return libcFromCalls({
     path,
@@ -73,5 +85,19 @@ export function bindLibc(path: string): Libc {
       c.setsockoptFilter(fd, SOL_SOCKET, SO_ATTACH_FILTER, { len: program.byteLength / SOCK_FILTER_SIZE, filter: program }, SOCK_FPROG_SIZE),
     clockGettime: (clock, timespec) => c.clockGettime(clock, timespec),
     poll: (pollfds, count, timeoutMs) => c.poll(pollfds, count, timeoutMs),
+    setpgid: (pid, pgid) => c.setpgid(pid, pgid),
+    getpgrp: () => c.getpgrp(),
+    tcsetpgrp: (fd, pgrp) => c.tcsetpgrp(fd, pgrp),
+    tcgetpgrp: (fd) => c.tcgetpgrp(fd),
+    isatty: (fd) => c.isatty(fd),
+    fcntl: (fd, command, argument) => c.fcntl(fd, command, argument),
+    // SIG_ERR is (void *)-1: the only negative handler value.
+    signal: (signal, handler) => (Number(c.signal(signal, handler)) === -1 ? -1 : 0),
+    sigactionQuery: (signal, old) => c.sigaction(signal, null, old),
+    sigprocmask: (how, set) => c.sigprocmask(how, set, null),
+    sigrtmin: () => c.sigrtmin(),
+    sigrtmax: () => c.sigrtmax(),
+    // koffi turns a JS array of strings into a NULL-terminated char*[] for the call.
+    execvp: (file, args) => c.execvp(file, [...args, null]),
   });
 }
