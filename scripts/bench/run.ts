@@ -66,10 +66,17 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 /** Every arm once per round, in order; a failed run is logged and left out of the medians. */
 async function runScenario(scenario: Scenario, rounds: number): Promise<Map<string, Measured[]>> {
   const results = new Map<string, Measured[]>(scenario.arms.map((arm) => [arm.name, []]));
+  // Interrupted, the runner still removes what setUp made (the cgroup, and what runs in it).
+  const onSignal = () => {
+    scenario.tearDown?.();
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
   scenario.setUp?.();
   try {
     await runRounds(scenario, rounds, results);
   } finally {
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
     scenario.tearDown?.();
   }
   return results;
@@ -176,6 +183,7 @@ async function main(args: RunArgs): Promise<void> {
   if (scenarios.length === 0) throw new Error(`--only ${args.only?.join(",")}: no such scenario or group (see --list)`);
   const startedAt = new Date().toISOString();
   const loadBefore = readLoadAverage();
+  const measuredCode = describeRepo(args.repo ?? REPO_ROOT.slice(0, -1));
   const sections: string[] = [];
   for (const scenario of scenarios) {
     log(`== ${scenario.id}: ${scenario.title}`);
@@ -184,7 +192,7 @@ async function main(args: RunArgs): Promise<void> {
   const header = [
     `Run: \`bun scripts/bench/run.ts ${process.argv.slice(2).join(" ")}\` at ${startedAt}`,
     `Machine: Linux ${release()}, ${navigator.hardwareConcurrency} CPUs, load average ${loadBefore} before, ${readLoadAverage()} after.`,
-    `Measured: ${describeRepo(args.repo ?? REPO_ROOT.slice(0, -1))}.`,
+    `Measured: ${measuredCode} (at the start of the run).`,
     `Bun ${Bun.version}; ${toolVersion([tools.tini, "--version"])}; ${tools.catatonit ? toolVersion([tools.catatonit, "--version"]) : "catatonit absent"}; $WORKLOAD = \`cc -O2 scripts/bench/workload.c\`; $REPORT = the daemon's report file.`,
     `Each cell is the median over ${args.rounds} round(s); arms ran interleaved within each round.`,
   ];
