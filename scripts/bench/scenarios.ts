@@ -131,25 +131,23 @@ async function measureAround(argv: string[], afterMs: number, during: () => Prom
 /** The rows of the runs before issue #10, kept so that "no other row gets worse" can be checked. */
 export function buildExistingScenarios(tools: Tools): Scenario[] {
   const { workload, tini } = tools;
-  const pidns = PIDNS;
   const rate = [workload, "orphans", "--count", "2000", "--rate", "1000"];
   const burst = [workload, "orphans", "--count", "3000", "--rate", "0"];
   const ours = (reaper: string, command: string[], flags: string[] = []) => daemonArgv(tools, reaper, command, flags);
   const plain = (argv: string[]) => () => argv;
   const workloadArm = (name: string, argv: Arm["argv"]): Arm => ({ name, argv, measure: measureWorkload });
 
-  const lifetimeMetrics = LIFETIME_METRICS;
   const lifetime = (id: string, title: string, command: string[], inPidns: boolean): Scenario => ({
     id: `lifetime-${id}`,
     group: "existing",
     title,
-    metrics: lifetimeMetrics,
+    metrics: LIFETIME_METRICS,
     ratios: [["ours", "tini"]],
     arms: inPidns
       ? [
-          workloadArm("tini", plain([...pidns, tini, "--", ...command])),
-          workloadArm("ours", (r) => [...pidns, ...ours("auto", command)(r)]),
-          workloadArm("no reaper", (r) => [...pidns, ...ours("none", command)(r)]),
+          workloadArm("tini", plain([...PIDNS, tini, "--", ...command])),
+          workloadArm("ours", (r) => [...PIDNS, ...ours("auto", command)(r)]),
+          workloadArm("no reaper", (r) => [...PIDNS, ...ours("none", command)(r)]),
         ]
       : [
           workloadArm("tini", plain([tini, "-s", "--", ...command])),
@@ -239,7 +237,7 @@ export function buildExistingScenarios(tools: Tools): Scenario[] {
       id: "own-children",
       group: "existing",
       title: "2000 orphans at 1000/s while the daemon has 2000 live Bun.spawn children, child subreaper",
-      metrics: lifetimeMetrics.filter((m) => m.key !== "passIntervalMax"),
+      metrics: LIFETIME_METRICS.filter((m) => m.key !== "passIntervalMax"),
       ratios: [["ours, 2000 children", "ours, 0 children"], ["sigchld, 2000 children", "sigchld, 0 children"], ["ours, 2000 children", "tini"]],
       arms: [
         workloadArm("tini", plain([tini, "-s", "--", ...rate])),
