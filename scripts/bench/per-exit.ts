@@ -26,7 +26,7 @@ const describe = ({ live, exits, rate }: Workload) =>
 
 const PER_EXIT_METRICS: readonly Metric[] = [
   ...LIFETIME_METRICS.filter((m) => m.key !== "source"),
-  { key: "setupCpuMs", label: "reaper CPU while the orphans were made and adopted (ms, not in the window)" },
+  { key: "setupCpuMs", label: "reaper CPU while the orphans were made and adopted (ms, not in the window)", ratio: false },
   { key: "source", label: "our source" },
 ];
 

@@ -153,7 +153,7 @@ function scenarioMarkdown(scenario: Scenario, results: Map<string, Measured[]>, 
   ];
   for (const metric of metricsOf(scenario, results)) {
     const values = new Map(arms.map((arm) => [arm, summarize(results.get(arm) ?? [], metric.key)]));
-    const ratios = scenario.ratios.map(([a, b]) => ratioCell(values.get(a), values.get(b)));
+    const ratios = scenario.ratios.map(([a, b]) => (metric.ratio === false ? "-" : ratioCell(values.get(a), values.get(b))));
     lines.push(`| ${metric.label} | ${[...arms.map((arm) => cell(values.get(arm))), ...ratios].join(" | ")} |`);
   }
   const counts = arms.map((arm) => `${arm}: ${results.get(arm)?.length ?? 0}`).join(", ");

@@ -20,6 +20,8 @@ export interface Arm {
 export interface Metric {
   readonly key: string;
   readonly label: string;
+  /** False for context that no target is set on (e.g. tini's set-up CPU is often 0): no ratio cells. */
+  readonly ratio?: false;
 }
 
 export interface Scenario {
