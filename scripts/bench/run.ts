@@ -94,6 +94,8 @@ async function runRounds(scenario: Scenario, rounds: number, results: Map<string
         log(`[${scenario.id}] round ${round} ${arm.name}: ${JSON.stringify(measured)}`);
       } catch (err) {
         log(`[${scenario.id}] round ${round} ${arm.name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        rmSync(report, { force: true });
       }
     }
   }
