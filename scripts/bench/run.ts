@@ -3,9 +3,16 @@
  * round after round, so that the noise of a shared machine falls on all of
  * them alike) and prints a markdown report: the median of each metric per
  * arm, the ratios (ours / tini, or ours / a Bun daemon without a reaper),
- * and the exact command of every arm. Needs root (unshare -p), tini and cc.
+ * and the exact command of every arm. Needs root (unshare -p, a cgroup, perf),
+ * tini, catatonit, perf and cc (BENCHMARKS.md, "Running it").
  *
- *   bun scripts/bench/run.ts [--rounds N] [--only id,id] [--out FILE]
+ *   bun scripts/bench/run.ts [--rounds N] [--only NAME,...] [--repo DIR] [--scale F] [--list] [--out FILE]
+ *
+ * --only takes scenario ids (exact, or a prefix of several) or a group:
+ * `existing` (the rows of the earlier runs) or `per-exit` (issue #10's rows).
+ * --repo DIR measures the library in DIR/src (another worktree) with this
+ * harness. --scale F multiplies the per-exit rows' orphan counts (rates
+ * stay): 0.1 for a quick check that everything runs, 1 for figures.
  */
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
@@ -181,7 +188,10 @@ async function main(args: RunArgs): Promise<void> {
     for (const s of all) process.stdout.write(`${s.group}\t${s.id}\t${s.title}\n`);
     return;
   }
-  const scenarios = all.filter((s) => !args.only || args.only.some((id) => s.group === id || s.id.startsWith(id)));
+  // An exact id selects that row alone (per-exit-crowded is also a prefix of per-exit-crowded-half-cpu).
+  const ids = new Set(all.map((s) => s.id));
+  const chosen = (s: Scenario, name: string) => s.group === name || s.id === name || (!ids.has(name) && s.id.startsWith(name));
+  const scenarios = all.filter((s) => !args.only || args.only.some((name) => chosen(s, name)));
   if (scenarios.length === 0) throw new Error(`--only ${args.only?.join(",")}: no such scenario or group (see --list)`);
   const startedAt = new Date().toISOString();
   const loadBefore = readLoadAverage();
