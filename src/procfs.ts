@@ -114,7 +114,10 @@ export function readTaskChildren(pid: number | "self" = "self"): number[] | unde
  */
 export async function listOwnChildren(selfPid: number): Promise<number[]> {
   const text = readSmall(`/proc/${selfPid}/task/${selfPid}/children`);
-  return text === undefined ? scanAllForParent(selfPid) : parseChildren(text);
+  if (text !== undefined) return parseChildren(text);
+  // An empty /proc (unmounted) would list no children: "none" must not be said for "cannot tell".
+  if (readSmall("/proc/self/stat") === undefined) throw new Error("/proc is not mounted (no /proc/self): cannot list children");
+  return scanAllForParent(selfPid);
 }
 
 /** The slow path: every process in /proc whose parent is `ppid`, read in chunks. */
