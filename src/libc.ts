@@ -252,10 +252,13 @@ export function libcFromCalls(c: LibcCalls): Libc {
       return (timespec[0] ?? 0n) * 1_000_000_000n + (timespec[1] ?? 0n);
     },
     readableFdsBelow(count) {
-      if (pollfds.length < count * POLLFD_INTS) pollfds = new Int32Array(count * POLLFD_INTS);
-      for (let fd = 0; fd < count; fd++) {
-        pollfds[fd * POLLFD_INTS] = fd;
-        pollfds[fd * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
+      // Filled once per size: the kernel writes only revents, every entry on every call.
+      if (pollfds.length < count * POLLFD_INTS) {
+        pollfds = new Int32Array(count * POLLFD_INTS);
+        for (let fd = 0; fd < count; fd++) {
+          pollfds[fd * POLLFD_INTS] = fd;
+          pollfds[fd * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
+        }
       }
       checked("poll", c.poll(pollfds, count, 0));
       const readable: number[] = [];
