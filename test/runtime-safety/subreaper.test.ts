@@ -28,6 +28,7 @@ const runs: { name: string; reaper: DaemonPlan["reaper"]; expectSource: string; 
   { name: "netlink (default options)", reaper: {}, expectSource: "netlink", skip: noNetlink },
   { name: "sigchld", reaper: { source: "sigchld" }, expectSource: "sigchld" },
   { name: "sweep only, every 1 ms", reaper: { source: "sweep", sweepIntervalMs: 1 }, expectSource: "sweep" },
+  { name: "sigchld with graceMs 0", reaper: { source: "sigchld", graceMs: 0 }, expectSource: "sigchld" },
   { name: "graceMs 0 with alwaysGrace (every zombie unknown, reaped at first sight)", reaper: { graceMs: 0, alwaysGrace: true }, expectSource: noNetlink ? "sigchld" : "netlink" },
   { name: "default options, the main thread spawning through every API too", reaper: {}, expectSource: noNetlink ? "sigchld" : "netlink", main: MAIN_SPAWNS_EVERY_API },
 ];
