@@ -13,7 +13,7 @@ import type { NormalizedOptions } from "./options.ts";
 import { probeNetlinkSource, type NetlinkSource } from "./sources/netlink.ts";
 import { startSigchldSource } from "./sources/sigchld.ts";
 import type { EventSource } from "./sources/source.ts";
-import type { SourceName } from "./types.ts";
+import { SOURCE_NAMES, type SourceName } from "./types.ts";
 
 export type EventDrivenSource = Exclude<SourceName, "sweep">;
 
@@ -52,7 +52,8 @@ export interface SourcePlan {
   readonly retry: EventDrivenSource | undefined;
 }
 
-export const PREFERENCE: readonly EventDrivenSource[] = ["netlink", "sigchld"];
+/** The event sources in order of preference: SOURCE_NAMES less the sweep, which always runs. */
+export const PREFERENCE: readonly EventDrivenSource[] = SOURCE_NAMES.filter((name): name is EventDrivenSource => name !== "sweep");
 
 export const PROBES: Readonly<Record<EventDrivenSource, Probe>> = {
   netlink: async ({ libc, logger }, options, { timeoutMs }) => {
