@@ -107,8 +107,8 @@ export interface Libc {
   attachSocketFilter(fd: number, program: Uint8Array): void;
   /** clock_gettime(CLOCK_MONOTONIC) in nanoseconds: the kernel's ktime_get_ns(). */
   monotonicNs(): bigint;
-  /** Of the fds 0 .. count-1, those open and readable now: one poll(2) with POLLIN and no wait. */
-  readableFdsBelow(count: number): number[];
+  /** Of `fds`, those open and readable now: one poll(2) with POLLIN and no wait. */
+  readableAmong(fds: readonly number[]): number[];
 
   // --- process control for `orphan-reaper run` ---
   /** setpgid(2). */
@@ -251,20 +251,15 @@ export function libcFromCalls(c: LibcCalls): Libc {
       checked("clock_gettime", c.clockGettime(CLOCK_MONOTONIC, timespec));
       return (timespec[0] ?? 0n) * 1_000_000_000n + (timespec[1] ?? 0n);
     },
-    readableFdsBelow(count) {
-      // Filled once per size: the kernel writes only revents, every entry on every call.
-      if (pollfds.length < count * POLLFD_INTS) {
-        pollfds = new Int32Array(count * POLLFD_INTS);
-        for (let fd = 0; fd < count; fd++) {
-          pollfds[fd * POLLFD_INTS] = fd;
-          pollfds[fd * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
-        }
-      }
-      checked("poll", c.poll(pollfds, count, 0));
-      const readable: number[] = [];
+    readableAmong(fds) {
+      if (pollfds.length < fds.length * POLLFD_INTS) pollfds = new Int32Array(fds.length * POLLFD_INTS);
+      fds.forEach((fd, i) => {
+        pollfds[i * POLLFD_INTS] = fd;
+        pollfds[i * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
+      });
+      checked("poll", c.poll(pollfds, fds.length, 0));
       // A closed fd reports POLLNVAL, not POLLIN.
-      for (let fd = 0; fd < count; fd++) if (((pollfds[fd * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0) readable.push(fd);
-      return readable;
+      return fds.filter((_, i) => ((pollfds[i * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0);
     },
     setpgid: (pid, pgid) => void checked("setpgid", c.setpgid(pid, pgid)),
     getpgrp: () => c.getpgrp(),

@@ -159,11 +159,6 @@ export function listOwnFds(): number[] {
   return readdirSync("/proc/self/fd").map(Number);
 }
 
-/** This process's fd table size (FDSize in /proc/self/status): every open fd is below it. */
-export function readFdTableSize(): number | undefined {
-  const match = /^FDSize:\s+(\d+)$/m.exec(readSmall("/proc/self/status") ?? "");
-  return match?.[1] === undefined ? undefined : Number(match[1]);
-}
 
 /** The target of one of our fds ("socket:[123]", "anon_inode:[pidfd]"), if open. */
 export function readFdLink(fd: number): string | undefined {

@@ -7,17 +7,20 @@
  * without it is an adopted orphan.
  *
  * A pidfd polls readable once its process has exited with no live threads,
- * the same condition that makes it waitable. So for waitable zombies one
- * poll(2) over the fd table leaves a handful of candidate fds, and each is
- * asked with one waitid(P_PIDFD, WNOWAIT) which waitable child it names (a
- * non-pidfd answers nothing): no /proc read, however many fds there are.
+ * the same condition that makes it waitable. So for waitable zombies the
+ * open fds are listed, one poll(2) over them leaves a handful of candidates
+ * (when there are many), and each is asked with one waitid(P_PIDFD, WNOWAIT)
+ * which waitable child it names (any other fd answers nothing): no link or
+ * fdinfo is read, however many fds there are.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { hasErrnoCode } from "./errno.ts";
 import type { Libc } from "./libc.ts";
-import { forEachChunked, listOwnFds, PIDFD_LINK, readFdLink, readFdTableSize, readPidfdTarget } from "./procfs.ts";
+import { forEachChunked, listOwnFds, PIDFD_LINK, readFdLink, readPidfdTarget } from "./procfs.ts";
 import { childrenWithoutPidfd } from "./runtime/index.ts";
+
+/** Up to this many open fds, asking each costs less than a poll over them first. */
+const FEW_FDS = 16;
 
 /** What the caller knows of the PIDs it asks about (see runtimeHoldsPidfd). */
 export type PidScope = "any" | "waitable zombies";
@@ -47,7 +50,7 @@ export async function runtimeHoldsPidfd(
   for (const pid of pids) if (unmarked.has(pid)) held.add(pid);
   const wanted = new Set(pids);
   if (scope === "waitable zombies") {
-    for (const fd of readableFds(libc)) {
+    for (const fd of pidfdCandidates(libc, ownPidfds)) {
       const pid = ownPidfds.has(fd) ? 0 : libc.waitablePidOfFd(fd);
       if (wanted.has(pid)) held.add(pid);
     }
@@ -60,17 +63,10 @@ export async function runtimeHoldsPidfd(
   return held;
 }
 
-function readableFds(libc: Libc): number[] {
-  const tableSize = readFdTableSize();
-  if (tableSize === undefined) return listOwnFds();
-  try {
-    return libc.readableFdsBelow(tableSize);
-  } catch (error) {
-    // poll refuses more fds than RLIMIT_NOFILE, and the table (grown in powers
-    // of two) can be larger than a limit that is not one, or was lowered.
-    if (hasErrnoCode(error, "EINVAL")) return listOwnFds();
-    throw error;
-  }
+/** Fds that may be pidfds on waitable zombies: every open fd when few, else those that poll readable. */
+function pidfdCandidates(libc: Libc, ownPidfds: ReadonlySet<number>): number[] {
+  const fds = listOwnFds().filter((fd) => !ownPidfds.has(fd));
+  return fds.length <= FEW_FDS ? fds : libc.readableAmong(fds);
 }
 
 /** A child that waits for its stdin to close: this runtime's own binary, so PATH does not matter. */

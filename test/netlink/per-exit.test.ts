@@ -63,5 +63,6 @@ test(`${ORPHANS} adopted exits: each reaped by its PID, no P_ALL peek per exit, 
   expect(calls.get("pidfdOpen")).toBeGreaterThanOrEqual(ORPHANS);
   // At most the once-a-second check for reparented zombies, plus SIGCHLDs no exit explained (the maker's own children).
   expect(calls.get("waitid(P_ALL)") ?? 0).toBeLessThanOrEqual(Math.ceil(seconds) + 3);
-  expect(calls.get("readableFdsBelow") ?? 0).toBe(0);
+  expect(calls.get("readableAmong") ?? 0).toBe(0);
+  expect(calls.get("waitablePidOfFd") ?? 0).toBe(0);
 }, 90_000);
