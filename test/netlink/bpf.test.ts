@@ -3,6 +3,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { loadLibc } from "../../src/libc.ts";
 import { attachOwnChildrenFilter, narrowToForkAndExit, openProcConnectorSocket, sendListen } from "../../src/netlink/socket.ts";
 import { parseProcEvents, type ProcEvent } from "../../src/netlink/structs.ts";
+import { scaled, waitUntil } from "../helpers/time.ts";
 
 const libc = loadLibc();
 const filtered: ProcEvent[] = [];
@@ -36,6 +37,13 @@ afterAll(async () => {
   for (const fd of fds) libc.close(fd);
 });
 
+/** Runs a child of ours to its end and waits until the filtered socket has its exit: every event before it was read. */
+async function filteredEventsRead(): Promise<void> {
+  const marker = Bun.spawn(["true"]);
+  await marker.exited;
+  expect(await waitUntil(() => filtered.some((e) => e.type === "exit" && e.pid === marker.pid), 10_000)).toBe(true);
+}
+
 test("the filter passes our own child's fork and exit, and nothing of an unrelated process tree", async () => {
   // An unrelated tree: started while we are not a subreaper and orphaned at
   // once, so it is reparented to an ancestor of ours (or init), not to us.
@@ -49,9 +57,7 @@ test("the filter passes our own child's fork and exit, and nothing of an unrelat
   libc.setChildSubreaper(wasSubreaper);
   const own = Bun.spawn(["sh", "-c", "exit 2"]);
   await own.exited;
-  const end = performance.now() + 10_000;
-  while (!existsSync(marker) && performance.now() < end) await Bun.sleep(10);
-  await Bun.sleep(50);
+  expect(await waitUntil(() => existsSync(marker), 30_000)).toBe(true);
   const stormPid = Number(readFileSync(`${marker}.pid`, "utf8"));
   const stormParent = Number(readFileSync(`${marker}.ppid`, "utf8"));
   for (const file of [marker, `${marker}.pid`, `${marker}.ppid`]) rmSync(file);
@@ -59,25 +65,26 @@ test("the filter passes our own child's fork and exit, and nothing of an unrelat
   expect(stormParent).toBeGreaterThan(0);
   expect(stormParent).not.toBe(process.pid);
   // The storm happened and the kernel sent its events...
-  const stormExits = unfiltered.filter((e) => e.type === "exit" && e.parentTgid === stormPid);
-  expect(stormExits.length).toBeGreaterThanOrEqual(200);
+  const stormExits = () => unfiltered.filter((e) => e.type === "exit" && e.parentTgid === stormPid);
+  expect(await waitUntil(() => stormExits().length >= 200, 10_000)).toBe(true);
+  await filteredEventsRead();
   // ...and none reached the filtered socket, which still saw our own child.
   expect(filtered.filter((e) => e.type !== "ack" && parentOf(e) !== process.pid)).toEqual([]);
   expect(filtered.some((e) => e.type === "fork" && e.childPid === own.pid)).toBe(true);
   expect(filtered.some((e) => e.type === "exit" && e.pid === own.pid && e.exitCode === 2 << 8)).toBe(true);
-}, 20_000);
+}, scaled(60_000));
 
 test("the filter drops our own threads' creation and exit", async () => {
   const worker = new Worker(URL.createObjectURL(new Blob(["postMessage('up')"], { type: "application/javascript" })));
   await new Promise((resolve) => worker.addEventListener("message", resolve, { once: true }));
   worker.terminate();
-  await Bun.sleep(50);
   const isThread = (e: ProcEvent) =>
     (e.type === "fork" && e.childPid !== e.childTgid && e.parentTgid === process.pid) ||
     (e.type === "exit" && e.pid !== e.tgid && e.tgid === process.pid);
-  expect(unfiltered.some(isThread)).toBe(true);
+  expect(await waitUntil(() => unfiltered.some(isThread), 10_000)).toBe(true);
+  await filteredEventsRead();
   expect(filtered.some(isThread)).toBe(false);
-});
+}, scaled(30_000));
 
 function parentOf(event: ProcEvent): number | undefined {
   return event.type === "ack" ? undefined : event.parentTgid;
