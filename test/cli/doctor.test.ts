@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { DoctorReport } from "../../src/cli/doctor.ts";
 import { judgeNetNamespace, judgePidNamespace, parseKernelVersion } from "../../src/cli/host.ts";
 import { runCli, unshareUnavailable } from "../helpers/cli.ts";
+import { scaled } from "../helpers/time.ts";
 
 const INITIAL_PID_NS = "pid:[4026531836]";
 /** The netlink source lands from another branch; until then the doctor must say it is not built in. */
@@ -50,7 +51,7 @@ describe("orphan-reaper doctor --json", () => {
     const hostNamespaces = report.pidNamespace.initial && report.networkNamespace.initial;
     if (!NETLINK_BUILT) expect(report.procConnector.reason).toContain("no proc connector source");
     else if (hostNamespaces) expect(report.source).toBe("netlink");
-  });
+  }, scaled(60_000));
 
   test.skipIf(Boolean(skipWhy(["-p", "-f", "--mount-proc"])))(
     "inside unshare -p -f --mount-proc: PID 1 of a nested PID namespace, sigchld serves",
@@ -63,6 +64,7 @@ describe("orphan-reaper doctor --json", () => {
       expect(report.procConnector.works).toBe(false);
       if (NETLINK_BUILT) expect(report.notChosen.netlink).toMatch(/PID namespace/i);
     },
+    scaled(60_000),
   );
 
   test.skipIf(Boolean(skipWhy(["-n"])))("inside unshare -n: not the initial network namespace, sigchld serves", async () => {
@@ -72,12 +74,12 @@ describe("orphan-reaper doctor --json", () => {
     expect(report.source).toBe("sigchld");
     expect(report.procConnector.works).toBe(false);
     if (NETLINK_BUILT) expect(report.notChosen.netlink).toMatch(/ECONNREFUSED|network namespace/i);
-  });
+  }, scaled(60_000));
 
   test("the human table names the source and the verdict", async () => {
     const { exitCode, stdout } = await runCli(["doctor"]);
     expect(exitCode).toBe(0);
     expect(stdout).toMatch(/^source\s+(netlink|sigchld)/m);
     expect(stdout).toContain("orphans are reaped as they exit");
-  });
+  }, scaled(60_000));
 });
