@@ -1,0 +1,29 @@
+/**
+ * `npm run test:slow`: the suite as a slow, busy machine runs it. Everything
+ * is pinned to CPU 0 (taskset), with a busy loop on the same CPU, so the
+ * tests get about half of one core. The busy loop ends when the suite does,
+ * whatever happens: it is killed in `finally`, and it checks (a shell
+ * builtin, no fork) that we are still alive, so it ends by itself if we are
+ * killed. Arguments are passed to scripts/test-each-file.ts (e.g. files).
+ */
+import { spawn } from "node:child_process";
+
+const CPU = "0";
+
+if (!Bun.which("taskset")) {
+  console.error("test:slow needs taskset (util-linux), which is not installed");
+  process.exit(1);
+}
+
+const busyLoop = spawn("taskset", ["-c", CPU, "sh", "-c", 'while kill -0 "$1" 2>/dev/null; do :; done', "busy-loop", String(process.pid)], {
+  stdio: "ignore",
+});
+let exitCode = 1;
+try {
+  const suite = spawn("taskset", ["-c", CPU, process.execPath, "scripts/test-each-file.ts", ...process.argv.slice(2)], { stdio: "inherit" });
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => suite.kill(signal));
+  exitCode = await new Promise<number>((resolve) => suite.on("exit", (code) => resolve(code ?? 1)));
+} finally {
+  busyLoop.kill("SIGKILL");
+}
+process.exit(exitCode);
