@@ -16,6 +16,8 @@ export { waitUntil as until } from "../helpers/time.ts";
 
 /** Long enough for the probe's ack and self-test event on a busy machine: these tests are about the source, not the probe's speed. */
 export const PROBE_TIMEOUT_MS = scaled(5_000);
+/** For a beforeAll that runs a probe: more than the probe may take. */
+export const PROBE_HOOK_TIMEOUT_MS = scaled(20_000);
 
 /** A recording core with a subscribed netlink source, for a test file's beforeAll (we become a subreaper). */
 export async function startRecordingSource(options?: NetlinkSourceOptions): Promise<{ core: RecordingCore; source: EventSource }> {

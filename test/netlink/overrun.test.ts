@@ -3,14 +3,14 @@ import type { EventSource } from "../../src/sources/source.ts";
 import { makeOrphans, spawnOrphans } from "../helpers/orphans.ts";
 import { isZombie } from "../helpers/processes.ts";
 import { blockEventLoopUntil, scaled } from "../helpers/time.ts";
-import { netlinkSocketFds, startRecordingSource, until, type RecordingCore } from "./harness.ts";
+import { netlinkSocketFds, startRecordingSource, until, type RecordingCore, PROBE_HOOK_TIMEOUT_MS } from "./harness.ts";
 
 const ORPHANS = 2000;
 let core: RecordingCore;
 let source: EventSource;
 
   // The smallest queue the kernel grants (it rounds up to its minimum).
-beforeAll(async () => void ({ core, source } = await startRecordingSource({ receiveBufferBytes: 1 })));
+beforeAll(async () => void ({ core, source } = await startRecordingSource({ receiveBufferBytes: 1 })), PROBE_HOOK_TIMEOUT_MS);
 afterAll(() => source?.stop());
 
 test(`ENOBUFS while ${ORPHANS} orphans exit: counted, logged once, scanned, and listening goes on`, async () => {

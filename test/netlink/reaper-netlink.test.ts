@@ -12,7 +12,7 @@ import { capturingLogger } from "../helpers/logs.ts";
 import { makeOrphans } from "../helpers/orphans.ts";
 import { spawnRuntimeChildren, zombieChildren } from "../helpers/processes.ts";
 import { scaled, waitUntil } from "../helpers/time.ts";
-import { PROBE_TIMEOUT_MS } from "./harness.ts";
+import { PROBE_HOOK_TIMEOUT_MS, PROBE_TIMEOUT_MS } from "./harness.ts";
 
 let reaper: OrphanReaper;
 const reaped: ReapedProcess[] = [];
@@ -22,7 +22,7 @@ beforeAll(async () => {
     source: "netlink", netlinkProbeTimeoutMs: PROBE_TIMEOUT_MS, sweepIntervalMs: 3_600_000,
     logger: capturingLogger("warn").logger, onReap: (p) => reaped.push(p),
   });
-});
+}, PROBE_HOOK_TIMEOUT_MS);
 afterAll(() => reaper.stop());
 
 test("the proc connector serves here (root, initial namespaces)", () => {

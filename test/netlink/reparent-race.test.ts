@@ -12,12 +12,12 @@ import { Gate } from "../helpers/orphans.ts";
 import { readStat } from "../../src/procfs.ts";
 import { parentOf } from "../helpers/processes.ts";
 import { scaled } from "../helpers/time.ts";
-import { isZombie, startRecordingSource, until, type RecordingCore } from "./harness.ts";
+import { isZombie, startRecordingSource, until, type RecordingCore, PROBE_HOOK_TIMEOUT_MS } from "./harness.ts";
 
 let core: RecordingCore;
 let source: EventSource;
 
-beforeAll(async () => void ({ core, source } = await startRecordingSource()));
+beforeAll(async () => void ({ core, source } = await startRecordingSource()), PROBE_HOOK_TIMEOUT_MS);
 afterAll(() => source?.stop());
 
 const CHILD_EXITED = "child exited; its orphans are ours now";

@@ -5,12 +5,12 @@ import type { EventSource } from "../../src/sources/source.ts";
 import { makeOrphans, spawnOrphans } from "../helpers/orphans.ts";
 import { spawnLiveChild } from "../helpers/processes.ts";
 import { scaled } from "../helpers/time.ts";
-import { netlinkSocketFds, PROBE_TIMEOUT_MS, recordingCore, startRecordingSource, until, type RecordingCore } from "./harness.ts";
+import { netlinkSocketFds, PROBE_TIMEOUT_MS, recordingCore, startRecordingSource, until, type RecordingCore, PROBE_HOOK_TIMEOUT_MS } from "./harness.ts";
 
 let core: RecordingCore;
 let source: EventSource;
 
-beforeAll(async () => void ({ core, source } = await startRecordingSource()));
+beforeAll(async () => void ({ core, source } = await startRecordingSource()), PROBE_HOOK_TIMEOUT_MS);
 afterAll(() => source?.stop());
 
 /** Waits until the source has passed on an adopted orphan's exit: every event before it was read too. */
