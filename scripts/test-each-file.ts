@@ -13,7 +13,7 @@
 import { loadLibc } from "../src/libc.ts";
 import { killDescendants } from "./descendants.ts";
 
-const PARENT_CHECK_MS = 500;
+const PARENT_CHECK_MS = 100;
 const RUN_FILE = new URL("./run-test-file.ts", import.meta.url).pathname;
 
 const named = process.argv.slice(2);
