@@ -2,9 +2,9 @@
  * `npm run test:slow`: the suite as a slow, busy machine runs it. Everything
  * is pinned to CPU 0 (taskset), with a busy loop on the same CPU, so the
  * tests get about half of one core. The busy loop ends when the suite does,
- * whatever happens: it is killed in `finally`, and it checks (a shell
- * builtin, no fork) that we are still alive, so it ends by itself if we are
- * killed. Arguments are passed to scripts/test-each-file.ts (e.g. files).
+ * whatever happens: it is killed in `finally`, and it checks (shell
+ * builtins, no fork) that we are still its parent, so it ends by itself if we
+ * are killed. Arguments are passed to scripts/test-each-file.ts (e.g. files).
  */
 import { spawn } from "node:child_process";
 
@@ -15,8 +15,11 @@ if (!Bun.which("taskset")) {
   process.exit(1);
 }
 
-const busyLoop = spawn("taskset", ["-c", CPU, "sh", "-c", 'while kill -0 "$1" 2>/dev/null; do :; done', "busy-loop", String(process.pid)], {
+// Spins while its parent (taskset exec'd into sh, so: us) is still its parent; reads its own stat with builtins only.
+const spinWhileParentLives = 'while read -r stat < /proc/$$/stat && set -- $stat && [ "$4" = "$PARENT" ]; do :; done';
+const busyLoop = spawn("taskset", ["-c", CPU, "sh", "-c", spinWhileParentLives], {
   stdio: "ignore",
+  env: { ...process.env, PARENT: String(process.pid) },
 });
 let exitCode = 1;
 try {
