@@ -31,7 +31,7 @@ describe("options", () => {
   for (const [name, options] of invalid) {
     test(`rejects ${JSON.stringify(options)} naming "${name}"`, async () => {
       expect(() => normalizeOptions(options)).toThrow(new RegExp(`option "${name}" must be`));
-      expect(startOrphanReaper(options)).rejects.toThrow(TypeError);
+      await expect(startOrphanReaper(options)).rejects.toThrow(TypeError);
     });
   }
 });
