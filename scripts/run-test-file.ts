@@ -57,11 +57,7 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal
 
 const exitCode = await testEnded;
 clearTimeout(timeout);
-try {
-  process.kill(-test.pid!, "SIGKILL"); // what is left of its group
-} catch {
-  // nothing left: ESRCH
-}
+// Its group, and whatever left it (setsid), descend from it: all are below us now.
 const killed = await killDescendants();
 if (killed > 0) console.error(`${file}: killed ${killed} process(es) it left behind`);
 process.exit(exitCode);
