@@ -20,9 +20,10 @@ export function isZombie(pid: number): boolean {
   return readStat(pid)?.state === "Z";
 }
 
-/** Whether `pid` names a process that has not been reaped (a zombie counts). */
-export function exists(pid: number): boolean {
-  return readStat(pid) !== undefined;
+/** Whether `pid` names a process that still runs (neither gone nor a zombie). */
+export function isLive(pid: number): boolean {
+  const state = readStat(pid)?.state;
+  return state !== undefined && state !== "Z";
 }
 
 /** The parent of `pid`, or undefined when it is gone. */
