@@ -1,14 +1,18 @@
 /**
- * Ending every process below this one, for the test runners. They are child
- * subreapers, so whatever a test leaves behind (its process group, orphans,
- * processes that called setsid) is reparented to them when its parent dies,
- * and can be found by walking /proc/PID/task/TID/children down from us.
+ * The process tree around the test runners. Ending every process below this
+ * one: the runners are child subreapers, so whatever a test leaves behind (its
+ * process group, orphans, processes that called setsid) is reparented to them
+ * when its parent dies, and can be found by walking /proc/PID/task/TID/children
+ * down from us. And noticing when a process above ends.
  */
 import { loadLibc, P_PID, WEXITED, WNOHANG } from "../src/libc.ts";
 import { readStat, readTaskChildren } from "../src/procfs.ts";
 
 const ROUND_PAUSE_MS = 20;
 const GIVE_UP_AFTER_MS = 10_000;
+const ANCESTOR_CHECK_MS = 100;
+/** Our parent and its parent: npm runs scripts through `sh -c`, and sh outlives a SIGKILLed npm. */
+const WATCHED_ANCESTORS = 2;
 
 /** Every live (not zombie) descendant of `root`, parents before children. */
 export function liveDescendants(root = process.pid): number[] {
@@ -62,4 +66,28 @@ function reapZombieChildren(): void {
       // ECHILD: someone else took it
     }
   }
+}
+
+/**
+ * Calls `onEnd` (once) when our parent or its parent ends: gone, a zombie, or
+ * its PID now names another process. Reads /proc on a timer (no fork).
+ */
+export function whenAncestorEnds(onEnd: (pid: number) => void): void {
+  const watched: { pid: number; startTime: number }[] = [];
+  for (let pid = process.ppid; pid > 1 && watched.length < WATCHED_ANCESTORS; ) {
+    const stat = readStat(pid);
+    if (!stat) break;
+    watched.push({ pid, startTime: stat.startTime });
+    pid = stat.ppid;
+  }
+  const timer = setInterval(() => {
+    const ended = watched.find(({ pid, startTime }) => {
+      const stat = readStat(pid);
+      return stat === undefined || stat.startTime !== startTime || stat.state === "Z";
+    });
+    if (!ended) return;
+    clearInterval(timer);
+    onEnd(ended.pid);
+  }, ANCESTOR_CHECK_MS);
+  timer.unref();
 }

@@ -8,12 +8,12 @@
  *
  * Nothing it started outlives it: each run-test-file holds a pipe from us and
  * cleans up when it closes (we died, even by SIGKILL); we are a subreaper and
- * clean up after each file; and we stop when our parent (npm) dies.
+ * clean up after each file; and we stop when our parent or its parent ends
+ * (npm runs us through `sh -c`, and sh outlives a SIGKILLed npm).
  */
 import { loadLibc } from "../src/libc.ts";
-import { killDescendants } from "./descendants.ts";
+import { killDescendants, whenAncestorEnds } from "./descendants.ts";
 
-const PARENT_CHECK_MS = 100;
 const RUN_FILE = new URL("./run-test-file.ts", import.meta.url).pathname;
 
 const named = process.argv.slice(2);
@@ -35,10 +35,7 @@ function stop(why: string): void {
 }
 
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => stop(`got ${signal}`));
-const parentAtStart = process.ppid;
-setInterval(() => {
-  if (process.ppid !== parentAtStart) stop(`its parent ${parentAtStart} is gone`);
-}, PARENT_CHECK_MS).unref();
+whenAncestorEnds((pid) => stop(`its ancestor ${pid} is gone`));
 
 for (const file of files) {
   if (stopping) break;

@@ -7,6 +7,7 @@
  * are killed. Arguments are passed to scripts/test-each-file.ts (e.g. files).
  */
 import { spawn } from "node:child_process";
+import { whenAncestorEnds } from "./descendants.ts";
 
 const CPU = "0";
 
@@ -25,6 +26,7 @@ let exitCode = 1;
 try {
   const suite = spawn("taskset", ["-c", CPU, process.execPath, "scripts/test-each-file.ts", ...process.argv.slice(2)], { stdio: "inherit" });
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => suite.kill(signal));
+  whenAncestorEnds(() => suite.kill("SIGTERM")); // the runner then stops and cleans up
   exitCode = await new Promise<number>((resolve) => suite.on("exit", (code) => resolve(code ?? 1)));
 } finally {
   busyLoop.kill("SIGKILL");
