@@ -1,18 +1,47 @@
 /**
- * Runs every test file in a process of its own. The tests change
- * process-wide kernel state (child subreaper flag, adopted orphans, SIGCHLD
- * listeners, netlink sockets), which bun test would otherwise share between
- * files. Prints bun's own output, then one closing line with the totals.
+ * Runs every test file (or the files named as arguments) in a process of its
+ * own. The tests change process-wide kernel state (child subreaper flag,
+ * adopted orphans, SIGCHLD listeners, netlink sockets), which bun test would
+ * otherwise share between files. Each file runs under scripts/run-test-file.ts,
+ * which gives it a process group, a timeout and a clean-up of everything it
+ * left behind. Prints bun's own output, then one closing line with the totals.
+ *
+ * Nothing it started outlives it: each run-test-file holds a pipe from us and
+ * cleans up when it closes (we died, even by SIGKILL); we are a subreaper and
+ * clean up after each file; and we stop when our parent or its parent ends
+ * (npm runs us through `sh -c`, and sh outlives a SIGKILLed npm).
  */
-export {};
+import { loadLibc } from "../src/runtime/index.ts";
+import { killDescendants, whenAncestorEnds } from "./descendants.ts";
 
-const files = [...new Bun.Glob("test/**/*.test.ts").scanSync(".")].sort();
+const RUN_FILE = new URL("./run-test-file.ts", import.meta.url).pathname;
+
+const named = process.argv.slice(2);
+const files = named.length > 0 ? named : [...new Bun.Glob("test/**/*.test.ts").scanSync(".")].sort();
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const failedFiles: string[] = [];
+let current: Bun.Subprocess<"pipe", "pipe", "pipe"> | undefined;
+let stopping = false;
+
+loadLibc().setChildSubreaper(true);
+
+/** Closing the pipe tells the file's guard to kill what it runs; then we end. */
+function stop(why: string): void {
+  if (stopping) return;
+  stopping = true;
+  console.error(`\ntest run stopped: ${why}`);
+  void current?.stdin.end();
+  void (current?.exited ?? Promise.resolve()).then(killDescendants).then(() => process.exit(1));
+}
+
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => stop(`got ${signal}`));
+whenAncestorEnds((pid) => stop(`its ancestor ${pid} is gone`));
 
 for (const file of files) {
-  const run = Bun.spawn([process.execPath, "test", file], { stdout: "pipe", stderr: "pipe", env: process.env });
-  const [stdout, stderr, exitCode] = await Promise.all([new Response(run.stdout).text(), new Response(run.stderr).text(), run.exited]);
+  if (stopping) break;
+  current = Bun.spawn([process.execPath, RUN_FILE, file], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: process.env });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(current.stdout).text(), new Response(current.stderr).text(), current.exited]);
+  await killDescendants(); // what its guard could not (it was killed itself)
   process.stdout.write(stdout);
   process.stderr.write(stderr);
   const count = (word: string) => Number(new RegExp(`^\\s*(\\d+) ${word}$`, "m").exec(stderr + stdout)?.[1] ?? 0);
@@ -21,6 +50,7 @@ for (const file of files) {
   totals.skipped += count("skip");
   if (exitCode !== 0) failedFiles.push(`${file} (exit ${exitCode})`);
 }
+if (stopping) await new Promise(() => undefined); // stop() exits
 
 if (failedFiles.length > 0) console.log(`\nfailed files:\n  ${failedFiles.join("\n  ")}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);

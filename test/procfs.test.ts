@@ -13,7 +13,8 @@ import {
   readStat,
 } from "../src/procfs.ts";
 import fixtures from "./fixtures/proc-stat.json";
-import { waitUntil } from "./helpers/processes.ts";
+import { spawnLiveChild } from "./helpers/processes.ts";
+import { scaled, waitUntil } from "./helpers/time.ts";
 
 describe("parseStat on captured lines", () => {
   test("a comm holding ') Z 1 (', a newline and spaces parses from the last ')'", () => {
@@ -48,20 +49,20 @@ describe("live /proc", () => {
     // `read` is a builtin: the shell keeps its comm and leaves no child behind when killed.
     const shell = Bun.spawn(["sh", "-c", `printf ') Z 1 (\\nx y' > /proc/$$/comm; read line`], { stdin: "pipe" });
     try {
-      expect(await waitUntil(() => readStat(shell.pid)?.comm === ") Z 1 (\nx y", 2000)).toBe(true);
+      expect(await waitUntil(() => readStat(shell.pid)?.comm === ") Z 1 (\nx y", 10_000)).toBe(true);
       expect(readStat(shell.pid)).toMatchObject({ pid: shell.pid, ppid: process.pid });
     } finally {
       shell.kill();
       await shell.exited;
     }
-  });
+  }, scaled(20_000));
   test("lists our own children", async () => {
-    const child = Bun.spawn(["sleep", "5"]);
+    const child = spawnLiveChild();
     expect(await listOwnChildren(process.pid)).toContain(child.pid);
     child.kill();
     await child.exited;
     expect(await listOwnChildren(process.pid)).not.toContain(child.pid);
-  });
+  }, scaled(20_000));
   test("our own NSpid ends with our PID", () => {
     expect(readOwnNsPids().at(-1)).toBe(process.pid);
   });

@@ -8,14 +8,16 @@ import { P_PID, WEXITED } from "../src/libc.ts";
 import { loadLibc } from "../src/runtime/index.ts";
 import { readStat } from "../src/procfs.ts";
 import { pinZombie, reapZombie, releaseZombies } from "../src/zombie.ts";
-import { makeOrphans, openFdCount, waitUntil, zombieChildren } from "./helpers/processes.ts";
+import { makeOrphans } from "./helpers/orphans.ts";
+import { openFdCount, zombieChildren } from "./helpers/processes.ts";
+import { scaled, waitUntil } from "./helpers/time.ts";
 
 const libc = loadLibc();
 libc.setChildSubreaper(true);
 
 async function oneOrphanZombie(exitCode: number): Promise<number> {
-  await makeOrphans(1, exitCode, 0);
-  expect(await waitUntil(async () => (await zombieChildren()).length === 1, 2000)).toBe(true);
+  await makeOrphans(1, exitCode);
+  expect(await waitUntil(async () => (await zombieChildren()).length === 1, scaled(5_000))).toBe(true);
   return (await zombieChildren())[0]!;
 }
 

@@ -9,7 +9,8 @@ import { loadLibc } from "../src/runtime/index.ts";
 import { readStat, readTaskChildren } from "../src/procfs.ts";
 import { Core } from "../src/core.ts";
 import { capturingLogger } from "./helpers/logs.ts";
-import { makeOrphans, waitUntil } from "./helpers/processes.ts";
+import { makeOrphans } from "./helpers/orphans.ts";
+import { scaled, waitUntil } from "./helpers/time.ts";
 
 test("reaping a zombie that Bun.spawn tracks kills Bun with ECHILD (the hazard, for real)", async () => {
   const run = Bun.spawnSync([process.execPath, `${import.meta.dir}/fixtures/steal-runtime-child.ts`]);
@@ -31,7 +32,7 @@ test("the core leaves a zombie the runtime tracks, even with graceMs 0 and alway
   expect(await child.exited).toBe(42);
   // The core did judge it (before Bun reaped it) and left it.
   expect(lines).toContainEqual(expect.objectContaining({ pid: child.pid, msg: expect.stringContaining("left to it") }));
-  expect(await waitUntil(() => readStat(child.pid) === undefined, 1000)).toBe(true);
+  expect(await waitUntil(() => readStat(child.pid) === undefined, scaled(5_000))).toBe(true);
   core.stop();
   expect(core.counts()).toMatchObject({ reaped: 0, failures: 0 });
   expect(core.pendingCount).toBe(0);
@@ -45,7 +46,7 @@ test("orphans behind a runtime zombie in the kernel's child list are still reape
   // Spawned first, so it comes first in our children list and waitid(P_ALL) names it first.
   const runtimeChild = Bun.spawn(["sh", "-c", "sleep 0.6; exit 5"]);
   const orphanCount = 20; // more than the reaper takes one by one before a full scan
-  await makeOrphans(orphanCount, 3, 0.3);
+  await makeOrphans(orphanCount, 3);
   const deadline = performance.now() + 5000; // Bun cannot reap while the loop is blocked
   while (performance.now() < deadline) {
     if (readStat(runtimeChild.pid)?.state === "Z" && zombieCountNow() === orphanCount + 1) break;
@@ -53,7 +54,7 @@ test("orphans behind a runtime zombie in the kernel's child list are still reape
   expect(readStat(runtimeChild.pid)?.state).toBe("Z");
   core.onChildSignal();
   expect(await runtimeChild.exited).toBe(5);
-  expect(await waitUntil(() => core.counts().reaped === orphanCount, 3000)).toBe(true);
+  expect(await waitUntil(() => core.counts().reaped === orphanCount, scaled(10_000))).toBe(true);
   expect(lines).toContainEqual(expect.objectContaining({ pid: runtimeChild.pid, msg: expect.stringContaining("left to it") }));
   core.stop();
   expect(core.counts()).toMatchObject({ reaped: orphanCount, failures: 0 });

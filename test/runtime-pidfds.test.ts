@@ -10,7 +10,9 @@ import { loadLibc } from "../src/runtime/index.ts";
 import { readStat } from "../src/procfs.ts";
 import { isChildWaitable } from "../src/zombie.ts";
 import { probeRuntimePidfds, runtimeHoldsPidfd } from "../src/runtime-pidfds.ts";
-import { makeOrphans, waitUntil, zombieChildren } from "./helpers/processes.ts";
+import { makeOrphans } from "./helpers/orphans.ts";
+import { zombieChildren } from "./helpers/processes.ts";
+import { scaled, waitUntil } from "./helpers/time.ts";
 
 const libc = loadLibc();
 
@@ -31,7 +33,7 @@ test("poll: a pidfd turns readable when its process exits; a fifo when it holds 
     for (const fd of [pidfd, closed, fifo]) expect(readable()).not.toContain(fd);
     child!.kill();
     writeSync(fifo, "x");
-    expect(await waitUntil(() => readable().includes(pidfd), 2000)).toBe(true);
+    expect(await waitUntil(() => readable().includes(pidfd), scaled(5_000))).toBe(true);
     expect(readable()).toEqual(expect.arrayContaining([pidfd, fifo]));
     expect(readable()).not.toContain(closed);
   } finally {
@@ -69,8 +71,8 @@ test('a Bun.spawn child that exited is held until Bun reaps it, also among "wait
 test("an adopted orphan's zombie is held by nobody", async () => {
   libc.setChildSubreaper(true);
   const [sleeper] = spawnSleepers(1);
-  await makeOrphans(1, 3, 0);
-  expect(await waitUntil(async () => (await zombieChildren()).length === 1, 2000)).toBe(true);
+  await makeOrphans(1, 3);
+  expect(await waitUntil(async () => (await zombieChildren()).length === 1, scaled(5_000))).toBe(true);
   const [orphan] = await zombieChildren();
   expect(await runtimeHoldsPidfd(libc, [orphan!, sleeper!.pid])).toEqual(new Set([sleeper!.pid]));
   expect(await runtimeHoldsPidfd(libc, [orphan!], "waitable zombies")).toEqual(new Set());

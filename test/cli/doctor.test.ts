@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { DoctorReport } from "../../src/cli/doctor.ts";
 import { judgeNetNamespace, judgePidNamespace, parseKernelVersion } from "../../src/cli/host.ts";
 import { runCli, unshareUnavailable } from "../helpers/cli.ts";
+import { scaled } from "../helpers/time.ts";
 
 const INITIAL_PID_NS = "pid:[4026531836]";
 /** The netlink source lands from another branch; until then the doctor must say it is not built in. */
@@ -51,7 +52,7 @@ describe("orphan-reaper doctor --json", () => {
     const hostNamespaces = report.pidNamespace.initial && report.networkNamespace.initial;
     if (!NETLINK_BUILT) expect(report.procConnector.reason).toContain("no proc connector source");
     else if (hostNamespaces) expect(report.source).toBe("netlink");
-  });
+  }, scaled(60_000));
 
   test.skipIf(Boolean(skipWhy(["-p", "-f", "--mount-proc"])))(
     "inside unshare -p -f --mount-proc: PID 1 of a nested PID namespace, sigchld serves",
@@ -64,6 +65,7 @@ describe("orphan-reaper doctor --json", () => {
       expect(report.procConnector.works).toBe(false);
       if (NETLINK_BUILT) expect(report.notChosen.netlink).toMatch(/PID namespace/i);
     },
+    scaled(60_000),
   );
 
   test.skipIf(Boolean(skipWhy(["-n"])))("inside unshare -n: not the initial network namespace, sigchld serves", async () => {
@@ -73,7 +75,7 @@ describe("orphan-reaper doctor --json", () => {
     expect(report.source).toBe("sigchld");
     expect(report.procConnector.works).toBe(false);
     if (NETLINK_BUILT) expect(report.notChosen.netlink).toMatch(/ECONNREFUSED|network namespace/i);
-  });
+  }, scaled(60_000));
 
   test("the human table names the source and the verdict", async () => {
     const { exitCode, stdout } = await runCli(["doctor"]);
@@ -83,5 +85,5 @@ describe("orphan-reaper doctor --json", () => {
     // Sources that run beside the chosen one are listed as such, never as "not" chosen.
     expect(stdout).toMatch(/^\s+also sweep\s+runs underneath as the safety net/m);
     expect(stdout).not.toMatch(/^\s+not (sweep|\S+\s+runs beside)/m);
-  });
+  }, scaled(60_000));
 });

@@ -3,7 +3,8 @@ import pino from "pino";
 import { Registry } from "prom-client";
 import { startOrphanReaper } from "../../src/index.ts";
 import { METRIC_NAMES, percentile, summarizeLifetimes } from "../../src/metrics.ts";
-import { makeOrphans, waitUntil } from "../helpers/processes.ts";
+import { makeOrphans } from "../helpers/orphans.ts";
+import { scaled, waitUntil } from "../helpers/time.ts";
 
 const ORPHANS = 40;
 
@@ -19,8 +20,8 @@ test("the prom-client registry shows the counters, the histogram and the gauge a
   const registry = new Registry();
   const reaper = await startOrphanReaper({ metricsRegistry: registry, logger: pino({ level: "silent" }) });
   try {
-    await makeOrphans(ORPHANS, 0, 0.05);
-    expect(await waitUntil(() => reaper.stats().reaped >= ORPHANS, 5_000)).toBe(true);
+    await makeOrphans(ORPHANS, 0);
+    expect(await waitUntil(() => reaper.stats().reaped >= ORPHANS, 20_000)).toBe(true);
     const text = await registry.metrics();
     const reapedBySource = reaper.stats().reapedBySource;
     for (const [source, count] of Object.entries(reapedBySource)) {
@@ -37,4 +38,4 @@ test("the prom-client registry shows the counters, the histogram and the gauge a
     await reaper.stop();
   }
   expect(await registry.metrics()).not.toContain(METRIC_NAMES.reaped);
-});
+}, scaled(40_000));

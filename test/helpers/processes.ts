@@ -1,26 +1,14 @@
-/** Real processes for tests: orphans made by double fork, and /proc checks. */
-import { listOwnChildren, readStats } from "../../src/procfs.ts";
-
 /**
- * Makes `count` real orphans: shells fork them in the background and exit at
- * once, so they are reparented to us (we must be PID 1 or a subreaper). Each
- * runs the shell code `body` in a subshell.
+ * Real processes for tests: what /proc says about them (always through
+ * procfs.parseStat), runtime children with known exit codes, and a child that
+ * lives until it is killed or this process dies. Orphans are in orphans.ts,
+ * waits in time.ts.
  */
-export async function makeOrphansRunning(count: number, body: string): Promise<void> {
-  const perShell = 25;
-  const shells = [];
-  for (let made = 0; made < count; made += perShell) {
-    const here = Math.min(perShell, count - made);
-    const script = `i=0; while [ $i -lt ${here} ]; do (${body}) & i=$((i+1)); done; exit 0`;
-    shells.push(Bun.spawn(["sh", "-c", script], { stdio: ["ignore", "ignore", "inherit"] }).exited);
-  }
-  await Promise.all(shells);
-}
+import { execFile } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { listOwnChildren, readStat, readStats } from "../../src/procfs.ts";
 
-/** Orphans that sleep `sleepSeconds`, then exit with `exitCode`. */
-export function makeOrphans(count: number, exitCode = 3, sleepSeconds = 0.2): Promise<void> {
-  return makeOrphansRunning(count, `sleep ${sleepSeconds}; exit ${exitCode}`);
-}
+export { waitUntil } from "./time.ts";
 
 /** Our zombie children right now, read from /proc. */
 export async function zombieChildren(): Promise<number[]> {
@@ -28,22 +16,79 @@ export async function zombieChildren(): Promise<number[]> {
   return stats.filter((stat) => stat.state === "Z").map((stat) => stat.pid);
 }
 
-/** Polls `condition` every 10 ms until it holds or `timeoutMs` passes; returns whether it held. */
-export async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (await condition()) return true;
-    await Bun.sleep(10);
-  }
-  return condition();
+export function isZombie(pid: number): boolean {
+  return readStat(pid)?.state === "Z";
+}
+
+/** Whether `pid` names a process that still runs (neither gone nor a zombie). */
+export function isLive(pid: number): boolean {
+  const state = readStat(pid)?.state;
+  return state !== undefined && state !== "Z";
+}
+
+/** The parent of `pid`, or undefined when it is gone. */
+export function parentOf(pid: number): number | undefined {
+  return readStat(pid)?.ppid;
 }
 
 /** Open file descriptors of this process. */
 export function openFdCount(): number {
-  return require("node:fs").readdirSync("/proc/self/fd").length;
+  return readdirSync("/proc/self/fd").length;
 }
 
 /** Whether a command exists on PATH (for tests that need unshare, python3...). */
 export function hasCommand(name: string): boolean {
   return Bun.which(name) !== null;
+}
+
+/**
+ * A Bun.spawn child that blocks reading its stdin: it runs until killed, and
+ * ends by itself when this process dies (its stdin sees EOF). Use it where a
+ * test needs a live child for a while, instead of `sleep 30`.
+ */
+export function spawnLiveChild() {
+  return Bun.spawn(["sh", "-c", "read _"], { stdin: "pipe", stdout: "ignore", stderr: "inherit" });
+}
+
+export interface RuntimeChildren {
+  /** PIDs of the Bun.spawn children (the child_process ones are in `childProcessPids`). */
+  readonly bunSpawnPids: readonly number[];
+  readonly childProcessPids: readonly number[];
+  /** The exit codes the runtime reported, once every child has ended. */
+  readonly exitCodes: Promise<{ bunSpawn: number[]; childProcess: number[] }>;
+  /** The exit codes each must report: Bun.spawn child i exits i % 7, child_process child i exits i % 5. */
+  readonly expected: { bunSpawn: number[]; childProcess: number[] };
+}
+
+/**
+ * Bun.spawn and child_process children of this process, all started at once;
+ * every other one lingers 0.1 s before it exits, so exits overlap whatever
+ * the test does next. A reaper that took one would change its exit code (or
+ * kill Bun with ECHILD).
+ */
+export function spawnRuntimeChildren(bunSpawn: number, childProcess: number): RuntimeChildren {
+  const body = (i: number, code: number) => (i % 2 === 0 ? `exit ${code}` : `sleep 0.1; exit ${code}`);
+  const bunChildren = Array.from({ length: bunSpawn }, (_, i) =>
+    Bun.spawn(["sh", "-c", body(i, i % 7)], { stdio: ["ignore", "ignore", "inherit"] }),
+  );
+  const cpPids: number[] = [];
+  const cpCodes = Array.from(
+    { length: childProcess },
+    (_, i) =>
+      new Promise<number>((resolve) => {
+        const child = execFile("sh", ["-c", body(i, i % 5)], (error) => resolve(error ? Number(error.code) : 0));
+        cpPids.push(child.pid!);
+      }),
+  );
+  return {
+    bunSpawnPids: bunChildren.map((child) => child.pid),
+    childProcessPids: cpPids,
+    exitCodes: Promise.all([Promise.all(bunChildren.map((child) => child.exited)), Promise.all(cpCodes)]).then(
+      ([bunCodes, childProcessCodes]) => ({ bunSpawn: bunCodes, childProcess: childProcessCodes }),
+    ),
+    expected: {
+      bunSpawn: Array.from({ length: bunSpawn }, (_, i) => i % 7),
+      childProcess: Array.from({ length: childProcess }, (_, i) => i % 5),
+    },
+  };
 }

@@ -9,11 +9,14 @@ import { loadLibc } from "../../src/runtime/index.ts";
 import { probeNetlinkSource, type Drained, type NetlinkSettings, type NetlinkSource } from "../../src/sources/netlink.ts";
 import type { ExitNotice } from "../../src/types.ts";
 import { pinZombie, reapZombie, releaseZombies, type ExitStatus } from "../../src/zombie.ts";
-import { waitUntil } from "../helpers/processes.ts";
+import { scaled, waitUntil } from "../helpers/time.ts";
 
-export { waitUntil as until } from "../helpers/processes.ts";
+export { waitUntil as until } from "../helpers/time.ts";
 
-export const DEFAULT_SETTINGS: NetlinkSettings = { selfTestTimeoutMs: 10_000, receiveBufferBytes: 4 * 1024 * 1024 };
+/** The probe waits for its child's exit this long; a beforeAll that probes gets the longer hook timeout. */
+export const PROBE_TIMEOUT_MS = scaled(10_000);
+export const PROBE_HOOK_TIMEOUT_MS = scaled(30_000);
+export const DEFAULT_SETTINGS: NetlinkSettings = { selfTestTimeoutMs: PROBE_TIMEOUT_MS, receiveBufferBytes: 4 * 1024 * 1024 };
 
 /** Everything the drains of one source have found. */
 export class DrainLog {

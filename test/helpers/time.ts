@@ -1,0 +1,61 @@
+/**
+ * One time scale for every deadline in the suite. ORPHAN_REAPER_TEST_SCALE is
+ * a multiplier (default 1) for slow or busy machines, as pino's test helpers
+ * have: every wait, every test timeout and every per-file timeout goes through
+ * `scaled`. Deadlines bound how long a test may wait for something that must
+ * happen; they are never a measure of speed.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+
+export { sleep };
+
+/** Parses ORPHAN_REAPER_TEST_SCALE: a positive finite number, 1 when unset. */
+export function parseTestScale(text: string | undefined): number {
+  if (text === undefined || text.trim() === "") return 1;
+  const scale = Number(text);
+  if (!Number.isFinite(scale) || scale <= 0) {
+    throw new Error(`ORPHAN_REAPER_TEST_SCALE must be a positive number, not ${JSON.stringify(text)}`);
+  }
+  return scale;
+}
+
+export const TEST_SCALE = parseTestScale(process.env.ORPHAN_REAPER_TEST_SCALE);
+
+/** `ms` stretched by the scale. */
+export function scaled(ms: number): number {
+  return Math.ceil(ms * TEST_SCALE);
+}
+
+/**
+ * Polls `condition` every 10 ms until it holds or `budgetMs` (scaled) passes;
+ * returns whether it held. It never forks: conditions read /proc or memory.
+ */
+export async function waitUntil(condition: () => boolean | Promise<boolean>, budgetMs: number): Promise<boolean> {
+  const deadline = performance.now() + scaled(budgetMs);
+  while (performance.now() < deadline) {
+    if (await condition()) return true;
+    await sleep(10);
+  }
+  return condition();
+}
+
+/**
+ * Spins the event loop's thread for `ms` (not scaled: it is the thing under
+ * test, e.g. "the loop was late"), so that timers, signals and child exits
+ * queue up behind it.
+ */
+export function blockEventLoop(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+/**
+ * Spins the event loop's thread until `condition` holds, without yielding
+ * (so the runtime cannot reap its children meanwhile), for at most `budgetMs`
+ * (scaled). Replaces "block 200 ms and hope the child has exited by then".
+ */
+export function blockEventLoopUntil(condition: () => boolean, budgetMs: number): boolean {
+  const deadline = performance.now() + scaled(budgetMs);
+  while (performance.now() < deadline) if (condition()) return true;
+  return condition();
+}
