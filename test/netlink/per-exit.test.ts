@@ -51,18 +51,17 @@ test(`${ORPHANS} adopted exits: each reaped by its PID, no P_ALL peek per exit, 
   cleanups.push(() => (sigchld.stop(), probe.source.stop(), core.stop()));
   calls.clear();
 
-  const startedAt = performance.now();
   // Each orphan's parent (the inner subshell's) exits at once: it is ours before it exits, 10 ms apart.
   const maker = Bun.spawn(["sh", "-c", `i=0; while [ $i -lt ${ORPHANS} ]; do ( (sleep 1.$((i + 10)); exit 4) & ); i=$((i+1)); done`]);
   expect(await maker.exited).toBe(0);
   expect(await waitUntil(() => reaped.length === ORPHANS, 60_000)).toBe(true);
-  const seconds = (performance.now() - startedAt) / 1000;
 
   expect(reaped.every((p) => p.source === "netlink" && p.provenance === "adopted" && p.exitCode === 4)).toBe(true);
   expect(await zombieChildren()).toEqual([]);
   expect(calls.get("pidfdOpen")).toBeGreaterThanOrEqual(ORPHANS);
-  // At most the once-a-second check for reparented zombies, plus SIGCHLDs no exit explained (the maker's own children).
-  expect(calls.get("waitid(P_ALL)") ?? 0).toBeLessThanOrEqual(Math.ceil(seconds) + 3);
+  // Peeks come only from the once-a-second check for reparented zombies and from SIGCHLDs whose exits
+  // an earlier drain already read (signals merge and arrive late): far fewer than one per exit.
+  expect(calls.get("waitid(P_ALL)") ?? 0).toBeLessThan(ORPHANS / 4);
   expect(calls.get("readableAmong") ?? 0).toBe(0);
   expect(calls.get("waitablePidOfFd") ?? 0).toBe(0);
 }, 90_000);
