@@ -8,7 +8,8 @@
  */
 import { cpuCgroup, type CpuCgroup } from "./cgroup.ts";
 import {
-  daemonArgv, LIFETIME_METRICS, measureWorkload, PIDNS, type Arm, type Measured, type Metric, type Scenario, type Tools,
+  daemonArgv,
+  nodeDaemonArgv, LIFETIME_METRICS, measureWorkload, PIDNS, type Arm, type Measured, type Metric, type Scenario, type Tools,
 } from "./scenarios.ts";
 import { findPerf, measureSyscalls, perfDir, SYSCALL_PREFIX } from "./syscalls.ts";
 
@@ -43,11 +44,13 @@ const RATIOS = [
   ["sigchld PID 1", "tini PID 1"],
   ["netlink", "catatonit"],
   ["sigchld", "catatonit"],
+  ["node netlink", "tini -s"],
+  ["node sigchld", "tini -s"],
 ] as const;
 
 type Measure = (argv: string[], report: string, inPidns: boolean) => Promise<Measured>;
 
-/** The six arms, each running `command(report)`, optionally inside `cgroup`. */
+/** The arms (tini, catatonit, ours on Bun and on Node), each running `command(report)`, optionally inside `cgroup`. */
 function arms(tools: Tools, command: (report: string) => string[], measure: Measure, cgroup?: CpuCgroup): Arm[] {
   const wrap = (argv: string[]) => (cgroup ? cgroup.wrap(argv) : argv);
   const arm = (name: string, inPidns: boolean, argv: (report: string) => string[]): Arm => ({
@@ -56,6 +59,7 @@ function arms(tools: Tools, command: (report: string) => string[], measure: Meas
     measure: (argv, report) => measure(argv, report, inPidns),
   });
   const ours = (reaper: string) => (report: string) => daemonArgv(tools, reaper, command(report))(report);
+  const oursOnNode = (reaper: string) => (report: string) => nodeDaemonArgv(tools, reaper, command(report))(report);
   const catatonit = tools.catatonit;
   return [
     arm("tini -s", false, (r) => [tools.tini, "-s", "--", ...command(r)]),
@@ -66,6 +70,8 @@ function arms(tools: Tools, command: (report: string) => string[], measure: Meas
     arm("netlink", false, ours("netlink")),
     arm("sigchld", false, ours("sigchld")),
     arm("sigchld PID 1", true, (r) => [...PIDNS, ...ours("sigchld")(r)]),
+    arm("node netlink", false, oursOnNode("netlink")),
+    arm("node sigchld", false, oursOnNode("sigchld")),
   ];
 }
 

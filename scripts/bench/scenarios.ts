@@ -71,6 +71,12 @@ export function daemonArgv(tools: Tools, reaper: string, command: readonly strin
   return (report: string) => [tools.bun, join(BENCH_DIR, "daemon.ts"), "--reaper", reaper, ...repo, ...flags, "--report", report, "--", ...command];
 }
 
+/** The Node.js daemon under test (daemon-node.mjs, from dist/) running `command`, with our reaper in `reaper` mode. */
+export function nodeDaemonArgv(tools: Tools, reaper: string, command: readonly string[]) {
+  const repo = tools.repo ? ["--repo", tools.repo] : [];
+  return (report: string) => ["node", join(BENCH_DIR, "daemon-node.mjs"), "--reaper", reaper, ...repo, "--report", report, "--", ...command];
+}
+
 export const PIDNS = ["unshare", "-p", "-f", "--mount-proc"];
 
 export const LIFETIME_METRICS: readonly Metric[] = [
