@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { release } from "node:os";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { NLMSG_LEN } from "../src/netlink/constants.ts";
 import { narrowToForkAndExit, openProcConnectorSocket, sendIgnore, sendListen } from "../src/netlink/socket.ts";
 import { parseProcEvents, type ProcEvent } from "../src/netlink/structs.ts";

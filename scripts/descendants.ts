@@ -5,7 +5,8 @@
  * when its parent dies, and can be found by walking /proc/PID/task/TID/children
  * down from us. And noticing when a process above ends.
  */
-import { loadLibc, P_PID, WEXITED, WNOHANG } from "../src/libc.ts";
+import { P_PID, WEXITED, WNOHANG } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { readStat, readTaskChildren } from "../src/procfs.ts";
 
 const ROUND_PAUSE_MS = 20;

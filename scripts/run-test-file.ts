@@ -12,7 +12,7 @@
  * Exits with the file's exit code (1 when it was killed).
  */
 import { spawn } from "node:child_process";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { scaled } from "../test/helpers/time.ts";
 import { killDescendants } from "./descendants.ts";
 

@@ -11,7 +11,7 @@
  * clean up after each file; and we stop when our parent or its parent ends
  * (npm runs us through `sh -c`, and sh outlives a SIGKILLed npm).
  */
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { killDescendants, whenAncestorEnds } from "./descendants.ts";
 
 const RUN_FILE = new URL("./run-test-file.ts", import.meta.url).pathname;

@@ -1,36 +1,71 @@
 /**
  * Chooses the event source by evidence at start: netlink, then sigchld; the
- * sweep always runs underneath at its slow interval, and is the only source
- * when neither serves. Options can force one source or forbid some; every
- * source not chosen gets its reason, for stats() and the start-up log line.
+ * sweep always runs underneath, and is the only source when neither serves.
+ * Options can force one source or forbid some. The result is a plan (the
+ * running primary, the companions wanted beside it, why each other source is
+ * not in use, and which preferred source is worth probing again later) that
+ * one place wires: src/source-wiring.ts.
  */
+import type { Logger } from "pino";
+import type { Core } from "./core.ts";
+import type { Libc } from "./libc.ts";
 import type { NormalizedOptions } from "./options.ts";
-import { probeNetlinkSource } from "./sources/netlink.ts";
+import { probeNetlinkSource, type NetlinkSource } from "./sources/netlink.ts";
 import { startSigchldSource } from "./sources/sigchld.ts";
-import type { EventSource, ProbeResult, ReaperCore, SourceName } from "./sources/source.ts";
+import type { EventSource } from "./sources/source.ts";
+import type { SourceName } from "./types.ts";
 
-type EventDrivenSource = Exclude<SourceName, "sweep">;
+export type EventDrivenSource = Exclude<SourceName, "sweep">;
 
-export interface SourceChoice {
-  /** The event-driven source, or undefined when only the sweep serves. */
-  readonly primary: EventSource | undefined;
-  /** Sources that run beside the primary one (SIGCHLD beside netlink). */
-  readonly companions: readonly EventSource[];
-  readonly source: SourceName;
-  /** Why each source other than the chosen one is not in use. */
-  readonly notChosen: Partial<Record<SourceName, string>>;
+/** What probes and sources are started with. */
+export interface ProbeContext {
+  readonly core: Core;
+  readonly libc: Libc;
+  readonly logger: Logger;
 }
 
-const PREFERENCE: readonly EventDrivenSource[] = ["netlink", "sigchld"];
+export interface ProbeSettings {
+  /** How long the probe may wait for its child to exit. */
+  readonly timeoutMs: number;
+}
 
-const probes: Record<EventDrivenSource, (core: ReaperCore, options: NormalizedOptions) => Promise<ProbeResult>> = {
-  netlink: (core, options) =>
-    probeNetlinkSource(core, {
-      selfTestTimeoutMs: options.netlinkProbeTimeoutMs,
-      receiveBufferBytes: options.netlinkReceiveBufferBytes,
-    }),
+/** The proc connector is drained by the core; SIGCHLD only wakes it. */
+export type RunningSource =
+  | { readonly name: "netlink"; readonly source: NetlinkSource }
+  | { readonly name: "sigchld"; readonly source: EventSource };
+
+/** A running source, or why it cannot serve here and whether a later probe might succeed (it failed for time). */
+export type ProbeResult = { readonly ok: true; readonly running: RunningSource } | { readonly ok: false; readonly reason: string; readonly retryable: boolean };
+
+export type Probe = (context: ProbeContext, options: NormalizedOptions, settings: ProbeSettings) => Promise<ProbeResult>;
+
+export interface SourcePlan {
+  /** The event-driven source, running, or undefined when only the sweep serves. */
+  readonly primary: RunningSource | undefined;
+  /** Sources to run beside the primary (SIGCHLD beside netlink). */
+  readonly companions: readonly EventDrivenSource[];
+  /** Why each source not in use is not. */
+  readonly notChosen: Partial<Record<SourceName, string>>;
+  /** What each source that runs beside the primary is there for. */
+  readonly alongside: Partial<Record<SourceName, string>>;
+  /** A source preferred to the primary whose probe failed for time: probe it again later. */
+  readonly retry: EventDrivenSource | undefined;
+}
+
+export const PREFERENCE: readonly EventDrivenSource[] = ["netlink", "sigchld"];
+
+export const PROBES: Readonly<Record<EventDrivenSource, Probe>> = {
+  netlink: async ({ libc, logger }, options, { timeoutMs }) => {
+    const probe = await probeNetlinkSource(libc, logger, { selfTestTimeoutMs: timeoutMs, receiveBufferBytes: options.netlinkReceiveBufferBytes });
+    return probe.ok ? { ok: true, running: { name: "netlink", source: probe.source } } : probe;
+  },
   // PID 1 and child subreapers get SIGCHLD for adopted orphans with no privilege.
-  sigchld: async (core) => ({ ok: true, source: startSigchldSource(core) }),
+  sigchld: async ({ core }) => ({ ok: true, running: { name: "sigchld", source: startSigchldSource(core) } }),
+};
+
+/** Sources started beside a primary, never probed for it. */
+export const COMPANION_STARTERS: Readonly<Partial<Record<EventDrivenSource, (core: Core) => EventSource>>> = {
+  sigchld: startSigchldSource,
 };
 
 function refusal(name: SourceName, options: NormalizedOptions): string | undefined {
@@ -39,42 +74,66 @@ function refusal(name: SourceName, options: NormalizedOptions): string | undefin
   return undefined;
 }
 
-export async function chooseSource(core: ReaperCore, options: NormalizedOptions): Promise<SourceChoice> {
+/** A probe that throws (a spawn that failed) is a failed probe: the next source is tried. */
+export async function runProbe(probe: Probe, context: ProbeContext, options: NormalizedOptions, settings: ProbeSettings): Promise<ProbeResult> {
+  try {
+    return await probe(context, options, settings);
+  } catch (err) {
+    return { ok: false, reason: `the probe failed: ${err instanceof Error ? err.message : String(err)}`, retryable: false };
+  }
+}
+
+export async function chooseSources(
+  context: ProbeContext,
+  options: NormalizedOptions,
+  probes: Readonly<Record<EventDrivenSource, Probe>> = PROBES,
+): Promise<SourcePlan> {
   const notChosen: Partial<Record<SourceName, string>> = {};
+  let retry: EventDrivenSource | undefined;
   for (const name of PREFERENCE) {
     const refused = refusal(name, options);
     if (refused) {
       notChosen[name] = refused;
       continue;
     }
-    const result = await probes[name](core, options);
-    if (result.ok) {
-      notChosen.sweep =
-        `runs underneath as the safety net: every ${options.sweepIntervalMs} ms after activity, ` +
-        `backing off to ${options.sweepMaxIntervalMs} ms while nothing happens`;
-      return { primary: result.source, source: name, notChosen, companions: companionsOf(name, core, options, notChosen) };
-    }
+    const result = await runProbe(probes[name], context, options, { timeoutMs: options.netlinkProbeTimeoutMs });
+    if (result.ok) return { ...planAround(result.running, options, notChosen), retry };
     notChosen[name] = result.reason;
+    if (result.retryable && retry === undefined) retry = name;
   }
-  return { primary: undefined, source: "sweep", notChosen, companions: [] };
+  return { ...planAround(undefined, options, notChosen), retry };
 }
 
 /**
- * Beside netlink, SIGCHLD stays on as a scan trigger: a zombie reparented to
- * us after its exit (its parent was killed with it) gets no proc event naming
- * us, only SIGCHLD (measured: test/netlink/reparent-race.test.ts).
+ * What runs beside `primary`. Beside netlink, SIGCHLD wakes the core, which
+ * reads the proc connector on each; a SIGCHLD that no exit event explains (a
+ * zombie reparented to us after its exit: test/netlink/reparent-race.test.ts)
+ * leads to a peek.
  */
-function companionsOf(
-  name: EventDrivenSource,
-  core: ReaperCore,
+export function planAround(
+  primary: RunningSource | undefined,
   options: NormalizedOptions,
-  notChosen: Partial<Record<SourceName, string>>,
-): EventSource[] {
-  if (name !== "netlink") return [];
-  if (options.disableSources.includes("sigchld")) {
-    notChosen.sigchld = "disabled by the disableSources option";
-    return [];
+  notChosenBefore: Partial<Record<SourceName, string>>,
+): Omit<SourcePlan, "retry"> {
+  const notChosen = { ...notChosenBefore };
+  const alongside: Partial<Record<SourceName, string>> = {};
+  const companions: EventDrivenSource[] = [];
+  if (primary) {
+    delete notChosen[primary.name];
+    alongside.sweep =
+      `runs underneath as the safety net: every ${options.sweepIntervalMs} ms after activity, ` +
+      `backing off to ${options.sweepMaxIntervalMs} ms while nothing happens`;
+  } else {
+    alongside.sweep = `the only source: every ${options.sweepIntervalMs} ms`;
   }
-  notChosen.sigchld = "runs beside netlink, for zombies reparented to us after their exit event";
-  return [startSigchldSource(core)];
+  if (primary?.name === "netlink") {
+    const refused = options.disableSources.includes("sigchld") ? "disabled by the disableSources option" : undefined;
+    if (refused) notChosen.sigchld = refused;
+    else {
+      delete notChosen.sigchld;
+      companions.push("sigchld");
+      alongside.sigchld = "runs beside netlink: each SIGCHLD wakes the reaper to read the proc connector, and to peek for zombies reparented to us after their exit event";
+    }
+  }
+  return { primary, companions, notChosen, alongside };
 }

@@ -1,14 +1,15 @@
 /**
- * Errno as a typed error. bun:ffi has no errno API: libc.ts reads it through
- * __errno_location() right after each call and throws ErrnoError, naming the
- * call, so every call site can sort expected codes (EINTR, ECHILD, ESRCH, ...)
+ * Errno as a typed error. libc.ts reads errno right after each call (through
+ * __errno_location on Bun, koffi.errno() on Node) and throws ErrnoError, naming
+ * the call, so every call site can sort expected codes (EINTR, ECHILD, ESRCH, ...)
  * from real failures, as tini's reap_zombies does.
  */
 import { constants } from "node:os";
 
-const errnoNames = new Map<number, string>(
-  Object.entries(constants.errno).map(([name, value]) => [value, name]),
-);
+// Aliases share a number (EWOULDBLOCK is EAGAIN, 11): the first name listed
+// wins, so a non-blocking read that finds nothing says EAGAIN.
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(constants.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);
 
 export class ErrnoError extends Error {
   readonly errno: number;

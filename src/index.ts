@@ -2,30 +2,36 @@
  * orphan-reaper: the public entry. startOrphanReaper never throws for the
  * machine it runs on and never blocks the daemon: where it cannot serve it
  * logs one line saying why and returns a reaper whose source is "off".
- * Only invalid options reject, at once, naming the option.
+ * Start-up is a transaction (src/startup.ts): a step that fails undoes the
+ * ones before it. Only invalid options reject, at once, naming the option.
  */
+import { isMainThread } from "node:worker_threads";
 import type { Logger } from "pino";
-import { chooseSource } from "./chooser.ts";
-import { loadLibc, type Libc } from "./libc.ts";
+import { chooseSources } from "./chooser.ts";
+import { Core } from "./core.ts";
+import type { Libc } from "./libc.ts";
 import { reaperLogger } from "./log.ts";
 import { exportToRegistry, ReaperMetrics, type LifetimeSummary, type MetricsRegistry } from "./metrics.ts";
 import { normalizeOptions, type NormalizedOptions, type OrphanReaperOptions } from "./options.ts";
-import { Core } from "./reaper.ts";
+import { loadLibc, markRuntimeChildren } from "./runtime/index.ts";
 import { probeRuntimePidfds } from "./runtime-pidfds.ts";
-import { startSweepSource } from "./sources/sweep.ts";
-import type { EventSource, SourceName } from "./sources/source.ts";
+import { SourceWiring, type ProbeRetry, type SourceChange } from "./source-wiring.ts";
+import { UndoStack } from "./startup.ts";
+import { takeOrphans, type ReaperRole } from "./subreaper.ts";
+import { zeroBySource, type SourceName } from "./types.ts";
 
 export { readReaperConfig, type ReaperConfig } from "./config.ts";
 export { ErrnoError } from "./errno.ts";
 export type { LifetimeSummary, MetricsRegistry } from "./metrics.ts";
-export type { OrphanReaperOptions, ReapCandidate, ReapedProcess } from "./options.ts";
-export type { SourceName } from "./sources/source.ts";
+export type { OrphanReaperOptions } from "./options.ts";
+export type { ProbeRetry, SourceChange } from "./source-wiring.ts";
+export type { ReapCandidate, ReapedProcess, SourceName } from "./types.ts";
+export type { ReaperRole } from "./subreaper.ts";
 
 export type ReaperSource = SourceName | "off";
-/** How this process came to receive orphans. */
-export type ReaperRole = "pid1" | "subreaper";
 
 export interface ReaperStats {
+  /** The source in use now (it changes when a retried probe succeeds: see sourceChanges). */
   readonly source: ReaperSource;
   readonly role: ReaperRole | undefined;
   readonly reaped: number;
@@ -39,8 +45,16 @@ export interface ReaperStats {
   /** Date.now() at start, and at the last sweep (undefined before the first). */
   readonly startedAt: number;
   readonly lastSweepAt: number | undefined;
-  /** Why the reaper is off, or why each source other than `source` is not in use. */
+  /** Why reaping is failing right now (say /proc unreadable), or undefined while it works. */
+  readonly problem: string | undefined;
+  /** Why the reaper is off, or why each source not in use is not. */
   readonly notChosen: Readonly<Partial<Record<ReaperSource, string>>>;
+  /** What each source that runs beside `source` is there for. */
+  readonly alongside: Readonly<Partial<Record<SourceName, string>>>;
+  /** A preferred source whose probe failed for time, and when it is probed again. */
+  readonly retry: ProbeRetry | undefined;
+  /** Switches of `source` since start. */
+  readonly sourceChanges: readonly SourceChange[];
   /** Whether a zombie with no runtime pidfd counts as adopted, and why. */
   readonly runtimePidfds: { readonly holds: boolean; readonly reason: string } | undefined;
   /** Zombie lifetime percentiles per source: from the exit when known (netlink), else from first sight. */
@@ -48,93 +62,97 @@ export interface ReaperStats {
 }
 
 export interface OrphanReaper {
+  /** The source in use now. */
   readonly source: ReaperSource;
   stats(): ReaperStats;
-  /** Idempotent: clears every timer, closes every fd, removes every listener. */
+  /** Idempotent: undoes every step of start-up (timers, fds, listeners, the subreaper flag, metrics). */
   stop(): Promise<void>;
 }
 
-const NO_REAPS: Record<SourceName, number> = { netlink: 0, sigchld: 0, sweep: 0 };
-
-function offReaper(reason: string, logger: Logger): OrphanReaper {
-  logger.info({ source: "off", reason }, `orphan reaper off: ${reason}`);
-  const startedAt = Date.now();
+/** Off because disabled is news (info); off because something failed or cannot work here is a warning. */
+function offReaper(reason: string, logger: Logger, level: "info" | "warn"): OrphanReaper {
+  logger[level]({ source: "off", reason }, `orphan reaper off: ${reason}`);
   const stats: ReaperStats = {
-    source: "off", role: undefined, reaped: 0, reapedBySource: NO_REAPS, pending: 0, overruns: 0,
-    malformed: 0, vetoed: 0, failures: 0, startedAt, lastSweepAt: undefined, notChosen: { off: reason },
-    runtimePidfds: undefined, lifetimes: {},
+    source: "off", role: undefined, reaped: 0, reapedBySource: zeroBySource(), pending: 0, overruns: 0,
+    malformed: 0, vetoed: 0, failures: 0, startedAt: Date.now(), lastSweepAt: undefined, problem: undefined, notChosen: { off: reason },
+    alongside: {}, retry: undefined, sourceChanges: [], runtimePidfds: undefined, lifetimes: {},
   };
   return { source: "off", stats: () => stats, stop: async () => {} };
 }
 
-/** Makes sure orphans come to us: PID 1 gets them; otherwise become a child subreaper. */
-function takeOrphans(libc: Libc, options: NormalizedOptions): { role: ReaperRole; restore?: () => void } | string {
-  if (libc.getpid() === 1) return { role: "pid1" };
-  if (libc.isChildSubreaper()) return { role: "subreaper" };
-  if (!options.subreaper) return "neither PID 1 nor a child subreaper, and the subreaper option is false";
-  libc.setChildSubreaper(true);
-  return { role: "subreaper", restore: () => libc.setChildSubreaper(false) };
+/** Why this process cannot reap at all, before anything is touched. */
+function unfitPlace(): string | undefined {
+  if (process.platform !== "linux") return `platform ${process.platform} is not Linux`;
+  if (!isMainThread)
+    return "started inside a Worker: adopted orphans are children of the main thread, and a thread may only wait for its own children, so it could reap nothing; start it from the main thread";
+  return undefined;
 }
 
 export async function startOrphanReaper(options?: OrphanReaperOptions): Promise<OrphanReaper> {
   const normalized = normalizeOptions(options);
   const logger = reaperLogger(normalized.logger);
-  if (!normalized.enabled) return offReaper("disabled by the enabled option", logger);
-  if (process.platform !== "linux") return offReaper(`platform ${process.platform} is not Linux`, logger);
+  const { enabled, reason, failed } = normalized.enabled;
+  if (!enabled) return offReaper(reason, logger, failed ? "warn" : "info");
+  const unfit = unfitPlace();
+  if (unfit) return offReaper(unfit, logger, "warn");
+  const undo = new UndoStack(logger);
   try {
-    return await startOn(loadLibc(), normalized, logger);
+    return await startOn(loadLibc(), normalized, logger, undo);
   } catch (err) {
-    return offReaper(`cannot start: ${err instanceof Error ? err.message : String(err)}`, logger);
+    await undo.run();
+    return offReaper(`cannot start: ${err instanceof Error ? err.message : String(err)}`, logger, "warn");
   }
 }
 
 /** Metrics are an extra: when they cannot be exported the reaper still runs, and says why. */
-async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, core: Core, logger: Logger) {
+async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, core: Core, libc: Libc, logger: Logger) {
   try {
-    return await exportToRegistry(registry, metrics, core.counters, core.selfPid);
+    return await exportToRegistry(registry, metrics, () => core.counts(), libc, core.selfPid);
   } catch (err) {
     logger.warn({ err }, "metricsRegistry was given but the metrics cannot be exported: install prom-client, or pass a registry without orphan_reaper_* metrics already in it");
     return undefined;
   }
 }
 
-async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger): Promise<OrphanReaper> {
-  const taken = takeOrphans(libc, options);
-  if (typeof taken === "string") return offReaper(taken, logger);
+/** Each step that changes the process pushes its undo before the next step runs. */
+async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, undo: UndoStack): Promise<OrphanReaper> {
+  const intake = takeOrphans(libc, options.subreaper);
+  if (typeof intake === "string") return offReaper(intake, logger, "warn");
+  undo.push("release the child subreaper flag", intake.release);
+  undo.push("stop marking the runtime's children", markRuntimeChildren(libc));
   const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds(libc);
   const metrics = new ReaperMetrics();
   const core = new Core({
-    libc, logger, options, runtimeMarksChildrenWithPidfd: runtimePidfds?.holds ?? false,
-    onReaped: (reaped) => metrics.recordReap(reaped),
+    libc, logger, graceMs: options.graceMs, alwaysGrace: options.alwaysGrace, reapLogLevel: options.reapLogLevel,
+    onReap: options.onReap, shouldReap: options.shouldReap, runtimeMarksChildrenWithPidfd: runtimePidfds?.holds ?? false,
+    record: (reaped) => metrics.recordReap(reaped),
   });
-  const choice = await chooseSource(core, options);
-  const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, logger));
-  if (choice.source === "netlink") core.exactSource = choice.primary;
-  // Beside an event source the sweep may back off while nothing happens; alone it may not.
-  const maxIntervalMs = choice.primary ? options.sweepMaxIntervalMs : undefined;
-  const sources: EventSource[] = [startSweepSource(core, { intervalMs: options.sweepIntervalMs, maxIntervalMs })];
-  if (choice.primary) sources.push(choice.primary, ...choice.companions);
+  undo.push("stop the core", () => core.stop());
+  const context = { core, libc, logger };
+  const plan = await chooseSources(context, options);
+  const sources = new SourceWiring(context, options, plan);
+  undo.push("stop the sources", () => sources.stop());
+  sources.start();
+  const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, libc, logger));
+  if (unexport) undo.push("remove the exported metrics", unexport);
   const startedAt = Date.now();
   logger.info(
-    { source: choice.source, role: taken.role, notChosen: choice.notChosen, runtimePidfds },
-    `orphan reaper started: source ${choice.source}, as ${taken.role === "pid1" ? "PID 1" : "child subreaper"}`,
+    { source: sources.source, role: intake.role, notChosen: sources.notChosen, alongside: sources.alongside, retry: sources.retry, runtimePidfds },
+    `orphan reaper started: source ${sources.source}, as ${intake.role === "pid1" ? "PID 1" : "child subreaper"}`,
   );
 
   let stopping: Promise<void> | undefined;
   return {
-    source: choice.source,
+    get source() {
+      return sources.source;
+    },
     stats: () => ({
-      source: choice.source, role: taken.role, ...core.counters, pending: core.pendingCount,
-      reapedBySource: { ...core.counters.reapedBySource }, startedAt, lastSweepAt: core.lastSweepAt,
-      notChosen: choice.notChosen, runtimePidfds, lifetimes: metrics.lifetimes(),
+      source: sources.source, role: intake.role, ...core.counts(), pending: core.pendingCount,
+      startedAt, lastSweepAt: core.lastSweepAt, problem: core.problem,
+      notChosen: sources.notChosen, alongside: sources.alongside, retry: sources.retry,
+      sourceChanges: [...sources.changes], runtimePidfds, lifetimes: metrics.lifetimes(),
     }),
     stop: () =>
-      (stopping ??= (async () => {
-        core.stop();
-        await Promise.all(sources.map((source) => source.stop()));
-        taken.restore?.();
-        unexport?.();
-        logger.info({ reaped: core.counters.reaped }, "orphan reaper stopped");
-      })()),
+      (stopping ??= undo.run().then(() => logger.info({ reaped: core.counts().reaped }, "orphan reaper stopped"))),
   };
 }

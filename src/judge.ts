@@ -1,225 +1,182 @@
 /**
- * Judging and reaping: each batch of pinned zombies is sorted with the pure
- * policy (src/policy.ts), the runtime's are left to it, the adopted reaped,
- * the unknown kept pending on one grace timer, and each reap reported (log
- * line, onReap, counters). The core (src/reaper.ts) decides which zombies to
- * bring here and when.
+ * The judge: sorts pinned zombies with the pure policy (src/policy.ts) and
+ * returns what to do with each; it reaps nothing itself. It remembers what
+ * outlives one look, each by PID and start time: zombies waiting out their
+ * grace window (and when each is due), zombies that are the runtime's, and
+ * zombies that shouldReap vetoed (asked once per zombie).
  */
-import type { Logger } from "pino";
-import type { Libc } from "./libc.ts";
-import type { NormalizedOptions, ReapedProcess } from "./options.ts";
-import { classifyZombie, isLoopLate, judgeZombie, type Provenance, type ProvenanceFacts, type Verdict } from "./policy.ts";
+import { classifyZombie, judgeZombie, needsRuntimeLook, type Provenance, type ProvenanceFacts } from "./policy.ts";
 import type { ProcStat } from "./procfs.ts";
-import { reapZombie, releaseZombie, type ExitStatus, type PinnedZombie } from "./reap.ts";
-import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
-import type { ExitNotice, SourceName } from "./sources/source.ts";
+import type { ReapCandidate, ReapProvenance, SourceName } from "./types.ts";
+import type { PinnedZombie } from "./zombie.ts";
 
-/** A zombie that is not reapable yet: in its grace window, or its threads still live. */
-interface PendingZombie {
-  readonly stat: ProcStat;
-  readonly firstSeenAt: number;
+/** A zombie brought to the judge, with what the core knows of it. */
+export interface Candidate {
+  readonly zombie: PinnedZombie;
   readonly seenBy: SourceName;
+  /** From the exact source: did this process fork it? */
+  readonly forkedBySelf: boolean | undefined;
+  /** The kernel's exit time, when the source knew it (performance.now() ms). */
   readonly exitedAt?: number;
+  /** Its /proc stat, read on first use; undefined once the process is gone. */
+  readonly stat: () => ProcStat | undefined;
+}
+
+export type Decision =
+  | { readonly action: "reap"; readonly candidate: Candidate; readonly provenance: ReapProvenance; readonly firstSeenAt: number }
+  /** Left to the runtime, which holds a pidfd on it. */
+  | { readonly action: "runtime"; readonly candidate: Candidate }
+  /** Left as it is for now: in its grace window, or known to stay. */
+  | { readonly action: "wait"; readonly candidate: Candidate }
+  /** shouldReap said no (asked once per zombie). */
+  | { readonly action: "veto"; readonly candidate: Candidate };
+
+export interface JudgeSettings {
+  readonly graceMs: number;
+  readonly alwaysGrace: boolean;
+  /** Whether the runtime holds a pidfd for every child it spawns (probed at start). */
+  readonly runtimeMarksChildrenWithPidfd: boolean;
+  readonly shouldReap?: (candidate: ReapCandidate) => boolean;
+}
+
+interface PendingZombie {
+  readonly startTime: number;
+  readonly firstSeenAt: number;
   /** Earliest time to look again. */
   retryAt: number;
 }
 
 /** How soon to look again at a zombie leader whose other threads still run. */
-const THREADS_ALIVE_RETRY_MS = 50;
-
-export interface JudgeCounters {
-  reaped: number;
-  reapedBySource: Record<SourceName, number>;
-  vetoed: number;
-}
-
-export interface JudgeSettings {
-  readonly libc: Libc;
-  readonly logger: Logger;
-  readonly selfPid: number;
-  readonly options: NormalizedOptions;
-  /** Whether the runtime holds a pidfd for every child it spawns (probed at start). */
-  readonly runtimeMarksChildrenWithPidfd: boolean;
-  readonly counters: JudgeCounters;
-  /** From the exact source (the proc connector): did this process fork `pid`? */
-  readonly forkedBySelf: (pid: number) => boolean | undefined;
-  /** Called with each reap, after the log line and onReap. */
-  readonly onReaped: (reaped: ReapedProcess) => void;
-  /** The earliest pending zombie is due: bring the waitable zombies back. */
-  readonly onDue: () => void;
-}
+export const THREADS_ALIVE_RETRY_MS = 50;
 
 export class Judge {
   readonly #settings: JudgeSettings;
-  readonly #libc: Libc;
-  readonly #logger: Logger;
-  readonly #counters: JudgeCounters;
   readonly #pending = new Map<number, PendingZombie>();
-  /** Zombies already judged the runtime's, by PID and start time: no pidfd look for them again. */
-  readonly #runtimeZombies = new Map<number, number>();
+  /** Zombies judged the runtime's, by PID: start time. No pidfd look for them again. */
+  readonly #runtime = new Map<number, number>();
+  /** Zombies shouldReap vetoed, by PID: start time. Never asked again. */
+  readonly #vetoed = new Map<number, number>();
   #loopLateAt = -Infinity;
-  #graceTimer: ReturnType<typeof setTimeout> | undefined;
-  #stopped = false;
 
   constructor(settings: JudgeSettings) {
     this.#settings = settings;
-    this.#libc = settings.libc;
-    this.#logger = settings.logger;
-    this.#counters = settings.counters;
   }
 
   get pendingCount(): number {
     return this.#pending.size;
   }
 
-  /** Already judged the runtime's: judging it again would change nothing. */
-  #isRuntimeZombie(stat: ProcStat): boolean {
-    return this.#runtimeZombies.get(stat.pid) === stat.startTime;
+  /** The earliest time a pending zombie is due, or undefined. */
+  nextDueAt(): number | undefined {
+    let due: number | undefined;
+    for (const entry of this.#pending.values()) due = Math.min(due ?? Infinity, entry.retryAt);
+    return due;
   }
 
-  stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#graceTimer);
-    this.#pending.clear();
-    this.#runtimeZombies.clear();
+  /** Pending zombies whose time has come. */
+  duePids(now: number): number[] {
+    return [...this.#pending].filter(([, entry]) => entry.retryAt <= now).map(([pid]) => pid);
+  }
+
+  /** The grace timer fired this late: the runtime could not reap meanwhile, so grace windows restart. */
+  noteLoopLate(at: number): void {
+    this.#loopLateAt = at;
+  }
+
+  /** Forgets PIDs that are no longer children of ours: their owner reaped them. */
+  forgetExcept(children: ReadonlySet<number>): void {
+    for (const memo of [this.#pending, this.#runtime, this.#vetoed]) {
+      for (const pid of memo.keys()) if (!children.has(pid)) memo.delete(pid);
+    }
+  }
+
+  /** A zombie that must stay (the runtime's, vetoed, in its grace window) and so hides others from a waitid peek. */
+  isKnownToStay(candidate: Candidate): boolean {
+    return this.#remembered(this.#runtime, candidate) || this.#remembered(this.#vetoed, candidate);
+  }
+
+  /** A reap found the leader's threads still running: look again soon. */
+  retrySoon(candidate: Candidate, firstSeenAt: number, now: number): void {
+    const startTime = candidate.stat()?.startTime;
+    if (startTime !== undefined) this.#pending.set(candidate.zombie.pid, { startTime, firstSeenAt, retryAt: now + THREADS_ALIVE_RETRY_MS });
   }
 
   /**
-   * Pending entries that are no longer our children were reaped by their
-   * owner; those not waitable (a leader whose threads still run) wait a bit.
+   * Decides each candidate. `runtimeHolds` is asked once, for the zombies
+   * whose verdict depends on it: only those that would otherwise be reaped.
    */
-  refresh(children: ReadonlySet<number>, waitable: ReadonlySet<number>): void {
-    const retryAt = performance.now() + THREADS_ALIVE_RETRY_MS;
-    for (const pid of this.#runtimeZombies.keys()) if (!children.has(pid)) this.#runtimeZombies.delete(pid);
-    for (const [pid, entry] of this.#pending) {
-      if (!children.has(pid)) this.#pending.delete(pid);
-      else if (!waitable.has(pid)) entry.retryAt = Math.max(entry.retryAt, retryAt);
-    }
-    this.#armGraceTimer();
-  }
-
-  /** Judges and reaps pinned zombies (waitable, so only readable fds can be the runtime's pidfds on them), then releases them. */
-  async judgeAndReap(zombies: readonly PinnedZombie[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<void> {
-    try {
-      await this.#judgeAndReapPinned(zombies, by, exits);
-    } finally {
-      for (const zombie of zombies) releaseZombie(this.#libc, zombie);
-    }
-  }
-
-  async #judgeAndReapPinned(zombies: readonly PinnedZombie[], by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<void> {
-    const fresh = zombies.filter(({ stat }) => !this.#isRuntimeZombie(stat));
-    if (this.#stopped || fresh.length === 0) return this.#armGraceTimer();
-    const now = performance.now();
-    const judged = fresh.map((zombie) => {
-      const { stat } = zombie;
-      const known = this.#pending.get(stat.pid);
-      const notice = exits?.get(stat.pid);
-      const entry: PendingZombie =
-        known?.stat.startTime === stat.startTime
-          ? known
-          : { stat, firstSeenAt: now, seenBy: by, exitedAt: notice?.exitedAt, retryAt: now };
-      const facts: ProvenanceFacts = {
-        runtimeHoldsPidfd: false,
-        forkedBySelf: notice ? !notice.adopted : this.#settings.forkedBySelf(stat.pid),
-        runtimeMarksChildrenWithPidfd: this.#settings.runtimeMarksChildrenWithPidfd,
-        alwaysGrace: this.#settings.options.alwaysGrace,
-      };
-      return { entry, facts, zombie };
+  async decide(candidates: readonly Candidate[], now: number, runtimeHolds: (pids: number[]) => Promise<ReadonlySet<number>>): Promise<Decision[]> {
+    const fresh = candidates.filter((candidate) => !this.isKnownToStay(candidate));
+    const judged = fresh.map((candidate) => {
+      const facts = this.#facts(candidate);
+      const firstSeenAt = this.#pendingEntry(candidate)?.firstSeenAt ?? now;
+      const wouldReap = this.#verdict(classifyZombie(facts), candidate, firstSeenAt, now).action === "reap";
+      return { candidate, facts, firstSeenAt, wouldReap };
     });
-    // The runtime-pidfd look is made only when a zombie would be reaped
-    // unless the runtime holds it. Our own pins are not the runtime's.
-    const wouldReap = judged.some(({ entry, facts }) => this.#verdict(entry, classifyZombie(facts), now).action === "reap");
-    const ownPidfds = new Set(fresh.map(({ pidfd }) => pidfd).filter((fd) => fd !== undefined));
-    const runtimePids = wouldReap
-      ? await runtimeHoldsPidfd(this.#libc, fresh.map(({ stat }) => stat.pid), "waitable zombies", ownPidfds)
-      : new Set<number>();
-    if (this.#stopped) return;
-    for (const { entry, facts, zombie } of judged) {
-      this.#decide(entry, zombie, classifyZombie({ ...facts, runtimeHoldsPidfd: runtimePids.has(entry.stat.pid) }), now);
+    const toLook = judged.filter(({ facts, wouldReap }) => wouldReap && needsRuntimeLook(facts)).map(({ candidate }) => candidate.zombie.pid);
+    const held = toLook.length > 0 ? await runtimeHolds(toLook) : new Set<number>();
+    const decisions: Decision[] = candidates.filter((candidate) => !fresh.includes(candidate)).map((candidate) => ({ action: "wait", candidate }));
+    for (const { candidate, facts, firstSeenAt } of judged) {
+      const provenance = classifyZombie({ ...facts, runtimeHoldsPidfd: held.has(candidate.zombie.pid) });
+      decisions.push(this.#decideOne(candidate, provenance, firstSeenAt, now));
     }
-    this.#armGraceTimer();
+    return decisions;
   }
 
-  #verdict(entry: PendingZombie, provenance: Provenance, now: number): Verdict {
-    const clock = { firstSeenAt: entry.firstSeenAt, loopLateAt: this.#loopLateAt, now, graceMs: this.#settings.options.graceMs };
-    return judgeZombie(provenance, clock);
-  }
-
-  #decide(entry: PendingZombie, zombie: PinnedZombie, provenance: Provenance, now: number): void {
-    const { pid } = entry.stat;
-    const verdict = this.#verdict(entry, provenance, now);
+  #decideOne(candidate: Candidate, provenance: Provenance, firstSeenAt: number, now: number): Decision {
+    const { pid } = candidate.zombie;
+    const verdict = this.#verdict(provenance, candidate, firstSeenAt, now);
     if (verdict.action === "leave" || provenance === "runtime") {
-      this.#logger.debug({ pid, comm: entry.stat.comm }, "zombie belongs to the runtime (it holds a pidfd): left to it");
-      this.#runtimeZombies.set(pid, entry.stat.startTime);
+      this.#remember(this.#runtime, candidate);
       this.#pending.delete(pid);
-      return;
+      return { action: "runtime", candidate };
     }
     if (verdict.action === "wait") {
-      entry.retryAt = verdict.until;
-      this.#pending.set(pid, entry);
-      return;
-    }
-    if (!this.#mayReap(entry, provenance)) {
-      this.#pending.delete(pid);
-      return;
-    }
-    const outcome = reapZombie(this.#libc, this.#settings.selfPid, zombie);
-    if (outcome.kind === "not-yet") {
-      entry.retryAt = now + THREADS_ALIVE_RETRY_MS;
-      this.#pending.set(pid, entry);
-      return;
+      const startTime = candidate.stat()?.startTime;
+      if (startTime !== undefined) this.#pending.set(pid, { startTime, firstSeenAt, retryAt: verdict.until });
+      return { action: "wait", candidate };
     }
     this.#pending.delete(pid);
-    if (outcome.kind === "reaped") this.#report(entry, provenance, outcome.exit);
+    if (!this.#mayReap(candidate, provenance)) return { action: "veto", candidate };
+    return { action: "reap", candidate, provenance, firstSeenAt };
   }
 
-  #mayReap(entry: PendingZombie, provenance: "adopted" | "unknown"): boolean {
-    const shouldReap = this.#settings.options.shouldReap;
-    if (!shouldReap || shouldReap({ pid: entry.stat.pid, comm: entry.stat.comm, provenance })) return true;
-    this.#counters.vetoed += 1;
-    this.#logger.debug({ pid: entry.stat.pid, comm: entry.stat.comm }, "shouldReap vetoed reaping this zombie");
+  #facts(candidate: Candidate): ProvenanceFacts {
+    return {
+      runtimeHoldsPidfd: false,
+      forkedBySelf: candidate.forkedBySelf,
+      runtimeMarksChildrenWithPidfd: this.#settings.runtimeMarksChildrenWithPidfd,
+      alwaysGrace: this.#settings.alwaysGrace,
+    };
+  }
+
+  /** The grace window runs from the exit when the kernel told it, else from first sight. */
+  #verdict(provenance: Provenance, candidate: Candidate, firstSeenAt: number, now: number) {
+    const zombieSince = Math.min(firstSeenAt, candidate.exitedAt ?? firstSeenAt);
+    return judgeZombie(provenance, { firstSeenAt: zombieSince, loopLateAt: this.#loopLateAt, now, graceMs: this.#settings.graceMs });
+  }
+
+  #mayReap(candidate: Candidate, provenance: ReapProvenance): boolean {
+    const { shouldReap } = this.#settings;
+    if (!shouldReap) return true;
+    const comm = candidate.stat()?.comm ?? "";
+    if (shouldReap({ pid: candidate.zombie.pid, comm, provenance })) return true;
+    this.#remember(this.#vetoed, candidate);
     return false;
   }
 
-  #report(entry: PendingZombie, provenance: "adopted" | "unknown", exit: ExitStatus): void {
-    const now = performance.now();
-    const reaped: ReapedProcess = {
-      pid: entry.stat.pid,
-      comm: entry.stat.comm,
-      ...exit,
-      source: entry.seenBy,
-      provenance,
-      ...(entry.exitedAt === undefined ? {} : { lifetimeMs: now - entry.exitedAt }),
-      seenForMs: now - entry.firstSeenAt,
-    };
-    this.#counters.reaped += 1;
-    this.#counters.reapedBySource[reaped.source] += 1;
-    this.#logger[this.#settings.options.reapLogLevel]({ orphan: reaped }, "reaped orphan");
-    this.#notify(reaped);
+  #pendingEntry(candidate: Candidate): PendingZombie | undefined {
+    const entry = this.#pending.get(candidate.zombie.pid);
+    return entry && entry.startTime === candidate.stat()?.startTime ? entry : undefined;
   }
 
-  #notify(reaped: ReapedProcess): void {
-    try {
-      this.#settings.options.onReap?.(reaped);
-      this.#settings.onReaped(reaped);
-    } catch (err) {
-      this.#logger.warn({ err, pid: reaped.pid }, "onReap threw; the reaper carries on");
-    }
+  #remembered(memo: Map<number, number>, candidate: Candidate): boolean {
+    const startTime = memo.get(candidate.zombie.pid);
+    return startTime !== undefined && startTime === candidate.stat()?.startTime;
   }
 
-  /** One timer for the earliest pending deadline; its lateness tells whether the loop was blocked. */
-  #armGraceTimer(): void {
-    clearTimeout(this.#graceTimer);
-    this.#graceTimer = undefined;
-    if (this.#stopped || this.#pending.size === 0) return;
-    const due = Math.min(...[...this.#pending.values()].map((entry) => entry.retryAt));
-    const delay = Math.max(0, due - performance.now());
-    this.#graceTimer = setTimeout(() => {
-      if (isLoopLate(due, performance.now())) this.#loopLateAt = performance.now();
-      this.#settings.onDue();
-    }, delay);
-    this.#graceTimer.unref();
+  #remember(memo: Map<number, number>, candidate: Candidate): void {
+    const startTime = candidate.stat()?.startTime;
+    if (startTime !== undefined) memo.set(candidate.zombie.pid, startTime);
   }
 }
-

@@ -1,22 +1,19 @@
 /**
- * The kernel boundary: the only module that opens libc through bun:ffi.
- * Every call is a small synchronous wrapper that reads errno at once (through
- * __errno_location, never the `errno` symbol, a known Bun segfault) and turns
- * -1 into an ErrnoError naming the call. Arguments are plain integers and
- * buffers; no JSCallback (threadsafe callbacks have a crash history in Bun).
- *
- * The libc file is the one this process already has mapped (glibc's
- * libc.so.6 or musl's ld-musl-<arch>.so.1), read from /proc/self/maps, so no
- * header, compiler or install script is needed on the user's machine.
+ * The kernel boundary, runtime-neutral: the `Libc` interface the rest of the
+ * code calls, the kernel constants and struct layouts it needs (named once,
+ * beside their headers), and `libcFromCalls`, which turns a runtime's raw C
+ * calls (src/runtime/bun.ts through bun:ffi, src/runtime/node.ts through
+ * koffi) into that interface: errno read right after each call, -1 turned
+ * into an ErrnoError naming the call, structs decoded here once.
  */
-import { dlopen, FFIType, ptr as addressOf, read, type Pointer } from "bun:ffi";
 import { readFileSync } from "node:fs";
 import { ErrnoError } from "./errno.ts";
-import { SO_ATTACH_FILTER, SOL_SOCKET } from "./netlink/constants.ts";
 
+// <asm-generic/errno-base.h>
+const EAGAIN = 11;
 // <linux/prctl.h>
-const PR_SET_CHILD_SUBREAPER = 36;
-const PR_GET_CHILD_SUBREAPER = 37;
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_GET_CHILD_SUBREAPER = 37;
 // <linux/wait.h>
 export const P_ALL = 0;
 export const P_PID = 1;
@@ -24,9 +21,15 @@ export const P_PIDFD = 3;
 export const WNOHANG = 0x1;
 export const WEXITED = 0x4;
 export const WNOWAIT = 0x01000000;
+/**
+ * Only children of the calling thread: the reaper runs on the main thread
+ * (the thread-group leader), where the kernel reparents every orphan, while a
+ * Worker's children are its own thread's, so they can never be taken.
+ */
+export const __WNOTHREAD = 0x20000000;
 // <asm-generic/unistd.h>: pidfd_open is 434 on every architecture (unified
 // syscall table since Linux 5.1); musl has no wrapper for it.
-const SYS_pidfd_open = 434;
+export const SYS_pidfd_open = 434;
 // <poll.h>: struct pollfd { int fd; short events; short revents; }, 8 bytes.
 const POLLFD_INTS = 2;
 const POLLIN = 0x1;
@@ -42,33 +45,29 @@ export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
 // <linux/time.h>: the clock of ktime_get_ns(), which stamps proc events.
 const CLOCK_MONOTONIC = 1;
+// --- process control for `orphan-reaper run` ---
+// <linux/prctl.h>
+const PR_SET_PDEATHSIG = 1;
+// <fcntl.h>
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+// <signal.h>: SIG_DFL and SIG_IGN are the handler values 0 and 1.
+const SIG_DFL = 0n;
+const SIG_IGN = 1n;
+const SIG_SETMASK = 2;
+// struct sigaction (glibc 152 bytes, musl 152): the handler is the first field;
+// sigset_t is 128 bytes in both (the kernel reads the first 8).
+const SIGACTION_SIZE = 152;
+const SIGSET_SIZE = 128;
+
+/** What a signal does to this process now: its disposition. */
+export type SignalDisposition = "default" | "ignore" | "handler";
+
 // <linux/filter.h>: struct sock_fprog is
 // { u16 len; (6 bytes pad) struct sock_filter *filter; } on 64-bit.
-const SOCK_FILTER_SIZE = 8;
-const SOCK_FPROG_SIZE = 16;
-const SOCK_FPROG_FILTER = 8;
-
-const { i32, u32, i64, u64, ptr } = FFIType;
-
-const symbols = {
-  __errno_location: { args: [], returns: ptr },
-  getpid: { args: [], returns: i32 },
-  close: { args: [i32], returns: i32 },
-  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
-  syscall: { args: [i64, i64, i64], returns: i64 },
-  waitid: { args: [i32, u32, ptr, i32], returns: i32 },
-  socket: { args: [i32, i32, i32], returns: i32 },
-  bind: { args: [i32, ptr, u32], returns: i32 },
-  connect: { args: [i32, ptr, u32], returns: i32 },
-  send: { args: [i32, ptr, u64, i32], returns: i64 },
-  recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
-  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
-  getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
-  clock_gettime: { args: [i32, ptr], returns: i32 },
-  poll: { args: [ptr, u64, i32], returns: i32 },
-} as const;
-
-type Symbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+export const SOCK_FILTER_SIZE = 8;
+export const SOCK_FPROG_SIZE = 16;
+export const SOCK_FPROG_FILTER = 8;
 
 /** What waitid reported for one child. */
 export interface WaitResult {
@@ -94,8 +93,14 @@ export interface Libc {
   bind(fd: number, address: Uint8Array): void;
   connect(fd: number, address: Uint8Array): void;
   send(fd: number, data: Uint8Array): number;
-  /** recvfrom(2); returns the bytes read and fills `address` (sockaddr). */
-  recvfrom(fd: number, into: Uint8Array, address: Uint8Array): number;
+  /**
+   * The PID of the waitable zombie child (of this thread) that pidfd `fd`
+   * names, else 0: the fd is no pidfd, or names a live process or not our
+   * child. One waitid(P_PIDFD, WNOWAIT) that takes nothing and never throws.
+   */
+  waitablePidOfFd(fd: number): number;
+  /** recvfrom(2) on a non-blocking socket: the bytes read (filling `address`), or -1 when nothing is queued (EAGAIN). */
+  receive(fd: number, into: Uint8Array, address: Uint8Array): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
   getsockoptInt(fd: number, level: number, name: number): number;
   /** SO_ATTACH_FILTER with a classic BPF program (struct sock_filter[] bytes). */
@@ -104,6 +109,73 @@ export interface Libc {
   monotonicNs(): bigint;
   /** Of the fds 0 .. count-1, those open and readable now: one poll(2) with POLLIN and no wait. */
   readableFdsBelow(count: number): number[];
+
+  // --- process control for `orphan-reaper run` ---
+  /** setpgid(2). */
+  setpgid(pid: number, pgid: number): void;
+  getpgrp(): number;
+  /** tcsetpgrp(3): make `pgrp` the foreground process group of the terminal on `fd`. */
+  tcsetpgrp(fd: number, pgrp: number): void;
+  /** tcgetpgrp(3): the foreground process group of the terminal on `fd`. */
+  tcgetpgrp(fd: number): number;
+  isatty(fd: number): boolean;
+  /** fcntl(F_SETFD): whether `fd` closes on exec. */
+  setCloseOnExec(fd: number, on: boolean): void;
+  signalDisposition(signal: number): SignalDisposition;
+  /** signal(2) with SIG_DFL or SIG_IGN only: no handler code crosses the FFI boundary. */
+  setSignalDisposition(signal: number, disposition: "default" | "ignore"): void;
+  /** sigprocmask(SIG_SETMASK, empty) on the calling thread, the one that will exec. */
+  unblockAllSignals(): void;
+  /** SIGRTMIN and SIGRTMAX as this libc numbers them (glibc keeps 32-33 for itself, musl 32-34). */
+  realtimeSignalRange(): { readonly min: number; readonly max: number };
+  /** prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent exits. */
+  setParentDeathSignal(signal: number): void;
+  /** execvp(3): returns only by throwing, when the command cannot be run. */
+  execvp(file: string, args: readonly string[]): never;
+}
+
+/**
+ * The C calls as a runtime binding makes them: each returns the C result
+ * (-1 on failure) and `errno()` gives the errno of the call just made, so it
+ * must be read before any other call. Buffers are passed by address.
+ */
+export interface LibcCalls {
+  readonly path: string;
+  errno(): number;
+  getpid(): number;
+  close(fd: number): number;
+  prctl(option: number, value: number): number;
+  /** prctl with an `int *` second argument (the PR_GET_* form). */
+  prctlGetInt(option: number, into: Int32Array): number;
+  syscall(number: number, arg1: number, arg2: number): number;
+  waitid(idType: number, id: number, siginfo: Uint8Array, options: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, address: Uint8Array, length: number): number;
+  connect(fd: number, address: Uint8Array, length: number): number;
+  send(fd: number, data: Uint8Array, length: number, flags: number): number;
+  recvfrom(fd: number, into: Uint8Array, length: number, flags: number, address: Uint8Array, addressLength: Uint32Array): number;
+  setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Int32Array, length: Uint32Array): number;
+  /** setsockopt(SOL_SOCKET, SO_ATTACH_FILTER) with a sock_fprog pointing at `program`. */
+  attachFilter(fd: number, program: Uint8Array): number;
+  clockGettime(clock: number, timespec: BigInt64Array): number;
+  poll(pollfds: Int32Array, count: number, timeoutMs: number): number;
+  // process control for `orphan-reaper run`
+  setpgid(pid: number, pgid: number): number;
+  getpgrp(): number;
+  tcsetpgrp(fd: number, pgrp: number): number;
+  tcgetpgrp(fd: number): number;
+  isatty(fd: number): number;
+  fcntl(fd: number, command: number, argument: number): number;
+  /** signal(2) with SIG_DFL (0) or SIG_IGN (1); returns -1 on failure. */
+  signal(signal: number, handler: bigint): number;
+  /** sigaction(signal, NULL, old). */
+  sigactionQuery(signal: number, old: Uint8Array): number;
+  sigprocmask(how: number, set: Uint8Array): number;
+  sigrtmin(): number;
+  sigrtmax(): number;
+  /** execvp with C strings; returns -1 (it returns only on failure). */
+  execvp(file: string, args: readonly string[]): number;
 }
 
 /** The path of the C library this process has mapped (glibc or musl). */
@@ -114,23 +186,10 @@ export function findLoadedLibc(maps = readFileSync("/proc/self/maps", "utf8")): 
   return match[1];
 }
 
-let loaded: Libc | undefined;
-
-/** Opens libc once; throws when the platform or FFI cannot serve. */
-export function loadLibc(): Libc {
-  if (process.platform !== "linux") throw new Error(`platform ${process.platform} is not Linux`);
-  loaded ??= bindLibc(findLoadedLibc());
-  return loaded;
-}
-
-function bindLibc(path: string): Libc {
-  const lib: Symbols = dlopen(path, symbols).symbols;
-  const errnoPointer = lib.__errno_location() as Pointer;
-  const lastErrno = () => read.i32(errnoPointer, 0);
-
-  /** Runs one libc call; a negative result becomes an ErrnoError. */
-  function checked<T extends number | bigint>(syscall: string, result: T): T {
-    if (result < 0) throw new ErrnoError(syscall, lastErrno());
+export function libcFromCalls(c: LibcCalls): Libc {
+  /** A negative result becomes an ErrnoError; call it right after the C call. */
+  function checked(syscall: string, result: number): number {
+    if (result < 0) throw new ErrnoError(syscall, c.errno());
     return result;
   }
 
@@ -140,66 +199,91 @@ function bindLibc(path: string): Libc {
   const siginfoView = new DataView(siginfo.buffer);
   const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
   let pollfds = new Int32Array(0);
+  const sigaction = new Uint8Array(SIGACTION_SIZE);
+  const sigactionView = new DataView(sigaction.buffer);
+  const emptySet = new Uint8Array(SIGSET_SIZE);
 
   return {
-    path,
-    getpid: () => lib.getpid(),
-    close: (fd) => void checked("close", lib.close(fd)),
-    setChildSubreaper: (on) => void checked("prctl", lib.prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0)),
+    path: c.path,
+    getpid: () => c.getpid(),
+    close: (fd) => void checked("close", c.close(fd)),
+    setChildSubreaper: (on) => void checked("prctl", c.prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0)),
     isChildSubreaper() {
-      checked("prctl", lib.prctl(PR_GET_CHILD_SUBREAPER, addressOf(intBox), 0, 0, 0));
+      checked("prctl", c.prctlGetInt(PR_GET_CHILD_SUBREAPER, intBox));
       return intBox[0] !== 0;
     },
-    pidfdOpen: (pid) => Number(checked("pidfd_open", lib.syscall(SYS_pidfd_open, pid, 0))),
+    pidfdOpen: (pid) => checked("pidfd_open", c.syscall(SYS_pidfd_open, pid, 0)),
     waitid(idType, id, options) {
       // WNOHANG with nothing to reap leaves si_pid untouched: zero it first.
       siginfo.fill(0);
-      checked("waitid", lib.waitid(idType, id, siginfo, options));
+      checked("waitid", c.waitid(idType, id, siginfo, options));
       return {
         pid: siginfoView.getInt32(SIGINFO_PID, true),
         code: siginfoView.getInt32(SIGINFO_CODE, true),
         status: siginfoView.getInt32(SIGINFO_STATUS, true),
       };
     },
-    socket: (domain, type, protocol) => checked("socket", lib.socket(domain, type, protocol)),
-    bind: (fd, address) => void checked("bind", lib.bind(fd, address, address.byteLength)),
-    connect: (fd, address) => void checked("connect", lib.connect(fd, address, address.byteLength)),
-    send: (fd, data) => Number(checked("send", lib.send(fd, data, data.byteLength, 0))),
-    recvfrom(fd, into, address) {
-      lengthBox[0] = address.byteLength;
-      return Number(checked("recvfrom", lib.recvfrom(fd, into, into.byteLength, 0, address, lengthBox)));
+    waitablePidOfFd(fd) {
+      siginfo.fill(0);
+      if (c.waitid(P_PIDFD, fd, siginfo, WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD) < 0) return 0;
+      return siginfoView.getInt32(SIGINFO_PID, true);
     },
-    setsockopt: (fd, level, name, value) =>
-      void checked("setsockopt", lib.setsockopt(fd, level, name, value, value.byteLength)),
+    socket: (domain, type, protocol) => checked("socket", c.socket(domain, type, protocol)),
+    bind: (fd, address) => void checked("bind", c.bind(fd, address, address.byteLength)),
+    connect: (fd, address) => void checked("connect", c.connect(fd, address, address.byteLength)),
+    send: (fd, data) => checked("send", c.send(fd, data, data.byteLength, 0)),
+    receive(fd, into, address) {
+      lengthBox[0] = address.byteLength;
+      const read = c.recvfrom(fd, into, into.byteLength, 0, address, lengthBox);
+      if (read >= 0) return read;
+      const errno = c.errno();
+      if (errno === EAGAIN) return -1;
+      throw new ErrnoError("recvfrom", errno);
+    },
+    setsockopt: (fd, level, name, value) => void checked("setsockopt", c.setsockopt(fd, level, name, value, value.byteLength)),
     getsockoptInt(fd, level, name) {
       lengthBox[0] = 4;
-      checked("getsockopt", lib.getsockopt(fd, level, name, intBox, lengthBox));
+      checked("getsockopt", c.getsockopt(fd, level, name, intBox, lengthBox));
       return intBox[0] ?? 0;
     },
-    attachSocketFilter(fd, program) {
-      const fprog = new Uint8Array(SOCK_FPROG_SIZE);
-      const view = new DataView(fprog.buffer);
-      view.setUint16(0, program.byteLength / SOCK_FILTER_SIZE, true);
-      // A real address: the kernel copies the program during this call, while
-      // `program` is still referenced here, so it cannot move or be freed.
-      view.setBigUint64(SOCK_FPROG_FILTER, BigInt(addressOf(program)), true);
-      checked("setsockopt", lib.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, SOCK_FPROG_SIZE));
-    },
+    attachSocketFilter: (fd, program) => void checked("setsockopt", c.attachFilter(fd, program)),
     monotonicNs() {
-      checked("clock_gettime", lib.clock_gettime(CLOCK_MONOTONIC, timespec));
+      checked("clock_gettime", c.clockGettime(CLOCK_MONOTONIC, timespec));
       return (timespec[0] ?? 0n) * 1_000_000_000n + (timespec[1] ?? 0n);
     },
     readableFdsBelow(count) {
-      if (pollfds.length < count * POLLFD_INTS) pollfds = new Int32Array(count * POLLFD_INTS);
-      for (let fd = 0; fd < count; fd++) {
-        pollfds[fd * POLLFD_INTS] = fd;
-        pollfds[fd * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
+      // Filled once per size: the kernel writes only revents, every entry on every call.
+      if (pollfds.length < count * POLLFD_INTS) {
+        pollfds = new Int32Array(count * POLLFD_INTS);
+        for (let fd = 0; fd < count; fd++) {
+          pollfds[fd * POLLFD_INTS] = fd;
+          pollfds[fd * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
+        }
       }
-      checked("poll", lib.poll(pollfds, count, 0));
+      checked("poll", c.poll(pollfds, count, 0));
       const readable: number[] = [];
       // A closed fd reports POLLNVAL, not POLLIN.
       for (let fd = 0; fd < count; fd++) if (((pollfds[fd * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0) readable.push(fd);
       return readable;
+    },
+    setpgid: (pid, pgid) => void checked("setpgid", c.setpgid(pid, pgid)),
+    getpgrp: () => c.getpgrp(),
+    tcsetpgrp: (fd, pgrp) => void checked("tcsetpgrp", c.tcsetpgrp(fd, pgrp)),
+    tcgetpgrp: (fd) => checked("tcgetpgrp", c.tcgetpgrp(fd)),
+    isatty: (fd) => c.isatty(fd) === 1,
+    setCloseOnExec: (fd, on) => void checked("fcntl", c.fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0)),
+    signalDisposition(signal) {
+      checked("sigaction", c.sigactionQuery(signal, sigaction));
+      const handler = sigactionView.getBigUint64(0, true);
+      return handler === SIG_DFL ? "default" : handler === SIG_IGN ? "ignore" : "handler";
+    },
+    setSignalDisposition: (signal, disposition) => void checked("signal", c.signal(signal, disposition === "ignore" ? SIG_IGN : SIG_DFL)),
+    unblockAllSignals: () => void checked("sigprocmask", c.sigprocmask(SIG_SETMASK, emptySet)),
+    realtimeSignalRange: () => ({ min: c.sigrtmin(), max: c.sigrtmax() }),
+    setParentDeathSignal: (signal) => void checked("prctl", c.prctl(PR_SET_PDEATHSIG, signal)),
+    execvp(file, args) {
+      checked("execvp", c.execvp(file, args));
+      throw new Error("execvp returned without an error"); // unreachable: execvp returns only -1
     },
   };
 }

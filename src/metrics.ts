@@ -6,12 +6,10 @@
  * only when a registry is passed, so it is never a hard dependency.
  * Fed by the core's onReaped hook; counters are read from the core itself.
  */
-import type { ReapedProcess } from "./options.ts";
-import { loadLibc } from "./libc.ts";
+import type { Libc } from "./libc.ts";
 import { listOwnChildren, readStats } from "./procfs.ts";
 import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
-import type { CoreCounters } from "./reaper.ts";
-import type { SourceName } from "./sources/source.ts";
+import type { ReapedProcess, ReaperCounts, SourceName } from "./types.ts";
 
 export interface LifetimeSummary {
   /** Reaps counted since start (the percentiles cover the most recent ones). */
@@ -97,10 +95,10 @@ export class ReaperMetrics {
 }
 
 /** Our zombie children that the runtime does not own (it reaps its own): the orphans waiting right now. */
-export async function countOrphanZombies(selfPid = process.pid): Promise<number> {
+export async function countOrphanZombies(libc: Libc, selfPid = process.pid): Promise<number> {
   const stats = await readStats(await listOwnChildren(selfPid));
   const zombies = stats.filter((stat) => stat.state === "Z" && stat.ppid === selfPid).map((stat) => stat.pid);
-  const runtimePids = await runtimeHoldsPidfd(loadLibc(), zombies);
+  const runtimePids = await runtimeHoldsPidfd(libc, zombies);
   return zombies.filter((pid) => !runtimePids.has(pid)).length;
 }
 
@@ -111,7 +109,8 @@ export async function countOrphanZombies(selfPid = process.pid): Promise<number>
 export async function exportToRegistry(
   registry: MetricsRegistry,
   metrics: ReaperMetrics,
-  counters: Readonly<CoreCounters>,
+  counts: () => ReaperCounts,
+  libc: Libc,
   selfPid: number,
 ): Promise<() => void> {
   const { Counter, Gauge, Histogram } = await import("prom-client");
@@ -123,7 +122,7 @@ export async function exportToRegistry(
     registers: [],
     collect() {
       this.reset();
-      for (const [source, value] of Object.entries(counters.reapedBySource)) this.inc({ source }, value);
+      for (const [source, value] of Object.entries(counts().reapedBySource)) this.inc({ source }, value);
     },
   });
   const mirrored = (name: string, help: string, read: () => number) =>
@@ -139,12 +138,12 @@ export async function exportToRegistry(
   const overruns = mirrored(
     METRIC_NAMES.overruns,
     "Proc connector receive overruns (events lost; a sweep recovers)",
-    () => counters.overruns,
+    () => counts().overruns,
   );
   const malformed = mirrored(
     METRIC_NAMES.malformed,
     "Proc connector messages that could not be parsed",
-    () => counters.malformed,
+    () => counts().malformed,
   );
   const lifetime = new Histogram({
     name: METRIC_NAMES.lifetime,
@@ -158,7 +157,7 @@ export async function exportToRegistry(
     help: "Orphaned zombie children of this process right now, not yet reaped",
     registers: [],
     async collect() {
-      this.set(await countOrphanZombies(selfPid));
+      this.set(await countOrphanZombies(libc, selfPid));
     },
   });
   const unsubscribe = metrics.onReap((r) => lifetime.observe({ source: r.source }, lifetimeOf(r) / 1000));

@@ -24,6 +24,15 @@ export interface ProvenanceFacts {
   readonly alwaysGrace: boolean;
 }
 
+/**
+ * Whether the runtime-pidfd look can change a zombie's provenance. Not when
+ * the proc connector proves it adopted: the runtime holds pidfds only on
+ * children it spawned, whose FORK events were read before any judgment.
+ */
+export function needsRuntimeLook(facts: Omit<ProvenanceFacts, "runtimeHoldsPidfd">): boolean {
+  return facts.forkedBySelf !== false || facts.alwaysGrace;
+}
+
 export function classifyZombie(facts: ProvenanceFacts): Provenance {
   if (facts.runtimeHoldsPidfd) return "runtime";
   if (facts.alwaysGrace || facts.forkedBySelf === true) return "unknown";

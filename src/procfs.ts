@@ -45,12 +45,23 @@ export function parseStat(line: string): ProcStat | undefined {
   return { pid, comm: line.slice(open + 2, close), state, ppid, startTime };
 }
 
-/** Reads a /proc file (the kernel bounds their size), or undefined when the process is gone. */
+/** ENOENT / ESRCH: the process or fd went away meanwhile, an answer in itself. */
+function isGone(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOENT" || code === "ESRCH";
+}
+
+/**
+ * Reads a /proc file (the kernel bounds their size), or undefined when the
+ * process is gone. Any other error throws: a safety check must not take
+ * "could not read" for "not there".
+ */
 function readSmall(path: string): string | undefined {
   try {
     return readFileSync(path, "utf8");
-  } catch {
-    return undefined; // ENOENT / ESRCH: the process went away meanwhile
+  } catch (error) {
+    if (isGone(error)) return undefined;
+    throw error;
   }
 }
 
@@ -96,9 +107,17 @@ export function readTaskChildren(pid: number | "self" = "self"): number[] | unde
   return children;
 }
 
-/** This process's own children; without CONFIG_PROC_CHILDREN, all of /proc is scanned. */
+/**
+ * The children of this process's main thread (where orphans are reparented,
+ * and the only ones the reaper's waitid calls consider); without
+ * CONFIG_PROC_CHILDREN, all of /proc is scanned for children of the process.
+ */
 export async function listOwnChildren(selfPid: number): Promise<number[]> {
-  return readTaskChildren(selfPid) ?? scanAllForParent(selfPid);
+  const text = readSmall(`/proc/${selfPid}/task/${selfPid}/children`);
+  if (text !== undefined) return parseChildren(text);
+  // An empty /proc (unmounted) would list no children: "none" must not be said for "cannot tell".
+  if (readSmall("/proc/self/stat") === undefined) throw new Error("/proc is not mounted (no /proc/self): cannot list children");
+  return scanAllForParent(selfPid);
 }
 
 /** The slow path: every process in /proc whose parent is `ppid`, read in chunks. */
@@ -135,13 +154,9 @@ export function readPidfdTarget(fd: number): number | undefined {
   return parsePidfdInfo(readSmall(`/proc/self/fdinfo/${fd}`) ?? "");
 }
 
-/** The fds this process has open now. */
+/** The fds this process has open now; throws when /proc/self/fd cannot be listed (never "none"). */
 export function listOwnFds(): number[] {
-  try {
-    return readdirSync("/proc/self/fd").map(Number);
-  } catch {
-    return [];
-  }
+  return readdirSync("/proc/self/fd").map(Number);
 }
 
 /** This process's fd table size (FDSize in /proc/self/status): every open fd is below it. */
@@ -155,16 +170,12 @@ export function readFdLink(fd: number): string | undefined {
   return readLink(`/proc/self/fd/${fd}`);
 }
 
-/** How many of our fds point at `target` (an fd and its duplicates share one). */
-export function countFdsLinkedTo(target: string): number {
-  return listOwnFds().filter((fd) => readFdLink(fd) === target).length;
-}
-
 function readLink(path: string): string | undefined {
   try {
     return readlinkSync(path);
-  } catch {
-    return undefined; // closed meanwhile
+  } catch (error) {
+    if (isGone(error)) return undefined; // closed meanwhile
+    throw error;
   }
 }
 
@@ -179,8 +190,12 @@ export function parseNamespaceInode(link: string): number | undefined {
 
 /** The inode of a process's namespace of `kind`; undefined when it cannot be read. */
 export function readNamespaceInode(kind: "pid" | "user" | "net", pid: number | "self" = "self"): number | undefined {
-  const link = readLink(`/proc/${pid}/ns/${kind}`);
-  return link === undefined ? undefined : parseNamespaceInode(link);
+  try {
+    const link = readLink(`/proc/${pid}/ns/${kind}`);
+    return link === undefined ? undefined : parseNamespaceInode(link);
+  } catch {
+    return undefined; // EACCES on another process's namespaces: cannot tell
+  }
 }
 
 /** The PIDs of this process in each nested PID namespace, outermost first. */

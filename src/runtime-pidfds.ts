@@ -1,18 +1,23 @@
 /**
  * The runtime's mark on its own children: Bun holds a pidfd on every child it
- * spawns until it has reaped it, so a zombie on which this process holds a
+ * spawns until it has reaped it (on Node, src/runtime/child-pidfds.ts makes
+ * this process do the same), so a zombie on which this process holds a
  * pidfd belongs to the runtime and must never be reaped (Bun dies of ECHILD
  * if it is). Where the probe shows the mark is reliable, a zombie child
  * without it is an adopted orphan.
  *
  * A pidfd polls readable once its process has exited with no live threads,
  * the same condition that makes it waitable. So for waitable zombies one
- * poll(2) over the fd table leaves a handful of candidate fds, and only their
- * links and fdinfo are read, however many fds (and live children) there are.
+ * poll(2) over the fd table leaves a handful of candidate fds, and each is
+ * asked with one waitid(P_PIDFD, WNOWAIT) which waitable child it names (a
+ * non-pidfd answers nothing): no /proc read, however many fds there are.
  */
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { hasErrnoCode } from "./errno.ts";
 import type { Libc } from "./libc.ts";
 import { forEachChunked, listOwnFds, PIDFD_LINK, readFdLink, readFdTableSize, readPidfdTarget } from "./procfs.ts";
+import { childrenWithoutPidfd } from "./runtime/index.ts";
 
 /** What the caller knows of the PIDs it asks about (see runtimeHoldsPidfd). */
 export type PidScope = "any" | "waitable zombies";
@@ -23,7 +28,8 @@ export interface RuntimePidfdProbe {
 }
 
 /**
- * Which of `pids` this process holds a pidfd on, now. With "waitable
+ * Which of `pids` this process holds a pidfd on, now (or, on Node, knows as
+ * its own child although pidfd_open failed for it). With "waitable
  * zombies" the caller peeked (waitid WNOWAIT) that each was waitable, so only
  * fds that poll readable are looked at. `ownPidfds` are the caller's, not the
  * runtime's. Looks yield between chunks of fds: safe, since only a new spawn
@@ -37,10 +43,17 @@ export async function runtimeHoldsPidfd(
 ): Promise<Set<number>> {
   const held = new Set<number>();
   if (pids.length === 0) return held;
+  const unmarked = childrenWithoutPidfd();
+  for (const pid of pids) if (unmarked.has(pid)) held.add(pid);
   const wanted = new Set(pids);
-  const fds = scope === "waitable zombies" ? readableFds(libc) : listOwnFds();
-  await forEachChunked(fds, (fd) => {
-    if (ownPidfds.has(fd)) return;
+  if (scope === "waitable zombies") {
+    for (const fd of readableFds(libc)) {
+      const pid = ownPidfds.has(fd) ? 0 : libc.waitablePidOfFd(fd);
+      if (wanted.has(pid)) held.add(pid);
+    }
+    return held;
+  }
+  await forEachChunked(listOwnFds(), (fd) => {
     const pid = readFdLink(fd) === PIDFD_LINK ? readPidfdTarget(fd) : undefined;
     if (pid !== undefined && wanted.has(pid)) held.add(pid);
   });
@@ -60,18 +73,29 @@ function readableFds(libc: Libc): number[] {
   }
 }
 
+/** A child that waits for its stdin to close: this runtime's own binary, so PATH does not matter. */
+function spawnProbeChild(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["-e", "process.stdin.resume()"], { stdio: ["pipe", "ignore", "ignore"] });
+  return new Promise((resolve, reject) => {
+    child.once("spawn", () => resolve(child));
+    child.once("error", reject);
+  });
+}
+
 /** Spawns a child and checks that the runtime holds a pidfd on it exactly until it has reaped it. */
 export async function probeRuntimePidfds(libc: Libc): Promise<RuntimePidfdProbe> {
-  let child: ReturnType<typeof Bun.spawn>;
+  let child: ChildProcess;
   try {
-    child = Bun.spawn(["sleep", "30"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+    child = await spawnProbeChild();
   } catch (err) {
     return { holds: false, reason: `could not spawn a probe child: ${String(err)}` };
   }
-  const heldWhileRunning = (await runtimeHoldsPidfd(libc, [child.pid])).has(child.pid);
+  const pid = child.pid!;
+  const exited = once(child, "exit");
+  const heldWhileRunning = (await runtimeHoldsPidfd(libc, [pid])).has(pid);
   child.kill("SIGKILL");
-  await child.exited;
-  const heldAfterReap = (await runtimeHoldsPidfd(libc, [child.pid])).has(child.pid);
+  await exited;
+  const heldAfterReap = (await runtimeHoldsPidfd(libc, [pid])).has(pid);
   if (!heldWhileRunning) return { holds: false, reason: "the runtime holds no pidfd on a child it spawned" };
   if (heldAfterReap) return { holds: false, reason: "the runtime kept a pidfd after reaping its child" };
   return { holds: true, reason: "the runtime holds a pidfd on each child until it reaps it" };

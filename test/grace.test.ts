@@ -4,7 +4,7 @@
  * the window starts again after it, so the runtime gets its turn first.
  */
 import { afterEach, beforeAll, expect, test } from "bun:test";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { startOrphanReaper, type OrphanReaper, type ReapedProcess } from "../src/index.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { makeOrphans } from "./helpers/orphans.ts";

@@ -1,26 +1,41 @@
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { readReaperConfig, startOrphanReaper } from "../src/index.ts";
+import { describe, expect, test } from "bun:test";
+import { startOrphanReaper } from "../src/index.ts";
 import { DEFAULT_OPTIONS, normalizeOptions } from "../src/options.ts";
-import { capturingLogger } from "./helpers/logs.ts";
 
 describe("options", () => {
   test("defaults are applied in one place", () => {
     expect(normalizeOptions()).toEqual({ ...DEFAULT_OPTIONS });
     expect(normalizeOptions({ graceMs: 5, source: "sweep" })).toMatchObject({ graceMs: 5, source: "sweep", sweepIntervalMs: 10_000 });
   });
-  const invalid: [string, Record<string, unknown>][] = [
+
+  test("enabled takes a boolean or readReaperConfig's result, whose reason is kept for the off line", () => {
+    expect(normalizeOptions({ enabled: false }).enabled).toEqual({ enabled: false, reason: "disabled by the enabled option", failed: false });
+    const config = { enabled: false, reason: "no config file: /etc/x.json", failed: false };
+    expect(normalizeOptions({ enabled: config }).enabled).toEqual(config);
+    expect(() => normalizeOptions({ enabled: { enabled: "yes" } as never })).toThrow(/option "enabled" must be a boolean or what readReaperConfig returns/);
+  });
+
+  const invalid: [string, Record<string, unknown>, RegExp?][] = [
     ["sweepIntervalMs", { sweepIntervalMs: -1 }],
     ["sweepIntervalMs", { sweepIntervalMs: 0 }],
+    ["sweepIntervalMs", { sweepIntervalMs: 2 ** 31 }, /from 1 to 2147483647, got 2147483648/],
+    ["sweepIntervalMs", { sweepIntervalMs: Number.NaN }, /got NaN$/],
+    ["sweepIntervalMs", { sweepIntervalMs: Number.POSITIVE_INFINITY }, /got Infinity$/],
     ["sweepMaxIntervalMs", { sweepIntervalMs: 5_000, sweepMaxIntervalMs: 1_000 }],
     ["sweepMaxIntervalMs", { sweepMaxIntervalMs: 9_999 }],
+    ["sweepMaxIntervalMs", { sweepMaxIntervalMs: 2 ** 31 }],
     ["graceMs", { graceMs: 1.5 }],
     ["graceMs", { graceMs: "100" }],
+    ["graceMs", { graceMs: 1e12 }, /from 0 to 2147483647, got 1000000000000/],
+    ["graceMs", { graceMs: Number.NEGATIVE_INFINITY }, /got -Infinity$/],
+    ["netlinkProbeTimeoutMs", { netlinkProbeTimeoutMs: 2 ** 31 }],
+    ["netlinkProbeTimeoutMs", { netlinkProbeTimeoutMs: 60_001 }],
+    ["netlinkReceiveBufferBytes", { netlinkReceiveBufferBytes: 2 ** 31 }, /from 1024 to 2147483647/],
     ["source", { source: "polling" }],
     ["disableSources", { disableSources: ["bogus"] }],
     ["disableSources", { disableSources: "sweep" }],
+    ["disableSources", { disableSources: ["sweep"] }, /free of "sweep" \(the sweep is the safety net/],
+    ["disableSources", { source: "netlink", disableSources: ["netlink"] }, /the source the source option asks for/],
     ["enabled", { enabled: "yes" }],
     ["subreaper", { subreaper: 1 }],
     ["onReap", { onReap: "log" }],
@@ -28,39 +43,22 @@ describe("options", () => {
     ["reapLogLevel", { reapLogLevel: "trace" }],
     ["logger", { logger: console }],
   ];
-  for (const [name, options] of invalid) {
+  for (const [name, options, message] of invalid) {
     test(`rejects ${JSON.stringify(options)} naming "${name}"`, async () => {
       expect(() => normalizeOptions(options)).toThrow(new RegExp(`option "${name}" must be`));
+      if (message) expect(() => normalizeOptions(options)).toThrow(message);
       await expect(startOrphanReaper(options)).rejects.toThrow(TypeError);
     });
   }
-});
 
-describe("readReaperConfig", () => {
-  const dir = mkdtempSync(join(tmpdir(), "orphan-reaper-config-"));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const configWith = (text: string) => {
-    const path = join(dir, `${Math.random()}.json`);
-    writeFileSync(path, text);
-    return path;
-  };
-  const cases: [string, string | undefined, boolean, RegExp][] = [
-    ["missing file", undefined, false, /cannot read config \(ENOENT\)/],
-    ["malformed JSON", "{ daemon: ", false, /not valid JSON/],
-    ["no daemon section", "{}", false, /is not set/],
-    ["a string instead of a boolean", '{"daemon":{"reapOrphanedSubprocesses":"yes"}}', false, /not a boolean/],
-    ["false", '{"daemon":{"reapOrphanedSubprocesses":false}}', false, /is false/],
-    ["true", '{"daemon":{"reapOrphanedSubprocesses":true}}', true, /is true/],
-  ];
-  for (const [name, text, enabled, reason] of cases) {
-    test(`${name}: ${enabled ? "on" : "off, with one log line"}`, () => {
-      const { logger, lines } = capturingLogger();
-      const path = text === undefined ? join(dir, "absent.json") : configWith(text);
-      const config = readReaperConfig(path, logger);
-      expect(config.enabled).toBe(enabled);
-      expect(config.reason).toMatch(reason);
-      expect(lines.length).toBe(enabled ? 0 : 1);
-      if (!enabled) expect(lines[0]).toMatchObject({ component: "orphan-reaper", path });
-    });
-  }
+  test("the largest values that fit a timer or a C int are accepted", () => {
+    const largest = { graceMs: 2 ** 31 - 1, sweepIntervalMs: 2 ** 31 - 1, sweepMaxIntervalMs: 2 ** 31 - 1, netlinkReceiveBufferBytes: 2 ** 31 - 1 };
+    expect(normalizeOptions(largest)).toMatchObject(largest);
+  });
+
+  test("an unknown option is rejected naming it, with the near miss when there is one", async () => {
+    expect(() => normalizeOptions({ graceMS: 100 } as never)).toThrow('unknown option "graceMS" (did you mean "graceMs"?)');
+    expect(() => normalizeOptions({ interval: 100 } as never)).toThrow(/unknown option "interval" \(known options: enabled, graceMs/);
+    await expect(startOrphanReaper({ sweepintervalms: 5 } as never)).rejects.toThrow(TypeError);
+  });
 });

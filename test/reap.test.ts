@@ -1,13 +1,13 @@
 /**
- * The reap primitive on real processes: a zombie is pinned (pidfd, then stat,
- * then a peek through the pidfd) only when it is a waitable zombie child of
- * ours, nothing is left open otherwise, and the reap takes exactly the pinned
+ * The reap primitive on real processes: a zombie is pinned (pidfd, then a
+ * peek through the pidfd) only when it is a waitable zombie child of ours, nothing is left open otherwise, and the reap takes exactly the pinned
  * instance.
  */
 import { expect, test } from "bun:test";
-import { loadLibc, P_PID, WEXITED } from "../src/libc.ts";
+import { P_PID, WEXITED } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { readStat } from "../src/procfs.ts";
-import { pinZombie, reapZombie, releaseZombie } from "../src/reap.ts";
+import { pinZombie, reapZombie, releaseZombies } from "../src/zombie.ts";
 import { makeOrphans } from "./helpers/orphans.ts";
 import { isZombie, openFdCount, spawnLiveChild } from "./helpers/processes.ts";
 import { scaled, waitUntil } from "./helpers/time.ts";
@@ -25,9 +25,10 @@ test("pins an orphan's zombie and reaps exactly it, with its exit code", async (
   const pid = await oneOrphanZombie(3);
   const fdsBefore = openFdCount();
   const zombie = pinZombie(libc, process.pid, pid);
-  expect(zombie?.stat).toMatchObject({ pid, state: "Z", ppid: process.pid });
+  expect(zombie).toMatchObject({ pid });
+  expect(readStat(pid)).toMatchObject({ pid, state: "Z", ppid: process.pid });
   expect(reapZombie(libc, process.pid, zombie!)).toEqual({ kind: "reaped", exit: { exitCode: 3, signal: null, coreDumped: false } });
-  releaseZombie(libc, zombie!);
+  releaseZombies(libc, [zombie!]);
   expect(openFdCount()).toBe(fdsBefore);
   expect(readStat(pid)).toBeUndefined();
 }, scaled(20_000));
@@ -45,6 +46,6 @@ test("a pinned zombie that another waiter takes first is reported gone, not reap
   const pid = await oneOrphanZombie(4);
   const zombie = pinZombie(libc, process.pid, pid)!;
   expect(libc.waitid(P_PID, pid, WEXITED).status).toBe(4); // the other waiter
-  expect(reapZombie(libc, process.pid, zombie)).toEqual({ kind: "gone", why: "reaped by another waiter" });
-  releaseZombie(libc, zombie);
+  expect(reapZombie(libc, process.pid, zombie)).toEqual({ kind: "gone" });
+  releaseZombies(libc, [zombie]);
 }, scaled(20_000));

@@ -5,7 +5,7 @@
  * runtime tracks, Bun would die of ECHILD and the whole run would fail.
  */
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { startOrphanReaper, type OrphanReaper, type ReapedProcess } from "../src/index.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { makeOrphans, spawnOrphans } from "./helpers/orphans.ts";

@@ -5,8 +5,9 @@
  */
 import { expect, test } from "bun:test";
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
-import { loadLibc, P_PID, WEXITED } from "../src/libc.ts";
-import { isChildWaitable } from "../src/reap.ts";
+import { P_PID, WEXITED } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
+import { isChildWaitable } from "../src/zombie.ts";
 import { probeRuntimePidfds, runtimeHoldsPidfd } from "../src/runtime-pidfds.ts";
 import { makeOrphans } from "./helpers/orphans.ts";
 import { isZombie, spawnLiveChild } from "./helpers/processes.ts";

@@ -4,7 +4,7 @@
  * the runtime's own child handling keep working.
  */
 import { afterEach, beforeAll, expect, test } from "bun:test";
-import { loadLibc } from "../src/libc.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { startOrphanReaper, type OrphanReaper } from "../src/index.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { Gate, makeOrphans, spawnOrphans } from "./helpers/orphans.ts";

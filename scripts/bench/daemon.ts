@@ -3,25 +3,32 @@
  * its child, and writes a JSON report when the command has exited.
  *
  *   bun scripts/bench/daemon.ts [--reaper none|auto|netlink|sigchld|sweep]
- *       [--children N] [--loop-delay] [--report FILE] -- command args...
+ *       [--children N] [--loop-delay] [--repo DIR] [--report FILE] -- command args...
  *
  * --reaper none is the baseline: a subreaper (or PID 1) that never reaps, what
  * a Bun daemon is without the library. --children N keeps N long-lived
  * Bun.spawn children (`sleep`) while the command runs, so every SIGCHLD meets
  * a daemon with many children of its own. --loop-delay samples a 1 ms
- * setInterval and reports how late it fired.
+ * setInterval and reports how late it fired. --repo DIR loads the library from
+ * DIR/src (another worktree's code) instead of this repository's, so that one
+ * harness measures both.
  */
 import pino from "pino";
-import { writeFileSync } from "node:fs";
-import { startOrphanReaper, type OrphanReaper, type SourceName } from "../../src/index.ts";
-import { loadLibc } from "../../src/libc.ts";
+import { existsSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { OrphanReaper, SourceName } from "../../src/index.ts";
+import type { Libc } from "../../src/libc.ts";
 
 export type ReaperMode = "none" | "auto" | SourceName;
 const REAPER_MODES: readonly string[] = ["none", "auto", "netlink", "sigchld", "sweep"] satisfies ReaperMode[];
+/** The repository whose src/ is measured unless --repo names another. */
+export const THIS_REPO = resolve(import.meta.dir, "../..");
 
 export interface DaemonReport {
   readonly pid: number;
   readonly reaper: ReaperMode;
+  /** The repository whose src/ was measured. */
+  readonly repo: string;
   /** The source our reaper ended up with ("off" when it could not start), or "none". */
   readonly source: string;
   readonly reaped: number;
@@ -37,6 +44,7 @@ interface DaemonArgs {
   readonly children: number;
   readonly loopDelay: boolean;
   readonly report: string | undefined;
+  readonly repo: string;
   readonly command: string[];
 }
 
@@ -56,16 +64,21 @@ function parseArgs(argv: string[]): DaemonArgs {
     children: Number(value("--children") ?? 0),
     loopDelay: flags.includes("--loop-delay"),
     report: value("--report"),
+    repo: resolve(value("--repo") ?? THIS_REPO),
     command,
   };
 }
 
-async function startReaper(mode: ReaperMode): Promise<OrphanReaper | undefined> {
+async function startReaper(mode: ReaperMode, repo: string): Promise<OrphanReaper | undefined> {
   if (mode === "none") {
     // Orphans must still come to this process, or the host's init would reap them for us.
+    // The libc loader sits in src/runtime/ since the runtime seam, in src/libc.ts before it.
+    const seam = join(repo, "src/runtime/index.ts");
+    const { loadLibc }: { loadLibc: () => Libc } = await import(existsSync(seam) ? seam : join(repo, "src/libc.ts"));
     if (process.pid !== 1) loadLibc().setChildSubreaper(true);
     return undefined;
   }
+  const { startOrphanReaper }: typeof import("../../src/index.ts") = await import(join(repo, "src/index.ts"));
   // Per-reap log lines are at info; the bench keeps them out (tini logs nothing either).
   return startOrphanReaper({ source: mode, subreaper: true, logger: pino({ level: "warn" }) });
 }
@@ -88,7 +101,7 @@ function sampleLoopDelay(): () => NonNullable<DaemonReport["loopDelay"]> {
 }
 
 async function main(args: DaemonArgs): Promise<void> {
-  const reaper = await startReaper(args.reaper);
+  const reaper = await startReaper(args.reaper, args.repo);
   const children = Array.from({ length: args.children }, () =>
     Bun.spawn(["sleep", "100000"], { stdio: ["ignore", "ignore", "ignore"] }),
   );
@@ -102,6 +115,7 @@ async function main(args: DaemonArgs): Promise<void> {
   const report: DaemonReport = {
     pid: process.pid,
     reaper: args.reaper,
+    repo: args.repo,
     source: reaper?.source ?? "none",
     reaped: stats?.reaped ?? 0,
     reapedBySource: stats?.reapedBySource,

@@ -9,12 +9,14 @@ import { join } from "node:path";
 export const BENCH_DIR = import.meta.dir;
 export const SCRATCH_DIR = "/tmp/orphan-reaper-bench";
 
-/** Compiles workload.c once per source change (the binary's mtime is newer than the source's). */
+/** Compiles workload.c once per source change (the binary's mtime is newer than its sources'). */
 export function buildWorkload(): string {
   const source = join(BENCH_DIR, "workload.c");
+  const sources = [source, join(BENCH_DIR, "reaper-usage.h")];
   const binary = join(SCRATCH_DIR, "workload");
   mkdirSync(SCRATCH_DIR, { recursive: true });
-  if (existsSync(binary) && statSync(binary).mtimeMs > statSync(source).mtimeMs) return binary;
+  const newest = Math.max(...sources.map((file) => statSync(file).mtimeMs));
+  if (existsSync(binary) && statSync(binary).mtimeMs > newest) return binary;
   const cc = Bun.spawnSync(["cc", "-O2", "-Wall", "-o", binary, source], { stderr: "pipe" });
   if (cc.exitCode !== 0) throw new Error(`cc failed (a C compiler is needed for the bench): ${cc.stderr.toString()}`);
   return binary;

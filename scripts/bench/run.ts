@@ -3,20 +3,32 @@
  * round after round, so that the noise of a shared machine falls on all of
  * them alike) and prints a markdown report: the median of each metric per
  * arm, the ratios (ours / tini, or ours / a Bun daemon without a reaper),
- * and the exact command of every arm. Needs root (unshare -p), tini and cc.
+ * and the exact command of every arm. Needs root (unshare -p, a cgroup, perf),
+ * tini, catatonit, perf and cc (BENCHMARKS.md, "Running it").
  *
- *   bun scripts/bench/run.ts [--rounds N] [--only id,id] [--out FILE]
+ *   bun scripts/bench/run.ts [--rounds N] [--only NAME,...] [--repo DIR] [--scale F] [--list] [--out FILE]
+ *
+ * --only takes scenario ids (exact, or a prefix of several) or a group:
+ * `existing` (the rows of the earlier runs) or `per-exit` (issue #10's rows).
+ * --repo DIR measures the library in DIR/src (another worktree) with this
+ * harness. --scale F multiplies the per-exit rows' orphan counts (rates
+ * stay): 0.1 for a quick check that everything runs, 1 for figures.
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
 import { join, resolve } from "node:path";
 import { buildWorkload, median, readLoadAverage, SCRATCH_DIR } from "./measure.ts";
-import { buildScenarios, type Measured, type Scenario, type Tools } from "./scenarios.ts";
+import { buildPerExitScenarios } from "./per-exit.ts";
+import { buildExistingScenarios, type Measured, type Metric, type Scenario, type Tools } from "./scenarios.ts";
 
 interface RunArgs {
   readonly rounds: number;
   readonly only: readonly string[] | undefined;
+  readonly repo: string | undefined;
   readonly out: string | undefined;
+  readonly list: boolean;
+  /** Multiplies the orphan counts of the per-exit rows (a quick smoke run: 0.1). */
+  readonly scale: number;
 }
 
 function parseArgs(argv: string[]): RunArgs {
@@ -26,13 +38,26 @@ function parseArgs(argv: string[]): RunArgs {
   };
   const rounds = Number(value("--rounds") ?? 3);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${value("--rounds")}`);
-  return { rounds, only: value("--only")?.split(","), out: value("--out") };
+  const repo = value("--repo");
+  if (repo !== undefined && !existsSync(`${repo}/src/index.ts`)) throw new Error(`--repo ${repo}: no src/index.ts there`);
+  const scale = Number(value("--scale") ?? 1);
+  if (!(scale > 0)) throw new Error(`--scale must be a positive number, got ${value("--scale")}`);
+  return { rounds, only: value("--only")?.split(","), repo: repo && resolve(repo), out: value("--out"), list: argv.includes("--list"), scale };
 }
 
-function findTools(): Tools {
+function findTools(repo: string | undefined): Tools {
   const tini = Bun.which("tini");
-  if (!tini) throw new Error("tini not found: apt-get update && apt-get install -y tini");
-  return { workload: buildWorkload(), bun: process.execPath, tini };
+  if (!tini) throw new Error("tini not found: apt-get update && apt-get install -y tini catatonit");
+  const catatonit = Bun.which("catatonit") ?? undefined;
+  if (!catatonit) log("catatonit not found (apt-get install -y catatonit): its arms will fail and show '-'");
+  return { workload: buildWorkload(), bun: process.execPath, tini, catatonit, repo };
+}
+
+/** The measured code: the repository's commit, and whether its src/ has changes not committed. */
+function describeRepo(repo: string): string {
+  const git = (args: string[]) => Bun.spawnSync(["git", "-C", repo, ...args], { stdout: "pipe", stderr: "ignore" }).stdout.toString().trim();
+  const dirty = git(["status", "--porcelain", "--", "src"]) ? " with uncommitted changes in src/" : "";
+  return `${repo} at ${git(["rev-parse", "--short", "HEAD"]) || "?"} (${git(["rev-parse", "--abbrev-ref", "HEAD"]) || "?"})${dirty}`;
 }
 
 function toolVersion(argv: string[]): string {
@@ -48,6 +73,23 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 /** Every arm once per round, in order; a failed run is logged and left out of the medians. */
 async function runScenario(scenario: Scenario, rounds: number): Promise<Map<string, Measured[]>> {
   const results = new Map<string, Measured[]>(scenario.arms.map((arm) => [arm.name, []]));
+  // Interrupted, the runner still removes what setUp made (the cgroup, and what runs in it).
+  const onSignal = () => {
+    scenario.tearDown?.();
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+  scenario.setUp?.();
+  try {
+    await runRounds(scenario, rounds, results);
+  } finally {
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
+    scenario.tearDown?.();
+  }
+  return results;
+}
+
+async function runRounds(scenario: Scenario, rounds: number, results: Map<string, Measured[]>): Promise<void> {
   for (let round = 1; round <= rounds; round += 1) {
     for (const arm of scenario.arms) {
       const report = join(SCRATCH_DIR, `report-${process.pid}.json`);
@@ -59,10 +101,11 @@ async function runScenario(scenario: Scenario, rounds: number): Promise<Map<stri
         log(`[${scenario.id}] round ${round} ${arm.name}: ${JSON.stringify(measured)}`);
       } catch (err) {
         log(`[${scenario.id}] round ${round} ${arm.name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        rmSync(report, { force: true });
       }
     }
   }
-  return results;
 }
 
 /** The median over rounds for numbers; for strings (the source), the distinct values. */
@@ -91,6 +134,23 @@ function ratioCell(numerator: number | string | undefined, denominator: number |
   return `${formatNumber(numerator / denominator)}×`;
 }
 
+/** The scenario's rows, plus one per measured key with its metricPrefix, largest first. */
+function metricsOf(scenario: Scenario, results: Map<string, Measured[]>): Metric[] {
+  const prefix = scenario.metricPrefix;
+  if (!prefix) return [...scenario.metrics];
+  const largest = new Map<string, number>();
+  for (const run of [...results.values()].flat()) {
+    for (const [key, value] of Object.entries(run)) {
+      if (key.startsWith(prefix) && typeof value === "number") largest.set(key, Math.max(largest.get(key) ?? 0, value));
+    }
+  }
+  const extra = [...largest].sort((a, b) => b[1] - a[1]).map(([key]) => ({ key, label: `${key.slice(prefix.length)} per reap` }));
+  return [...scenario.metrics, ...extra];
+}
+
+/** Quoted for a shell when it has spaces or quotes (the placeholders $WORKLOAD / $REPORT stay bare). */
+const shellWord = (word: string) => (/[\s'"]/.test(word) ? `'${word.replaceAll("'", `'\\''`)}'` : word);
+
 function scenarioMarkdown(scenario: Scenario, results: Map<string, Measured[]>, tools: Tools): string {
   const arms = scenario.arms.map((arm) => arm.name);
   const ratioHeads = scenario.ratios.map(([a, b]) => `${a} / ${b}`);
@@ -100,27 +160,42 @@ function scenarioMarkdown(scenario: Scenario, results: Map<string, Measured[]>, 
     `| metric | ${[...arms, ...ratioHeads].join(" | ")} |`,
     `|---|${[...arms, ...ratioHeads].map(() => "---:").join("|")}|`,
   ];
-  for (const metric of scenario.metrics) {
+  for (const metric of metricsOf(scenario, results)) {
     const values = new Map(arms.map((arm) => [arm, summarize(results.get(arm) ?? [], metric.key)]));
-    const ratios = scenario.ratios.map(([a, b]) => ratioCell(values.get(a), values.get(b)));
+    const ratios = scenario.ratios.map(([a, b]) => (metric.ratio === false ? "-" : ratioCell(values.get(a), values.get(b))));
     lines.push(`| ${metric.label} | ${[...arms.map((arm) => cell(values.get(arm))), ...ratios].join(" | ")} |`);
   }
   const counts = arms.map((arm) => `${arm}: ${results.get(arm)?.length ?? 0}`).join(", ");
   lines.push("", `Runs kept (median taken over them): ${counts}.`, "", "Commands:", "");
   for (const arm of scenario.arms) {
     const argv = arm.argv("$REPORT").map((part) =>
-      part.replace(tools.workload, "$WORKLOAD").replace(tools.bun, "bun").replace(tools.tini, "tini").replace(REPO_ROOT, ""),
+      part
+        .replace(tools.workload, "$WORKLOAD")
+        .replace(tools.bun, "bun")
+        .replace(tools.tini, "tini")
+        .replace(tools.catatonit ?? "catatonit", "catatonit")
+        .replace(REPO_ROOT, ""),
     );
-    lines.push(`- ${arm.name}: \`${argv.join(" ")}\``);
+    lines.push(`- ${arm.name}: \`${argv.map(shellWord).join(" ")}\``);
   }
   return lines.join("\n");
 }
 
 async function main(args: RunArgs): Promise<void> {
-  const tools = findTools();
-  const scenarios = buildScenarios(tools).filter((s) => !args.only || args.only.some((id) => s.id.startsWith(id)));
+  const tools = findTools(args.repo);
+  const all = [...buildExistingScenarios(tools), ...buildPerExitScenarios(tools, args.scale)];
+  if (args.list) {
+    for (const s of all) process.stdout.write(`${s.group}\t${s.id}\t${s.title}\n`);
+    return;
+  }
+  // An exact id selects that row alone (per-exit-crowded is also a prefix of per-exit-crowded-half-cpu).
+  const ids = new Set(all.map((s) => s.id));
+  const chosen = (s: Scenario, name: string) => s.group === name || s.id === name || (!ids.has(name) && s.id.startsWith(name));
+  const scenarios = all.filter((s) => !args.only || args.only.some((name) => chosen(s, name)));
+  if (scenarios.length === 0) throw new Error(`--only ${args.only?.join(",")}: no such scenario or group (see --list)`);
   const startedAt = new Date().toISOString();
   const loadBefore = readLoadAverage();
+  const measuredCode = describeRepo(args.repo ?? REPO_ROOT.slice(0, -1));
   const sections: string[] = [];
   for (const scenario of scenarios) {
     log(`== ${scenario.id}: ${scenario.title}`);
@@ -129,7 +204,8 @@ async function main(args: RunArgs): Promise<void> {
   const header = [
     `Run: \`bun scripts/bench/run.ts ${process.argv.slice(2).join(" ")}\` at ${startedAt}`,
     `Machine: Linux ${release()}, ${navigator.hardwareConcurrency} CPUs, load average ${loadBefore} before, ${readLoadAverage()} after.`,
-    `Bun ${Bun.version}; ${toolVersion([tools.tini, "--version"])}; $WORKLOAD = \`cc -O2 scripts/bench/workload.c\`; $REPORT = the daemon's report file.`,
+    `Measured: ${measuredCode} (at the start of the run).`,
+    `Bun ${Bun.version}; ${toolVersion([tools.tini, "--version"])}; ${tools.catatonit ? toolVersion([tools.catatonit, "--version"]) : "catatonit absent"}; $WORKLOAD = \`cc -O2 scripts/bench/workload.c\`; $REPORT = the daemon's report file.`,
     `Each cell is the median over ${args.rounds} round(s); arms ran interleaved within each round.`,
   ];
   const markdown = `${header.join("\n")}\n\n${sections.join("\n\n")}\n`;

@@ -20,21 +20,34 @@ export interface Arm {
 export interface Metric {
   readonly key: string;
   readonly label: string;
+  /** False for context that no target is set on (e.g. tini's set-up CPU is often 0): no ratio cells. */
+  readonly ratio?: false;
 }
 
 export interface Scenario {
   readonly id: string;
+  /** "existing" (the rows of the earlier runs) or "per-exit" (issue #10's rows); `--only` takes either. */
+  readonly group: string;
   readonly title: string;
   readonly arms: readonly Arm[];
   readonly metrics: readonly Metric[];
   /** [numerator arm, denominator arm]: printed as numerator / denominator per metric. */
   readonly ratios: readonly (readonly [string, string])[];
+  /** Measured keys with this prefix get a row each (per-syscall counts, known only once measured). */
+  readonly metricPrefix?: string;
+  /** Around the whole scenario (all rounds): e.g. the CPU-limited cgroup its arms run in. */
+  readonly setUp?: () => void;
+  readonly tearDown?: () => void;
 }
 
 export interface Tools {
   readonly workload: string;
   readonly bun: string;
   readonly tini: string;
+  /** Absent when not installed: its arms fail with the install command, the other arms run. */
+  readonly catatonit: string | undefined;
+  /** The repository whose src/ the daemon arms measure (daemon.ts --repo); undefined: this one. */
+  readonly repo: string | undefined;
 }
 
 /** Bun's JIT workers are done about 15 s after start: churn is measured after this. */
@@ -47,13 +60,33 @@ const IDLE_WINDOW_MS = 10_000;
 const CHURN_FORKS = 20_000;
 
 /** Reads daemon.ts's report when the arm is a daemon; tini arms have none. */
-async function daemonReport(report: string): Promise<Record<string, unknown> | undefined> {
+export async function daemonReport(report: string): Promise<Record<string, unknown> | undefined> {
   const file = Bun.file(report);
   return (await file.exists()) ? lastJson(await file.text()) : undefined;
 }
 
+/** The Bun daemon under test running `command`, with our reaper in `reaper` mode ("none": without). */
+export function daemonArgv(tools: Tools, reaper: string, command: readonly string[], flags: readonly string[] = []) {
+  const repo = tools.repo ? ["--repo", tools.repo] : [];
+  return (report: string) => [tools.bun, join(BENCH_DIR, "daemon.ts"), "--reaper", reaper, ...repo, ...flags, "--report", report, "--", ...command];
+}
+
+export const PIDNS = ["unshare", "-p", "-f", "--mount-proc"];
+
+export const LIFETIME_METRICS: readonly Metric[] = [
+  { key: "p50", label: "zombie lifetime p50 (ms)" },
+  { key: "p99", label: "zombie lifetime p99 (ms)" },
+  { key: "max", label: "zombie lifetime max (ms)" },
+  { key: "leftover", label: "orphans never reaped" },
+  { key: "reaperCpuMs", label: "reaper CPU during the run (ms)" },
+  { key: "reaperCpuMsPer1000", label: "reaper CPU per 1000 reaps (ms)" },
+  { key: "reaperCtxt", label: "reaper context switches" },
+  { key: "passIntervalMax", label: "watcher pass interval max (ms)" },
+  { key: "source", label: "our source" },
+];
+
 /** Runs the workload under the arm and keeps the watcher's numbers (and the daemon's source). */
-async function measureWorkload(argv: string[], report: string): Promise<Measured> {
+export async function measureWorkload(argv: string[], report: string): Promise<Measured> {
   const run = await runToEnd(argv);
   if (run.exitCode !== 0) throw new Error(`exit ${run.exitCode}: ${argv.join(" ")}\n${run.stderr.slice(-2000)}`);
   const result = run.stdout.trim() ? lastJson(run.stdout) : {}; // `sleep` arms print nothing
@@ -97,38 +130,26 @@ async function measureAround(argv: string[], afterMs: number, during: () => Prom
   }
 }
 
-export function buildScenarios(tools: Tools): Scenario[] {
-  const { workload, bun, tini } = tools;
-  const daemon = join(BENCH_DIR, "daemon.ts");
-  const pidns = ["unshare", "-p", "-f", "--mount-proc"];
+/** The rows of the runs before issue #10, kept so that "no other row gets worse" can be checked. */
+export function buildExistingScenarios(tools: Tools): Scenario[] {
+  const { workload, tini } = tools;
   const rate = [workload, "orphans", "--count", "2000", "--rate", "1000"];
   const burst = [workload, "orphans", "--count", "3000", "--rate", "0"];
-  const ours = (reaper: string, command: string[], flags: string[] = []) => (report: string) =>
-    [bun, daemon, "--reaper", reaper, ...flags, "--report", report, "--", ...command];
+  const ours = (reaper: string, command: string[], flags: string[] = []) => daemonArgv(tools, reaper, command, flags);
   const plain = (argv: string[]) => () => argv;
   const workloadArm = (name: string, argv: Arm["argv"]): Arm => ({ name, argv, measure: measureWorkload });
 
-  const lifetimeMetrics: Metric[] = [
-    { key: "p50", label: "zombie lifetime p50 (ms)" },
-    { key: "p99", label: "zombie lifetime p99 (ms)" },
-    { key: "max", label: "zombie lifetime max (ms)" },
-    { key: "leftover", label: "orphans never reaped" },
-    { key: "reaperCpuMs", label: "reaper CPU during the run (ms)" },
-    { key: "reaperCpuMsPer1000", label: "reaper CPU per 1000 reaps (ms)" },
-    { key: "reaperCtxt", label: "reaper context switches" },
-    { key: "passIntervalMax", label: "watcher pass interval max (ms)" },
-    { key: "source", label: "our source" },
-  ];
   const lifetime = (id: string, title: string, command: string[], inPidns: boolean): Scenario => ({
     id: `lifetime-${id}`,
+    group: "existing",
     title,
-    metrics: lifetimeMetrics,
+    metrics: LIFETIME_METRICS,
     ratios: [["ours", "tini"]],
     arms: inPidns
       ? [
-          workloadArm("tini", plain([...pidns, tini, "--", ...command])),
-          workloadArm("ours", (r) => [...pidns, ...ours("auto", command)(r)]),
-          workloadArm("no reaper", (r) => [...pidns, ...ours("none", command)(r)]),
+          workloadArm("tini", plain([...PIDNS, tini, "--", ...command])),
+          workloadArm("ours", (r) => [...PIDNS, ...ours("auto", command)(r)]),
+          workloadArm("no reaper", (r) => [...PIDNS, ...ours("none", command)(r)]),
         ]
       : [
           workloadArm("tini", plain([tini, "-s", "--", ...command])),
@@ -157,6 +178,7 @@ export function buildScenarios(tools: Tools): Scenario[] {
 
   const idle = (id: string, title: string, afterMs: number): Scenario => ({
     id,
+    group: "existing",
     title,
     metrics: [
       { key: "wakeupsPerS", label: "wakeups/s (context switches, all threads)" },
@@ -185,6 +207,7 @@ export function buildScenarios(tools: Tools): Scenario[] {
     ),
     {
       id: "unrelated",
+      group: "existing",
       title: `While an unrelated process tree forks and exits ${CHURN_FORKS} times, from ${SETTLE_MS / 1000} s after start (child subreaper, idle otherwise)`,
       metrics: [
         { key: "ctxt", label: "daemon context switches during the churn" },
@@ -197,6 +220,7 @@ export function buildScenarios(tools: Tools): Scenario[] {
     },
     {
       id: "loop-delay",
+      group: "existing",
       title: "The daemon's event-loop delay (lateness of a 1 ms setInterval), child subreaper",
       metrics: [
         { key: "loop_p50", label: "loop delay p50 (ms)" },
@@ -213,8 +237,9 @@ export function buildScenarios(tools: Tools): Scenario[] {
     },
     {
       id: "own-children",
+      group: "existing",
       title: "2000 orphans at 1000/s while the daemon has 2000 live Bun.spawn children, child subreaper",
-      metrics: lifetimeMetrics.filter((m) => m.key !== "passIntervalMax"),
+      metrics: LIFETIME_METRICS.filter((m) => m.key !== "passIntervalMax"),
       ratios: [["ours, 2000 children", "ours, 0 children"], ["sigchld, 2000 children", "sigchld, 0 children"], ["ours, 2000 children", "tini"]],
       arms: [
         workloadArm("tini", plain([tini, "-s", "--", ...rate])),

@@ -6,6 +6,9 @@
  *
  *   workload orphans --count N --rate R   R orphans/s; R = 0: all at once
  *            [--poll-us U] [--settle-ms S]
+ *   workload adopted --live N --exit M --rate R   N orphans made and adopted
+ *            [--poll-us U] [--settle-ms S]        first; then M of them exit at
+ *            [--perf-ctl DIR]                     R/s while the rest stay alive
  *   workload churn --count N              N fork/exit/wait, nothing orphaned
  *
  * Each grandchild writes its pid and, just before _exit, its exit time
@@ -15,10 +18,16 @@
  * the resolution of every lifetime and is reported. The reaper is our parent
  * (tini, or the Bun daemon): its CPU time and context switches are read from
  * /proc/<ppid> before and after. Prints one JSON object on stdout.
+ *
+ * In `adopted` mode the measured window starts once every orphan is alive and
+ * adopted (the reaper has N live children) and ends when the M released ones
+ * are gone; the rest are released and reaped after it. With --perf-ctl, the
+ * same window is bracketed by `enable` / `disable` on the control FIFOs of a
+ * `perf stat --control fifo:DIR/ctl,DIR/ack` attached to the reaper.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,70 +37,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "reaper-usage.h"
 
-struct slot { volatile int64_t pid, exit_ns, gone_ns; };
-
-static int64_t now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns) {
-  struct timespec t = { ns / 1000000000, ns % 1000000000 };
-  nanosleep(&t, NULL);
-}
-
-/*
- * CPU ns (/proc/PID/task/T/schedstat) and context switches (voluntary + not)
- * per thread. Deltas are taken thread by thread: a thread that ends between
- * two samples must not take its whole history with it (Bun's JIT and GC
- * threads come and go), and one born meanwhile counts from zero.
- */
-#define MAX_THREADS 512
-struct thread_usage { long tid; int64_t cpu_ns, ctxt; };
-struct usage { int n; struct thread_usage t[MAX_THREADS]; };
-
-static struct usage read_usage(pid_t pid) {
-  struct usage u = { 0 };
-  char path[320], line[256];
-  snprintf(path, sizeof path, "/proc/%d/task", pid);
-  DIR *dir = opendir(path);
-  if (!dir) return u;
-  for (struct dirent *e; (e = readdir(dir)) && u.n < MAX_THREADS;) {
-    if (e->d_name[0] == '.') continue;
-    struct thread_usage t = { atol(e->d_name), 0, 0 };
-    snprintf(path, sizeof path, "/proc/%d/task/%s/schedstat", pid, e->d_name);
-    FILE *f = fopen(path, "r");
-    long long run = 0;
-    if (!f) continue; /* ended meanwhile */
-    if (fscanf(f, "%lld", &run) == 1) t.cpu_ns = run;
-    fclose(f);
-    snprintf(path, sizeof path, "/proc/%d/task/%s/status", pid, e->d_name);
-    if (!(f = fopen(path, "r"))) continue;
-    while (fgets(line, sizeof line, f)) {
-      long long n;
-      if (sscanf(line, "voluntary_ctxt_switches: %lld", &n) == 1 ||
-          sscanf(line, "nonvoluntary_ctxt_switches: %lld", &n) == 1) t.ctxt += n;
-    }
-    fclose(f);
-    u.t[u.n++] = t;
-  }
-  closedir(dir);
-  return u;
-}
-
-/* Sum of per-thread growth from `before` to `after`, over the threads alive at `after`. */
-static struct thread_usage usage_delta(const struct usage *before, const struct usage *after) {
-  struct thread_usage d = { 0, 0, 0 };
-  for (int i = 0; i < after->n; i++) {
-    struct thread_usage base = { 0, 0, 0 };
-    for (int j = 0; j < before->n; j++) if (before->t[j].tid == after->t[i].tid) base = before->t[j];
-    d.cpu_ns += after->t[i].cpu_ns - base.cpu_ns;
-    d.ctxt += after->t[i].ctxt - base.ctxt;
-  }
-  return d;
-}
+struct slot { volatile int64_t pid, exit_ns, gone_ns, adopted; };
 
 /* The grandchild: exits only once its parent is gone, so that it dies an orphan of the reaper. */
 static void grandchild(struct slot *s, pid_t parent, int barrier) {
@@ -102,15 +50,51 @@ static void grandchild(struct slot *s, pid_t parent, int barrier) {
   _exit(0);
 }
 
-/* Forks the intermediate child, which forks the grandchild and exits at once. */
-static void spawn_orphan(struct slot *s, int barrier, int barrier_w) {
+/* The adopted grandchild's slot, for its SIGUSR1 handler (each grandchild is its own process). */
+static struct slot *released_slot;
+
+static void on_release(int sig) {
+  (void)sig;
+  released_slot->exit_ns = now_ns();
+  _exit(0);
+}
+
+/*
+ * The adopted grandchild: once adopted, it sleeps in ppoll until SIGUSR1 (the
+ * release, one kill per orphan: no herd on a shared pipe) or until the
+ * lifeline pipe hangs up (the workload died: nobody will release it).
+ */
+static void adopted_grandchild(struct slot *s, pid_t parent, int lifeline) {
+  released_slot = s;
+  s->pid = getpid();
+  sigset_t usr1, unblocked;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &usr1, &unblocked); /* a release before the handler would kill it unstamped */
+  struct sigaction act = { .sa_handler = on_release };
+  sigaction(SIGUSR1, &act, NULL);
+  while (getppid() == parent) sleep_ns(20000);
+  s->adopted = 1;
+  struct pollfd p = { lifeline, POLLIN, 0 };
+  for (;;) if (ppoll(&p, 1, NULL, &unblocked) > 0) _exit(1);
+}
+
+/*
+ * Forks the intermediate child, which forks the grandchild and exits at once.
+ * `wait_fd` is the burst barrier (or the lifeline when `adopted`); `close_fd`
+ * is the workload's end of that pipe, closed in the children.
+ */
+static void spawn_orphan(struct slot *s, int wait_fd, int close_fd, int adopted) {
   pid_t child = fork();
   if (child < 0) { perror("fork"); exit(2); }
   if (child > 0) return;
-  if (barrier_w >= 0) close(barrier_w);
+  if (close_fd >= 0) close(close_fd);
   pid_t me = getpid();
   pid_t g = fork();
-  if (g == 0) grandchild(s, me, barrier);
+  if (g == 0) {
+    if (adopted) adopted_grandchild(s, me, wait_fd);
+    grandchild(s, me, wait_fd);
+  }
   _exit(g < 0 ? 1 : 0);
 }
 
@@ -146,59 +130,129 @@ static long watch_pass(struct slot *slots, long to, long *first_open) {
   return pending;
 }
 
-static int run_orphans(long count, long rate, long poll_us, long settle_ms) {
-  struct slot *slots = mmap(NULL, sizeof(struct slot) * count, PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (slots == MAP_FAILED) { perror("mmap"); return 2; }
-  int64_t *intervals = calloc(1 << 20, sizeof(int64_t));
-  long n_intervals = 0, first_open = 0, spawned = 0;
-  pid_t reaper = getppid();
-  int barrier[2] = { -1, -1 };
-  if (rate == 0 && pipe(barrier) < 0) { perror("pipe"); return 2; }
+/* What one measured window saw: orphans [0, count) were started, paced, in it. */
+struct window {
+  const char *kind;
+  long count, rate, poll_us, n_intervals;
+  int64_t start, end, setup_cpu_ns, *intervals;
+  struct thread_usage used;
+};
 
-  if (rate == 0) { /* all at once: every grandchild waits on the pipe; closing it releases them together */
-    for (; spawned < count; spawned++) spawn_orphan(&slots[spawned], barrier[0], barrier[1]);
-    for (long i = 0; i < count; i++) while (!slots[i].pid) { reap_intermediates(); sleep_ns(100000); }
-    reap_intermediates();
-  }
+/* Pacing steps: `orphans` makes the next orphan, `adopted` releases the next one. */
+static void spawn_next(struct slot *s) { spawn_orphan(s, -1, -1, 0); }
+static void release_next(struct slot *s) { kill((pid_t)s->pid, SIGUSR1); }
+
+/*
+ * Starts `count` orphans through `next` at `rate`/s (those before `started`
+ * are under way already) and watches until all are gone or none has exited
+ * for settle_ms. The reaper's usage is sampled (and perf enabled) around it.
+ */
+static struct window watch(struct slot *slots, long count, long rate, long started, void (*next)(struct slot *),
+                           int release_fd, long poll_us, long settle_ms, struct perf_ctl perf) {
+  struct window w = { .count = count, .rate = rate, .poll_us = poll_us, .intervals = calloc(1 << 20, sizeof(int64_t)) };
+  long first_open = 0;
+  pid_t reaper = getppid();
+  perf_command(perf, "enable\n");
   struct usage before = read_usage(reaper);
-  int64_t start = now_ns(), last_pass = 0, last_exit_seen = start;
-  if (rate == 0) close(barrier[1]);
+  int64_t last_pass = 0, last_exit_seen;
+  w.start = last_exit_seen = now_ns();
+  if (release_fd >= 0) close(release_fd);
   for (;;) {
     int64_t t = now_ns();
-    while (rate > 0 && spawned < count && t >= start + spawned * 1000000000LL / rate) {
-      spawn_orphan(&slots[spawned++], -1, -1);
+    while (started < count && (rate == 0 || t >= w.start + started * 1000000000LL / rate)) {
+      next(&slots[started++]);
       t = now_ns();
     }
     reap_intermediates();
-    if (last_pass && n_intervals < (1 << 20)) intervals[n_intervals++] = t - last_pass;
+    if (last_pass && w.n_intervals < (1 << 20)) w.intervals[w.n_intervals++] = t - last_pass;
     last_pass = t;
-    long pending = watch_pass(slots, spawned, &first_open);
-    if (spawned == count && pending == 0) break;
-    for (long i = first_open; i < spawned; i++) if (slots[i].exit_ns > last_exit_seen) last_exit_seen = slots[i].exit_ns;
-    if (spawned == count && now_ns() - last_exit_seen > settle_ms * 1000000LL) break;
+    long pending = watch_pass(slots, started, &first_open);
+    if (started == count && pending == 0) break;
+    for (long i = first_open; i < started; i++) if (slots[i].exit_ns > last_exit_seen) last_exit_seen = slots[i].exit_ns;
+    if (started == count && now_ns() - last_exit_seen > settle_ms * 1000000LL) break;
     sleep_ns(poll_us * 1000);
   }
-  int64_t end = now_ns();
+  w.end = now_ns();
   struct usage after = read_usage(reaper);
+  perf_command(perf, "disable\n");
+  w.used = usage_delta(&before, &after);
+  return w;
+}
 
-  int64_t *life = calloc(count, sizeof(int64_t));
+static void print_window(struct window *w, struct slot *slots, long live) {
+  int64_t *life = calloc(w->count, sizeof(int64_t));
   long gone = 0, exited = 0;
-  for (long i = 0; i < count; i++) {
+  for (long i = 0; i < w->count; i++) {
     if (slots[i].exit_ns) exited++;
     if (slots[i].gone_ns) life[gone++] = slots[i].gone_ns - slots[i].exit_ns;
   }
   qsort(life, gone, sizeof(int64_t), cmp_i64);
-  qsort(intervals, n_intervals, sizeof(int64_t), cmp_i64);
-  struct thread_usage used = usage_delta(&before, &after);
-  int64_t cpu = used.cpu_ns;
-  printf("{\"kind\":\"orphans\",\"count\":%ld,\"rate\":%ld,\"exited\":%ld,\"gone\":%ld,\"leftover\":%ld,"
+  qsort(w->intervals, w->n_intervals, sizeof(int64_t), cmp_i64);
+  double cpu_ms = w->used.cpu_ns / 1e6;
+  printf("{\"kind\":\"%s\",\"count\":%ld,\"live\":%ld,\"rate\":%ld,\"exited\":%ld,\"gone\":%ld,\"leftover\":%ld,"
          "\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"pollUs\":%ld,\"passIntervalP50\":%.3f,\"passIntervalMax\":%.3f,"
-         "\"elapsedMs\":%.1f,\"reaperPid\":%d,\"reaperCpuMs\":%.2f,\"reaperCtxt\":%lld,\"reaperCpuMsPer1000\":%.2f}\n",
-         count, rate, exited, gone, count - gone, pct_ms(life, gone, 0.5), pct_ms(life, gone, 0.99),
-         pct_ms(life, gone, 1.0), poll_us, pct_ms(intervals, n_intervals, 0.5),
-         pct_ms(intervals, n_intervals, 1.0), (end - start) / 1e6, reaper, cpu / 1e6,
-         (long long)used.ctxt, gone ? cpu / 1e6 * 1000.0 / gone : -1.0);
+         "\"elapsedMs\":%.1f,\"reaperPid\":%d,\"reaperCpuMs\":%.2f,\"reaperCtxt\":%lld,\"reaperCpuMsPer1000\":%.2f,"
+         "\"setupCpuMs\":%.2f}\n",
+         w->kind, w->count, live, w->rate, exited, gone, w->count - gone, pct_ms(life, gone, 0.5),
+         pct_ms(life, gone, 0.99), pct_ms(life, gone, 1.0), w->poll_us, pct_ms(w->intervals, w->n_intervals, 0.5),
+         pct_ms(w->intervals, w->n_intervals, 1.0), (w->end - w->start) / 1e6, getppid(), cpu_ms,
+         (long long)w->used.ctxt, gone ? cpu_ms * 1000.0 / gone : -1.0, w->setup_cpu_ns / 1e6);
+}
+
+static struct slot *map_slots(long count) {
+  struct slot *slots = mmap(NULL, sizeof(struct slot) * count, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (slots == MAP_FAILED) { perror("mmap"); exit(2); }
+  return slots;
+}
+
+static int run_orphans(long count, long rate, long poll_us, long settle_ms) {
+  struct slot *slots = map_slots(count);
+  long spawned = 0;
+  int barrier[2] = { -1, -1 };
+  if (rate == 0) { /* all at once: every grandchild waits on the pipe; closing it releases them together */
+    if (pipe(barrier) < 0) { perror("pipe"); return 2; }
+    for (; spawned < count; spawned++) spawn_orphan(&slots[spawned], barrier[0], barrier[1], 0);
+    for (long i = 0; i < count; i++) while (!slots[i].pid) { reap_intermediates(); sleep_ns(100000); }
+    reap_intermediates();
+  }
+  struct perf_ctl no_perf = { -1, -1 };
+  struct window w = watch(slots, count, rate, spawned, spawn_next, barrier[1], poll_us, settle_ms, no_perf);
+  w.kind = "orphans";
+  print_window(&w, slots, 0);
+  return 0;
+}
+
+/*
+ * `live` orphans, all made and adopted before the window; then the first
+ * `exits` are released at `rate`/s and timed. The rest are released after the
+ * window and waited for (up to settle_ms), so that none outlives the run; if
+ * the workload dies first, the lifeline pipe hangs up and they exit anyway.
+ */
+static int run_adopted(long live, long exits, long rate, long poll_us, long settle_ms, const char *perf_dir) {
+  if (exits > live) exits = live;
+  struct slot *slots = map_slots(live);
+  pid_t reaper = getppid();
+  struct usage setup_before = read_usage(reaper);
+  int lifeline[2];
+  if (pipe(lifeline) < 0) { perror("pipe"); return 2; }
+  for (long i = 0; i < live; i++) {
+    spawn_orphan(&slots[i], lifeline[0], lifeline[1], 1);
+    if (i % 64 == 63) reap_intermediates();
+  }
+  close(lifeline[0]);
+  for (long i = 0; i < live; i++) while (!slots[i].adopted) { reap_intermediates(); sleep_ns(1000000); }
+  reap_intermediates();
+  struct usage setup_after = read_usage(reaper);
+  struct perf_ctl perf = perf_open(perf_dir);
+  struct window w = watch(slots, exits, rate, 0, release_next, -1, poll_us, settle_ms, perf);
+  w.kind = "adopted";
+  w.setup_cpu_ns = usage_delta(&setup_before, &setup_after).cpu_ns;
+  long first_open = exits;
+  for (long i = exits; i < live; i++) release_next(&slots[i]);
+  for (int64_t until = now_ns() + settle_ms * 1000000LL; watch_pass(slots, live, &first_open) && now_ns() < until;)
+    sleep_ns(poll_us * 1000);
+  print_window(&w, slots, live);
+  close(lifeline[1]);
   return 0;
 }
 
@@ -221,7 +275,16 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "orphans"))
     return run_orphans(count, arg_long(argc, argv, "--rate", 1000), arg_long(argc, argv, "--poll-us", 500),
                        arg_long(argc, argv, "--settle-ms", 3000));
+  if (!strcmp(mode, "adopted")) {
+    const char *perf_dir = NULL;
+    for (int i = 2; i + 1 < argc; i++) if (!strcmp(argv[i], "--perf-ctl")) perf_dir = argv[i + 1];
+    return run_adopted(arg_long(argc, argv, "--live", 1000), arg_long(argc, argv, "--exit", 1000),
+                       arg_long(argc, argv, "--rate", 200), arg_long(argc, argv, "--poll-us", 500),
+                       arg_long(argc, argv, "--settle-ms", 3000), perf_dir);
+  }
   if (!strcmp(mode, "churn")) return run_churn(count);
-  fprintf(stderr, "usage: workload orphans --count N --rate R [--poll-us U] [--settle-ms S] | churn --count N\n");
+  fprintf(stderr, "usage: workload orphans --count N --rate R [--poll-us U] [--settle-ms S]\n"
+                  "     | adopted --live N --exit M --rate R [--poll-us U] [--settle-ms S] [--perf-ctl DIR]\n"
+                  "     | churn --count N\n");
   return 64;
 }

@@ -9,7 +9,7 @@
 import pino from "pino";
 import { readFileSync } from "node:fs";
 import { startOrphanReaper, type OrphanReaper, type SourceName } from "../../src/index.ts";
-import { loadLibc } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 import { countOrphanZombies, summarizeLifetimes, type LifetimeSummary } from "../../src/metrics.ts";
 
 export type DemoMode = "none" | SourceName;
@@ -103,7 +103,7 @@ async function main(mode: DemoMode): Promise<void> {
   const reaper = await startReaper(mode);
   const reaped = () => reaper?.stats().reaped ?? 0;
   const progress = async () =>
-    report({ type: "progress", started, orphans: killedAt.size, reaped: reaped(), zombies: await countOrphanZombies() });
+    report({ type: "progress", started, orphans: killedAt.size, reaped: reaped(), zombies: await countOrphanZombies(loadLibc()) });
   const ticker = setInterval(() => void progress(), PROGRESS_EVERY_MS);
   await storm();
   const settleUntil = performance.now() + (mode === "none" ? SHOW_LEFT_MS : CATCH_UP_MAX_MS);
@@ -114,7 +114,7 @@ async function main(mode: DemoMode): Promise<void> {
     type: "result",
     orphans: killedAt.size,
     reaped: reaped(),
-    zombiesLeft: await countOrphanZombies(),
+    zombiesLeft: await countOrphanZombies(loadLibc()),
     lifetimes: summarizeLifetimes(lifetimes),
   });
   await reaper?.stop();

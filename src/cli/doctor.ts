@@ -2,13 +2,14 @@
  * `orphan-reaper doctor`: what this machine offers the reaper and which
  * source it would choose, with the reason for every source not chosen. It
  * learns the choice the only honest way: it starts a reaper with a silent
- * logger, reads stats(), and stops it.
+ * logger, reads stats(), and stops it. The libc comes from the caller (the
+ * command line's entry loads it through the runtime seam).
  */
 import { release } from "node:os";
 import pino from "pino";
 import { startOrphanReaper, type ReaperSource, type ReaperStats } from "../index.ts";
-import { loadLibc } from "../libc.ts";
-import { probeRuntimePidfds, type RuntimePidfdProbe } from "../runtime-pidfds.ts";
+import type { Libc } from "../libc.ts";
+import type { RuntimePidfdProbe } from "../runtime-pidfds.ts";
 import { readNetNamespace, readPidNamespace, type NamespaceVerdict, type PidNamespaceFacts } from "./host.ts";
 import { colorsWanted, formatTable, painter } from "./style.ts";
 
@@ -24,11 +25,15 @@ export interface DoctorReport {
   readonly runtimePidfds: RuntimePidfdProbe;
   readonly source: ReaperSource;
   readonly notChosen: ReaperStats["notChosen"];
+  /** Sources that run beside the chosen one, and what for. */
+  readonly alongside: ReaperStats["alongside"];
+  /** A source whose probe failed for time and that a running reaper would probe again. */
+  readonly retry: ReaperStats["retry"];
   /** True when orphans are reaped as they exit (netlink or sigchld), not only by the sweep. */
   readonly eventDriven: boolean;
 }
 
-function readSubreaper(): DoctorReport["subreaper"] {
+function readSubreaper(loadLibc: () => Libc): DoctorReport["subreaper"] {
   try {
     return loadLibc().isChildSubreaper();
   } catch (err) {
@@ -43,12 +48,17 @@ function procConnectorVerdict(stats: ReaperStats): DoctorReport["procConnector"]
   return { works: false, reason: reason ?? "this build of orphan-reaper has no proc connector source" };
 }
 
-export async function examineHost(): Promise<DoctorReport> {
-  const subreaper = readSubreaper();
-  const runtimePidfds = await probeRuntimePidfds(loadLibc());
+/** The reaper's own probe of the runtime's mark (on Node the mark exists only while a reaper runs). */
+function runtimePidfdsVerdict(stats: ReaperStats): RuntimePidfdProbe {
+  return stats.runtimePidfds ?? { holds: false, reason: `not probed: the reaper is off (${stats.notChosen.off ?? "no reason given"})` };
+}
+
+export async function examineHost(loadLibc: () => Libc): Promise<DoctorReport> {
+  const subreaper = readSubreaper(loadLibc);
   const reaper = await startOrphanReaper({ logger: pino({ level: "silent" }) });
   const stats = reaper.stats();
   await reaper.stop();
+  const runtimePidfds = runtimePidfdsVerdict(stats);
   return {
     kernel: release(),
     pid: process.pid,
@@ -60,6 +70,8 @@ export async function examineHost(): Promise<DoctorReport> {
     runtimePidfds,
     source: stats.source,
     notChosen: stats.notChosen,
+    alongside: stats.alongside,
+    retry: stats.retry,
     eventDriven: stats.source === "netlink" || stats.source === "sigchld",
   };
 }
@@ -88,7 +100,9 @@ export function renderDoctorReport(report: DoctorReport, colors: boolean): strin
     ["runtime pidfds", mark(report.runtimePidfds.holds), report.runtimePidfds.reason],
     ["source", paint(report.eventDriven ? "green" : "red", report.source), "what startOrphanReaper chooses here"],
   ];
+  for (const [name, reason] of Object.entries(report.alongside)) rows.push([`  also ${name}`, "", reason ?? ""]);
   for (const [name, reason] of Object.entries(report.notChosen)) rows.push([`  not ${name}`, "", reason ?? ""]);
+  if (report.retry) rows.push([`  later ${report.retry.source}`, "", "its probe failed for time: a running reaper probes it again, and switches when it serves"]);
   const verdict = report.eventDriven
     ? paint("green", `orphans are reaped as they exit (source ${report.source})`)
     : paint("red", `no event-driven source: orphans wait for the sweep, or are not reaped (source ${report.source})`);
@@ -96,8 +110,8 @@ export function renderDoctorReport(report: DoctorReport, colors: boolean): strin
 }
 
 /** Prints the report; the exit code is 0 when an event-driven source works. */
-export async function doctorCommand(json: boolean): Promise<number> {
-  const report = await examineHost();
+export async function doctorCommand(json: boolean, loadLibc: () => Libc): Promise<number> {
+  const report = await examineHost(loadLibc);
   const text = json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctorReport(report, colorsWanted(process.stdout));
   process.stdout.write(text);
   return report.eventDriven ? 0 : 1;

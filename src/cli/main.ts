@@ -1,60 +1,74 @@
-#!/usr/bin/env bun
+#!/usr/bin/env node
 /**
  * The orphan-reaper command line: `doctor` examines the host, `run` runs a
- * command under the reaper (a tini-like init). Arguments are parsed with
- * node:util parseArgs; usage errors exit 2, as most Unix tools do.
+ * command under the reaper (an init in place of tini). Usage errors exit 1,
+ * as tini, dumb-init and catatonit do. The static imports are few and small:
+ * `run` listens to signals before the reaper, pino and the rest load (they
+ * take most of the start-up), so a signal in that time is held, not fatal.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { doctorCommand } from "./doctor.ts";
-import { runCommand } from "./run.ts";
+import { loadLibc } from "../runtime/index.ts";
+import { DEFAULT_GRACE_MS, parseRunArgs, UsageError } from "./run-args.ts";
+import { holdSignals } from "./signals.ts";
 
 const USAGE = `usage:
   orphan-reaper doctor [--json]
       Examine this host: kernel, PID 1, subreaper, namespaces, proc connector,
       runtime pidfds, and the source the reaper would choose here.
       Exits 0 when an event-driven source (netlink or sigchld) works.
-  orphan-reaper run [-g|--group] [--grace-ms N] [-v|--verbose] -- command [args...]
+  orphan-reaper run [options] [--] command [args...]
       Run the command as a child with the reaper active, forward signals to it,
-      and exit with its exit code (128 + N when killed by signal N).
-      -g, --group     signal the child's whole process group (the child gets its own session)
-      --grace-ms N    after the child exits, how long descendants it left get between
-                      SIGTERM and SIGKILL (default 5000)
-      -v, --verbose   log the start line and each reaped orphan to stderr
+      and exit with its exit code (128 + N when killed by signal N). Options end
+      at the command's name or at --. Each has a variable; a flag wins over it.
+      -g, --group                    signal the child's whole process group
+                                     (ORPHAN_REAPER_GROUP=1)
+      --grace-ms N                   after the child exits, time its descendants get
+                                     between SIGTERM and SIGKILL (default ${DEFAULT_GRACE_MS})
+                                     (ORPHAN_REAPER_GRACE_MS)
+      -e, --expect-exit CODE         exit 0 when the command exits with CODE; repeatable
+                                     (ORPHAN_REAPER_EXPECT_EXIT=143,130)
+      -p, --parent-death-signal SIG  get SIG when our parent exits
+                                     (ORPHAN_REAPER_PARENT_DEATH_SIGNAL)
+      -s, --subreaper                accepted; the subreaper is automatic
+      -v, --verbose                  log the start line, each reap and the child's exit
+      --log-level LEVEL              fatal, error, warn (default), info, debug, trace
+                                     (ORPHAN_REAPER_LOG_LEVEL)
+      --log-format json|human        default: human on a terminal, else JSON
+                                     (ORPHAN_REAPER_LOG_FORMAT)
+  orphan-reaper --version
 `;
 
-const EXIT_USAGE = 2;
-const DEFAULT_GRACE_MS = 5_000;
+const EXIT_USAGE = 1;
 
-class UsageError extends Error {}
-
-function parseDoctor(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } }, strict: true });
-  return doctorCommand(values.json);
+function version(): string {
+  const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  return `orphan-reaper ${packageJson.version}\n`;
 }
 
-function parseRun(args: string[]): Promise<number> {
-  const separator = args.indexOf("--");
-  if (separator === -1) throw new UsageError("run needs `--` before the command");
-  const command = args.slice(separator + 1);
-  if (command.length === 0) throw new UsageError("run needs a command after `--`");
-  const { values } = parseArgs({
-    args: args.slice(0, separator),
-    options: {
-      group: { type: "boolean", short: "g", default: false },
-      "grace-ms": { type: "string", default: String(DEFAULT_GRACE_MS) },
-      verbose: { type: "boolean", short: "v", default: false },
-    },
-    strict: true,
-  });
-  const graceMs = Number(values["grace-ms"]);
-  if (!Number.isInteger(graceMs) || graceMs < 0) throw new UsageError(`--grace-ms must be a whole number of ms, got ${values["grace-ms"]}`);
-  return runCommand({ command, group: values.group, graceMs, verbose: values.verbose });
+async function parseDoctor(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } }, strict: true });
+  const { doctorCommand } = await import("./doctor.ts");
+  return doctorCommand(values.json, loadLibc);
+}
+
+async function run(args: string[]): Promise<number> {
+  const options = parseRunArgs(args);
+  const libc = loadLibc();
+  const { relay, plan } = holdSignals(libc);
+  if (options.parentDeathSignal !== undefined) libc.setParentDeathSignal(options.parentDeathSignal);
+  const { runCommand } = await import("./run.ts");
+  return runCommand(options, relay, plan);
 }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "doctor") return parseDoctor(rest);
-  if (command === "run") return parseRun(rest);
+  if (command === "run") return run(rest);
+  if (command === "--version" || command === "-V") {
+    process.stdout.write(version());
+    return 0;
+  }
   if (command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(USAGE);
     return 0;

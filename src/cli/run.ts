@@ -1,45 +1,33 @@
 /**
- * `orphan-reaper run -- cmd args...`: a tini-like init in Bun. Runs the
- * command as its child with the reaper active (as a child subreaper when not
- * PID 1), forwards signals to it (or to its process group with --group),
- * and exits with its exit code (128 + signal number when a signal killed it).
- * When the child is gone, the descendants it left to us get SIGTERM, then
- * SIGKILL after the grace period. The runtime reaps its own child; the
- * library reaps the orphans; nothing here waits on a PID itself.
+ * `orphan-reaper run [options] [--] cmd args...`: an init for images that
+ * have Bun or Node and no tini. The command runs as our child, in a process
+ * group of its own that becomes the terminal's foreground group when stdin is
+ * a terminal (trampoline.ts); the reaper reaps every orphan (we are PID 1 or
+ * become a child subreaper); every signal the runtime lets us catch is
+ * forwarded to the child (or its group with -g), and those that arrive
+ * before the command runs are held until it does; we exit with its exit code
+ * (128 + N when signal N killed it). When the child is gone, the descendants
+ * it left to us get SIGTERM, then SIGKILL after the grace period. The runtime
+ * reaps its own child; the library reaps the orphans; nothing here waits on a
+ * PID itself.
  */
 import { constants } from "node:os";
-import pino, { type Logger } from "pino";
-import { startOrphanReaper, type OrphanReaper } from "../index.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { startOrphanReaper } from "../index.ts";
 import { listOwnChildren, readStat } from "../procfs.ts";
+import { exitCodeForExecError, startCommand, type ChildExit } from "./child.ts";
+import { cliLogger, defaultLogFormat } from "./cli-log.ts";
+import type { RunOptions } from "./run-args.ts";
+import type { SignalPlan, SignalRelay } from "./signals.ts";
 
-export interface RunOptions {
-  readonly command: readonly string[];
-  /** Signal the child's process group (the child starts its own session), like tini -g. */
-  readonly group: boolean;
-  /** How long descendants left behind get between SIGTERM and SIGKILL. */
-  readonly graceMs: number;
-  readonly verbose: boolean;
-}
-
-export const FORWARDED_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
-type ForwardedSignal = (typeof FORWARDED_SIGNALS)[number];
-
-/** The shell's convention, which tini and docker follow too. */
-const EXIT_COMMAND_NOT_FOUND = 127;
-const EXIT_CANNOT_RUN = 126;
 /** How long SIGKILLed descendants get to be reaped before we exit anyway. */
 const AFTER_KILL_WAIT_MS = 1_000;
 const POLL_MS = 20;
 
-export function exitCodeOf(exitCode: number | null, signalCode: NodeJS.Signals | number | null): number {
+export function exitCodeOf({ exitCode, signal }: ChildExit): number {
   if (exitCode !== null) return exitCode;
-  const signal = typeof signalCode === "number" ? signalCode : signalCode ? constants.signals[signalCode] : 0;
-  return 128 + signal;
-}
-
-function stderrLogger(verbose: boolean): Logger {
-  // Synchronous: the last lines must be out before process.exit.
-  return pino({ level: verbose ? "info" : "warn" }, pino.destination({ fd: 2, sync: true }));
+  return 128 + (signal ? constants.signals[signal] : 0);
 }
 
 /** Sends `signal` to each live child of ours. Check and kill run in one synchronous step: no reap can come between. */
@@ -48,91 +36,83 @@ function signalOwnLiveChildren(children: readonly number[], signal: NodeJS.Signa
   for (const pid of children) {
     const stat = readStat(pid);
     if (!stat || stat.ppid !== process.pid || stat.state === "Z") continue;
-    try {
-      process.kill(pid, signal);
-      signalled += 1;
-    } catch {
-      // ESRCH: it died between the stat and the kill; the reaper takes it
-    }
+    signalled += sendSignal(pid, signal) ? 1 : 0;
   }
   return signalled;
+}
+
+/** kill(2); false when the target is gone (ESRCH). */
+function sendSignal(target: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(target, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function waitForNoChildren(deadline: number): Promise<number[]> {
   for (;;) {
     const children = await listOwnChildren(process.pid);
     if (children.length === 0 || performance.now() >= deadline) return children;
-    await Bun.sleep(POLL_MS);
+    await sleep(POLL_MS);
   }
 }
 
-/** SIGTERM to the descendants the child left us, SIGKILL to those still there after the grace period. */
-async function endDescendants(graceMs: number, logger: Logger): Promise<void> {
-  const left = await listOwnChildren(process.pid);
-  if (signalOwnLiveChildren(left, "SIGTERM") > 0) {
-    logger.info({ pids: left }, "sent SIGTERM to the descendants the child left behind");
+/**
+ * SIGTERM to the descendants the child left us, and to those reparented to
+ * us while they go (a shell that exits on SIGTERM leaves its own children),
+ * each once; SIGKILL to those still there after the grace period.
+ */
+async function endDescendants(graceMs: number, log: Logger): Promise<void> {
+  const deadline = performance.now() + graceMs;
+  const termed = new Set<number>();
+  let children = await listOwnChildren(process.pid);
+  while (children.length > 0 && performance.now() < deadline) {
+    const fresh = children.filter((pid) => !termed.has(pid));
+    if (signalOwnLiveChildren(fresh, "SIGTERM") > 0) log.info({ pids: fresh }, "sent SIGTERM to the descendants the child left behind");
+    for (const pid of fresh) termed.add(pid);
+    await sleep(POLL_MS);
+    children = await listOwnChildren(process.pid);
   }
-  const stubborn = await waitForNoChildren(performance.now() + graceMs);
-  if (stubborn.length === 0) return;
-  logger.warn({ pids: stubborn, graceMs }, "descendants still running after the grace period: sending SIGKILL");
-  signalOwnLiveChildren(stubborn, "SIGKILL");
+  if (children.length === 0) return;
+  log.warn({ pids: children, graceMs }, "descendants still running after the grace period: sending SIGKILL");
+  signalOwnLiveChildren(children, "SIGKILL");
   const unreaped = await waitForNoChildren(performance.now() + AFTER_KILL_WAIT_MS);
   if (unreaped.length > 0) {
-    logger.warn({ pids: unreaped }, "descendants not reaped before exit; whoever adopts them next must reap them");
+    log.warn({ pids: unreaped }, "descendants not reaped before exit; whoever adopts them next must reap them");
   }
 }
 
-function spawnChild(options: RunOptions, logger: Logger): ReturnType<typeof Bun.spawn> | number {
-  try {
-    return Bun.spawn([...options.command], { stdio: ["inherit", "inherit", "inherit"], detached: options.group });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    logger.error({ err, command: options.command }, `cannot run ${options.command[0]}: ${code ?? String(err)}`);
-    return code === "ENOENT" ? EXIT_COMMAND_NOT_FOUND : EXIT_CANNOT_RUN;
-  }
-}
+/**
+ * Runs the command; resolves to the exit code this process should exit with.
+ * `relay` has listened since main.ts started (signals.ts holdSignals), which
+ * also set the parent-death signal.
+ */
+export async function runCommand(options: RunOptions, relay: SignalRelay, signals: SignalPlan): Promise<number> {
+  const logger = cliLogger(options.logLevel, options.logFormat ?? defaultLogFormat());
+  const log = logger.child({ component: "orphan-reaper run" });
+  log.debug({ forwarded: signals.forwarded, notForwarded: signals.notForwarded }, "signals");
+  const reaper = await startOrphanReaper({ logger });
+  if (reaper.source === "off") log.warn({ reason: reaper.stats().notChosen.off }, "running the command without a reaper");
 
-/** Forwards each signal to `target` until the returned function is called. */
-function forwardSignals(target: (signal: ForwardedSignal) => void): () => void {
-  const handlers = FORWARDED_SIGNALS.map((signal) => {
-    const handler = () => target(signal);
-    process.on(signal, handler);
-    return () => process.off(signal, handler);
-  });
-  return () => handlers.forEach((remove) => remove());
-}
-
-function signalChild(child: ReturnType<typeof Bun.spawn>, group: boolean, signal: ForwardedSignal): void {
-  try {
-    if (group) process.kill(-child.pid, signal);
-    else child.kill(signal);
-  } catch {
-    // ESRCH: the child (or its whole group) is already gone
+  const [name] = options.command;
+  const started = await startCommand(options.command);
+  let code: number;
+  if (started.execError !== undefined) {
+    log.error(`cannot run ${name}: ${started.execError}`);
+    await started.exited;
+    code = exitCodeForExecError(started.execError);
+  } else {
+    relay.deliverTo((signal) => sendSignal(options.group ? -started.pid : started.pid, signal));
+    const exit = await started.exited;
+    code = exitCodeOf(exit);
+    log.info({ child: { pid: started.pid, ...exit }, code }, "child exited");
+    // From now on a signal is passed on to what the child left behind.
+    relay.deliverTo((signal) => void listOwnChildren(process.pid).then((children) => signalOwnLiveChildren(children, signal)));
+    await endDescendants(options.graceMs, log);
   }
-}
-
-/** Runs the command; resolves to the exit code this process should exit with. */
-export async function runCommand(options: RunOptions): Promise<number> {
-  const baseLogger = stderrLogger(options.verbose);
-  const logger = baseLogger.child({ component: "orphan-reaper run" });
-  const reaper: OrphanReaper = await startOrphanReaper({ logger: baseLogger, reapLogLevel: options.verbose ? "info" : "debug" });
-  if (reaper.source === "off") logger.warn({ reason: reaper.stats().notChosen.off }, "running the command without a reaper");
-  const child = spawnChild(options, logger);
-  if (typeof child === "number") {
-    await reaper.stop();
-    return child;
-  }
-  let stopForwarding = forwardSignals((signal) => signalChild(child, options.group, signal));
-  await child.exited;
-  const code = exitCodeOf(child.exitCode, child.signalCode);
-  logger.info({ pid: child.pid, exitCode: child.exitCode, signal: child.signalCode, code }, "child exited");
-  stopForwarding();
-  // From now on a signal is passed on to what the child left behind.
-  stopForwarding = forwardSignals(
-    (signal) => void listOwnChildren(process.pid).then((children) => signalOwnLiveChildren(children, signal)),
-  );
-  await endDescendants(options.graceMs, logger);
-  stopForwarding();
+  relay.stop();
   await reaper.stop();
-  return code;
+  return options.zeroExitCodes.includes(code) ? 0 : code;
 }

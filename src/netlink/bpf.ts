@@ -4,18 +4,21 @@
  * rest of the machine's forks and exits (and so that kernels before 6.6,
  * which ignore the proc_input event filter, cost no more than new ones).
  *
- * Kept: the subscription ack (PROC_EVENT_NONE); EXIT of a process (not a
- * thread: pid == tgid) whose parent_tgid is us; FORK of a process (not a
+ * Kept: the ack to our own subscription (PROC_EVENT_NONE with our cn_msg.ack:
+ * the kernel multicasts every listener's acks to all); EXIT of a process (not
+ * a thread: pid == tgid) whose parent_tgid is us; FORK of a process (not a
  * thread: child_pid == child_tgid) by us. Everything else is dropped before
  * it is queued. The program reads the datagram from the nlmsghdr on.
  */
 import {
+  CN_ACK,
   EXIT_PARENT_TGID,
   EXIT_PROCESS_PID,
   EXIT_PROCESS_TGID,
   FORK_CHILD_PID,
   FORK_CHILD_TGID,
   FORK_PARENT_TGID,
+  NLMSG_HDRLEN,
   PROC_EVENT_DATA,
   PROC_EVENT_EXIT,
   PROC_EVENT_FORK,
@@ -57,30 +60,33 @@ const jumpIfEqualX = (jt: number, jf: number): Instruction => ({ code: BPF_JMP_J
 const copyToX: Instruction = { code: BPF_MISC_TAX, jt: 0, jf: 0, k: 0 };
 const ret = (k: number): Instruction => ({ code: BPF_RET_K, jt: 0, jf: 0, k });
 
-/** The filter's instructions for parent `selfPid` (a PID of the initial namespace). */
-export function ownChildrenFilter(selfPid: number): Instruction[] {
+/** The filter's instructions for parent `selfPid` (a PID of the initial namespace) and the ack number our subscription gets. */
+export function ownChildrenFilter(selfPid: number, ackNumber: number): Instruction[] {
   // A jump skips jt/jf instructions after itself: the comments name targets.
   return [
     /* 0 */ load(PROC_EVENT_OFFSET + PROC_EVENT_WHAT),
     /* 1 */ jumpIfEqual(PROC_EVENT_EXIT, 2, 0), // -> 4 exit checks / 2
     /* 2 */ jumpIfEqual(PROC_EVENT_FORK, 7, 0), // -> 10 fork checks / 3
-    /* 3 */ jumpIfEqual(PROC_EVENT_NONE, 12, 13), // -> 16 keep / 17 drop
+    /* 3 */ jumpIfEqual(PROC_EVENT_NONE, 12, 15), // -> 16 ack check / 19 drop
     // EXIT: a whole process (pid == tgid) whose parent is us
     /* 4 */ load(eventField(EXIT_PROCESS_PID)),
     /* 5 */ copyToX,
     /* 6 */ load(eventField(EXIT_PROCESS_TGID)),
-    /* 7 */ jumpIfEqualX(0, 9), // -> 8 / 17 drop
+    /* 7 */ jumpIfEqualX(0, 11), // -> 8 / 19 drop
     /* 8 */ load(eventField(EXIT_PARENT_TGID)),
-    /* 9 */ jumpIfEqual(selfPid, 6, 7), // -> 16 keep / 17 drop
+    /* 9 */ jumpIfEqual(selfPid, 8, 9), // -> 18 keep / 19 drop
     // FORK: a new process (not a thread) forked by us
     /* 10 */ load(eventField(FORK_CHILD_PID)),
     /* 11 */ copyToX,
     /* 12 */ load(eventField(FORK_CHILD_TGID)),
-    /* 13 */ jumpIfEqualX(0, 3), // -> 14 / 17 drop
+    /* 13 */ jumpIfEqualX(0, 5), // -> 14 / 19 drop
     /* 14 */ load(eventField(FORK_PARENT_TGID)),
-    /* 15 */ jumpIfEqual(selfPid, 0, 1), // -> 16 keep / 17 drop
-    /* 16 */ ret(KEEP_WHOLE_DATAGRAM),
-    /* 17 */ ret(DROP),
+    /* 15 */ jumpIfEqual(selfPid, 2, 3), // -> 18 keep / 19 drop
+    // ACK: ours only
+    /* 16 */ load(NLMSG_HDRLEN + CN_ACK),
+    /* 17 */ jumpIfEqual(ackNumber, 0, 1), // -> 18 keep / 19 drop
+    /* 18 */ ret(KEEP_WHOLE_DATAGRAM),
+    /* 19 */ ret(DROP),
   ];
 }
 

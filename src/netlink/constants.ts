@@ -8,10 +8,16 @@
 export const AF_NETLINK = 16;
 export const NETLINK_CONNECTOR = 11;
 export const SOCKADDR_NL_SIZE = 12; // sa_family u16, pad u16, nl_pid u32, nl_groups u32
+/** sockaddr_nl.nl_pid: the sender's port, 0 for the kernel, set by the kernel (a sender cannot forge it). */
+export const SOCKADDR_NL_PORT = 4;
 // <linux/net.h>, <asm-generic/fcntl.h> (x86_64, arm64: same values)
 export const SOCK_DGRAM = 2;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
+
+// <linux/netlink.h>: join a multicast group after the socket filter is in place.
+export const SOL_NETLINK = 270;
+export const NETLINK_ADD_MEMBERSHIP = 1;
 
 // <asm-generic/socket.h>
 export const SOL_SOCKET = 1;

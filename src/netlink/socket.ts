@@ -9,6 +9,7 @@ import { encodeFilter, ownChildrenFilter } from "./bpf.ts";
 import {
   AF_NETLINK,
   CN_IDX_PROC,
+  NETLINK_ADD_MEMBERSHIP,
   NETLINK_CONNECTOR,
   PROC_CN_MCAST_IGNORE,
   PROC_CN_MCAST_LISTEN,
@@ -20,6 +21,7 @@ import {
   SOCK_DGRAM,
   SOCK_NONBLOCK,
   SOCKADDR_NL_SIZE,
+  SOL_NETLINK,
   SOL_SOCKET,
 } from "./constants.ts";
 import { formatSubscription } from "./structs.ts";
@@ -37,15 +39,15 @@ function socketAddress(port: number, groups: number): Uint8Array {
 }
 
 /**
- * A non-blocking socket in the proc connector's multicast group, connected
- * to the kernel: a connected netlink socket refuses unicasts from any other
- * port (ECONNREFUSED to the sender, measured), so no local process can forge
- * events into it. Multicasts from the kernel still arrive.
+ * A non-blocking proc connector socket, connected to the kernel: a connected
+ * netlink socket refuses unicasts from any other port (ECONNREFUSED to the
+ * sender, measured). Not in the multicast group yet: joinProcEvents() comes
+ * after the socket filter, or events of the whole machine queue before it.
  */
 export function openProcConnectorSocket(libc: Libc): number {
   const fd = libc.socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
   try {
-    libc.bind(fd, socketAddress(0, CN_IDX_PROC));
+    libc.bind(fd, socketAddress(0, 0));
     libc.connect(fd, socketAddress(KERNEL_PORT, 0));
   } catch (error) {
     libc.close(fd);
@@ -71,9 +73,21 @@ export function setReceiveBuffer(libc: Libc, fd: number, bytes: number): number 
   return libc.getsockoptInt(fd, SOL_SOCKET, SO_RCVBUF);
 }
 
-/** Drops, in the kernel, every event that is not about a child of `selfPid`. */
-export function attachOwnChildrenFilter(libc: Libc, fd: number, selfPid: number): void {
-  libc.attachSocketFilter(fd, encodeFilter(ownChildrenFilter(selfPid)));
+/** Drops, in the kernel, every event that is not about a child of `selfPid`, and every ack but the one to `nonce`. */
+export function attachOwnChildrenFilter(libc: Libc, fd: number, selfPid: number, nonce: number): void {
+  libc.attachSocketFilter(fd, encodeFilter(ownChildrenFilter(selfPid, ackTo(nonce))));
+}
+
+/** Joins the proc connector's multicast group: events (and acks) start to queue. */
+export function joinProcEvents(libc: Libc, fd: number): void {
+  const group = new Uint8Array(4);
+  new DataView(group.buffer).setUint32(0, CN_IDX_PROC, true);
+  libc.setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
+}
+
+/** The kernel acks a request with its cn_msg.ack plus one. */
+export function ackTo(nonce: number): number {
+  return (nonce + 1) >>> 0;
 }
 
 /**

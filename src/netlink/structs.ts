@@ -114,7 +114,7 @@ export function parseProcEvents(bytes: Uint8Array): ParsedDatagram {
 function parseMessage(message: DataView): ProcEvent | undefined | string {
   const type = message.getUint16(NLMSG_TYPE, true);
   if (type !== NLMSG_DONE) return `nlmsg_type ${type} is not NLMSG_DONE`;
-  // Only the kernel (port 0) sends proc events; anything else is forged.
+  // A sanity check only: the sender writes this field. The source address decides (src/sources/netlink.ts).
   const senderPort = message.getUint32(NLMSG_PID, true);
   if (senderPort !== 0) return `sender port ${senderPort} is not the kernel`;
   if (message.byteLength < NLMSG_HDRLEN + CN_MSG_SIZE) return `nlmsg_len ${message.byteLength} too short for a cn_msg`;

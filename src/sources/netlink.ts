@@ -1,73 +1,95 @@
 /**
- * The proc connector event source: the kernel tells us, from Bun's own event
- * loop, each time a child of ours exits, with its wait status and exit time,
- * so an adopted orphan is reaped within a millisecond and the runtime's own
- * children are told apart from orphans by their FORK events.
+ * The proc connector source: the kernel queues a FORK event for each child
+ * this process forks and an EXIT event, with wait status and exit time, for
+ * each child of ours that exits. The core drains the socket on every
+ * SIGCHLD, on the sweep, and after pinning zombies, before judging them:
+ * a child's FORK event is queued before the child can run, so once drained,
+ * "forked by us" is known for every zombie there is. An EXIT with no FORK
+ * before it is an adopted orphan's, proven.
  *
- * The probe decides by evidence, not by kernel version: our namespaces,
- * each socket step's errno, the kernel's ack to our subscription, and finally
- * the exit event of a child spawned for the purpose.
+ * Reading is recvfrom(2) through the libc seam, no runtime-specific reader:
+ * it gives the sender's address, and only the kernel (port 0) is believed.
+ *
+ * The probe decides by evidence: our namespaces, each socket step's errno,
+ * the kernel's ack (queued before our send returns), and the FORK and EXIT
+ * events of a child spawned for the purpose (queued before its exit is seen).
  */
+import { spawn } from "node:child_process";
+import type { Logger } from "pino";
 import { hasErrnoCode } from "../errno.ts";
-import { countFdsLinkedTo, INITIAL_NAMESPACE_INODE, readFdLink, readNamespaceInode, readTaskChildren } from "../procfs.ts";
+import type { Libc } from "../libc.ts";
+import { RateLimitedLog } from "../log.ts";
+import { SOCKADDR_NL_PORT, SOCKADDR_NL_SIZE } from "../netlink/constants.ts";
 import { ChildProvenance } from "../netlink/provenance.ts";
 import {
+  ackTo,
   attachOwnChildrenFilter,
+  joinProcEvents,
   narrowToForkAndExit,
   openProcConnectorSocket,
   sendIgnore,
   sendListen,
   setReceiveBuffer,
 } from "../netlink/socket.ts";
-import { parseProcEvents, type AckEvent, type ExitEvent, type ProcEvent } from "../netlink/structs.ts";
-import type { EventSource, ProbeResult, ReaperCore } from "./source.ts";
+import { parseProcEvents, type ProcEvent } from "../netlink/structs.ts";
+import { INITIAL_NAMESPACE_INODE, readNamespaceInode, readTaskChildren } from "../procfs.ts";
+import type { ExitNotice } from "../types.ts";
+import type { EventSource } from "./source.ts";
 
-export interface NetlinkSourceOptions {
-  /** How long to wait for the kernel's ack, then for the test child's exit event. @default 100 */
-  readonly selfTestTimeoutMs?: number;
-  /** Receive queue to ask for; the kernel caps it at net.core.rmem_max without CAP_NET_ADMIN. @default 4 MiB */
-  readonly receiveBufferBytes?: number;
-  /** Exited children remembered for provenance. @default 65536 */
-  readonly maxExitedChildren?: number;
-  /** Overruns closer together than this are one burst, logged once. @default 1000 */
-  readonly overrunQuietMs?: number;
+export interface NetlinkSettings {
+  /** How long the self-test waits for its child to exit. */
+  readonly selfTestTimeoutMs: number;
+  /** Receive queue to ask for; the kernel caps it at net.core.rmem_max without CAP_NET_ADMIN. */
+  readonly receiveBufferBytes: number;
 }
 
-const DEFAULTS = {
-  selfTestTimeoutMs: 100,
-  receiveBufferBytes: 4 * 1024 * 1024,
-  maxExitedChildren: 65_536,
-  overrunQuietMs: 1000,
-} as const satisfies Required<NetlinkSourceOptions>;
+/** What one drain of the socket found. */
+export interface Drained {
+  /** Exits of adopted orphans (no FORK by us before the EXIT), reapable at once. */
+  readonly adoptedExits: ExitNotice[];
+  /** Exits of children we forked, or whose fork we did not see: the runtime's to reap, or the grace rule's. */
+  readonly ownExits: ExitNotice[];
+  /** Events were lost (ENOBUFS): only a scan finds what they said. */
+  readonly overrun: boolean;
+  readonly malformed: number;
+  /** Datagrams not sent by the kernel, ignored. */
+  readonly forged: number;
+  /** The drain stopped at its bound with datagrams still queued. */
+  readonly more: boolean;
+}
 
-/** How long stop() waits for Bun to close its duplicate of the socket. */
-const DUPLICATE_CLOSE_WAIT_MS = 250;
+export type NetlinkProbe =
+  | { readonly ok: true; readonly source: NetlinkSource }
+  | { readonly ok: false; readonly reason: string; readonly retryable: boolean };
 
-type Settings = { readonly [K in keyof typeof DEFAULTS]: number };
+/** Exited children remembered for provenance. */
+const MAX_EXITED_CHILDREN = 65_536;
+/** Datagrams read in one drain before the loop gets a turn (one proc event is 76 bytes). */
+const DATAGRAMS_PER_DRAIN = 4096;
+const DATAGRAM_BYTES = 8192;
+/** Probe child: the runtime's own executable, always present (PATH may be empty). */
+const PROBE_CHILD_ARGS = ["--version"];
 
-export async function probeNetlinkSource(core: ReaperCore, options: NetlinkSourceOptions = {}): Promise<ProbeResult> {
-  const settings: Settings = { ...DEFAULTS, ...options };
+export async function probeNetlinkSource(libc: Libc, logger: Logger, settings: NetlinkSettings): Promise<NetlinkProbe> {
   const namespaceReason = foreignNamespaceReason();
-  if (namespaceReason) return { ok: false, reason: namespaceReason };
-
+  if (namespaceReason) return { ok: false, reason: namespaceReason, retryable: false };
   let fd: number;
   try {
-    fd = openProcConnectorSocket(core.libc);
+    fd = openProcConnectorSocket(libc);
   } catch (error) {
-    return { ok: false, reason: describeSocketError(error) };
+    return { ok: false, reason: describeSocketError(error), retryable: false };
   }
-  const source = new NetlinkSource(core, fd, settings);
-  const failure = await source.subscribeAndSelfTest();
+  const source = new NetlinkSource(libc, fd, logger);
+  const failure = await source.subscribeAndSelfTest(settings);
   if (failure === undefined) return { ok: true, source };
-  await source.stop();
-  return { ok: false, reason: failure };
+  source.stop();
+  return { ok: false, ...failure };
 }
 
 /**
  * The kernel ignores subscriptions, without a reply, from outside the initial
  * PID and user namespaces (and its PIDs would not be ours). /proc/self/ns/*
- * tells, whichever /proc is mounted; NSpid does not: under a /proc mounted by
- * the inner namespace it shows one number (measured with unshare --mount-proc).
+ * tells, whichever /proc is mounted; NSpid does not.
  */
 function foreignNamespaceReason(): string | undefined {
   for (const kind of ["pid", "user"] as const) {
@@ -89,202 +111,175 @@ function describeSocketError(error: unknown): string {
   return `proc connector socket failed: ${error instanceof Error ? error.message : String(error)}`;
 }
 
-/** The exit time, moved from CLOCK_MONOTONIC to performance.now(). */
-function monotonicOffsetMs(core: ReaperCore): number {
-  const before = performance.now();
-  const monotonicMs = Number(core.libc.monotonicNs() / 1000n) / 1000;
-  return monotonicMs - (before + performance.now()) / 2;
+/** Spawns the runtime's own executable and resolves with its PID once it has exited, or a reason. */
+function runProbeChild(timeoutMs: number): Promise<{ pid: number } | { reason: string; retryable: boolean }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, PROBE_CHILD_ARGS, { stdio: "ignore" });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      resolve({ reason: `the probe child did not exit within ${timeoutMs} ms (netlinkProbeTimeoutMs): a slow or busy host`, retryable: true });
+    }, timeoutMs);
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      resolve({ reason: `cannot spawn a probe child: ${err.message}`, retryable: false });
+    });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve({ pid: child.pid ?? 0 });
+    });
+  });
 }
 
-class NetlinkSource implements EventSource {
-  readonly name = "netlink" as const;
-  readonly #core: ReaperCore;
+export class NetlinkSource implements EventSource {
+  readonly name = "netlink";
+  readonly #libc: Libc;
   readonly #fd: number;
-  readonly #settings: Settings;
-  readonly #log: ReaperCore["logger"];
-  readonly #provenance: ChildProvenance;
+  readonly #log: Logger;
+  readonly #warnings: RateLimitedLog;
+  readonly #provenance = new ChildProvenance(MAX_EXITED_CHILDREN);
   readonly #selfPid: number;
   readonly #clockOffsetMs: number;
   readonly #nonce = (Math.random() * 0xffff_fffe) >>> 0;
-  #reader: { cancel(): Promise<void> } | undefined;
-  #reading: Promise<void> | undefined;
+  readonly #datagram = new Uint8Array(DATAGRAM_BYTES);
+  readonly #sender = new Uint8Array(SOCKADDR_NL_SIZE);
+  readonly #senderView = new DataView(this.#sender.buffer);
+  #ackError: number | undefined;
   #subscribed = false;
-  /** What the kernel granted for the receive queue (it doubles the request). */
   #receiveBufferBytes = 0;
-  #stopped = false;
-  #closed: Promise<void> | undefined;
-  #lastOverrunAt = -Infinity;
-  #ackWaiter: ((ack: AckEvent) => void) | undefined;
-  #exitWaiters = new Map<number, () => void>();
+  #closed = false;
 
-  constructor(core: ReaperCore, fd: number, settings: Settings) {
-    this.#core = core;
+  constructor(libc: Libc, fd: number, logger: Logger) {
+    this.#libc = libc;
     this.#fd = fd;
-    this.#settings = settings;
-    this.#log = core.logger.child({ source: "netlink" });
-    this.#provenance = new ChildProvenance(settings.maxExitedChildren);
-    this.#selfPid = core.selfPid;
-    this.#clockOffsetMs = monotonicOffsetMs(core);
+    this.#log = logger.child({ source: "netlink" });
+    this.#warnings = new RateLimitedLog(this.#log);
+    this.#selfPid = libc.getpid();
+    this.#clockOffsetMs = monotonicOffsetMs(libc);
   }
 
+  /** True when this process forked `pid`, false when it surely did not, undefined when unknown. */
   forkedBySelf(pid: number): boolean | undefined {
     return this.#provenance.forkedBySelf(pid);
   }
 
+  get receiveBufferBytes(): number {
+    return this.#receiveBufferBytes;
+  }
+
   /** Undefined when events flow, else why not. */
-  async subscribeAndSelfTest(): Promise<string | undefined> {
-    const { libc } = this.#core;
-    const timeoutMs = this.#settings.selfTestTimeoutMs;
+  async subscribeAndSelfTest(settings: NetlinkSettings): Promise<{ reason: string; retryable: boolean } | undefined> {
+    const libc = this.#libc;
     try {
-      this.#receiveBufferBytes = setReceiveBuffer(libc, this.#fd, this.#settings.receiveBufferBytes);
-      this.#log.debug({ receiveBufferBytes: this.#receiveBufferBytes }, "proc connector receive buffer");
-      attachOwnChildrenFilter(libc, this.#fd, this.#selfPid);
-    } catch (error) {
-      return describeSocketError(error);
-    }
-    this.#reading = this.#readUntilStopped();
-    const ack = this.#waitFor<AckEvent>((resolve) => (this.#ackWaiter = resolve), timeoutMs);
-    try {
+      this.#receiveBufferBytes = setReceiveBuffer(libc, this.#fd, settings.receiveBufferBytes);
+      attachOwnChildrenFilter(libc, this.#fd, this.#selfPid, this.#nonce);
+      joinProcEvents(libc, this.#fd);
       sendListen(libc, this.#fd, this.#nonce);
     } catch (error) {
-      return describeSocketError(error);
+      return { reason: describeSocketError(error), retryable: false };
     }
-    const answer = await ack;
-    if (!answer)
-      return `no subscription ack within ${timeoutMs} ms: the kernel ignored it or has no CONFIG_PROC_EVENTS`;
+    // The kernel handles the request inside send(): its ack, if any, is queued by now.
+    this.drain();
+    if (this.#ackError === undefined)
+      return { reason: "the kernel did not answer the subscription: it ignored it (foreign namespace?) or has no CONFIG_PROC_EVENTS", retryable: false };
     this.#subscribed = true;
-    if (answer.err !== 0)
-      return `the kernel refused the subscription with errno ${answer.err}; before Linux 6.6 it needs CAP_NET_ADMIN`;
+    if (this.#ackError !== 0)
+      return { reason: `the kernel refused the subscription with errno ${this.#ackError}; before Linux 6.6 it needs CAP_NET_ADMIN`, retryable: false };
     try {
       narrowToForkAndExit(libc, this.#fd);
     } catch (error) {
-      return describeSocketError(error);
+      return { reason: describeSocketError(error), retryable: false };
     }
-    for (const pid of (readTaskChildren() ?? [])) this.#provenance.recordUnknown(pid);
-    return this.#selfTest(timeoutMs);
+    this.#log.debug({ receiveBufferBytes: this.#receiveBufferBytes }, "proc connector subscribed");
+    for (const pid of readTaskChildren() ?? []) this.#provenance.recordUnknown(pid);
+    return this.#selfTest(settings.selfTestTimeoutMs);
   }
 
-  /** Spawns a child and waits for its exit event to pass the filter. */
-  async #selfTest(timeoutMs: number): Promise<string | undefined> {
-    const child = Bun.spawn(["true"], { stdio: ["ignore", "ignore", "ignore"] });
-    const seen = await this.#waitFor<true>((resolve) => this.#exitWaiters.set(child.pid, () => resolve(true)), timeoutMs);
-    this.#exitWaiters.delete(child.pid);
-    await child.exited;
-    if (seen) return undefined;
-    return `no exit event within ${timeoutMs} ms (subscription ignored? kernel without CONFIG_PROC_EVENTS?)`;
+  /** The probe child's FORK and EXIT must be queued once its exit has been seen. */
+  async #selfTest(timeoutMs: number): Promise<{ reason: string; retryable: boolean } | undefined> {
+    const child = await runProbeChild(timeoutMs);
+    if (!("pid" in child)) return child;
+    const { ownExits } = this.drain();
+    if (ownExits.some((exit) => exit.pid === child.pid)) return undefined;
+    return { reason: "no exit event for the probe child: the kernel sends no proc events (CONFIG_PROC_EVENTS?)", retryable: false };
   }
 
-  #waitFor<T>(register: (resolve: (value: T) => void) => void, timeoutMs: number): Promise<T | undefined> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(undefined), timeoutMs);
-      register((value) => {
-        clearTimeout(timer);
-        resolve(value);
-      });
-    });
-  }
-
-  async #readUntilStopped(): Promise<void> {
-    // Bun's stream ends with an error on ENOBUFS but leaves the fd open: a
-    // new stream over the same fd carries on (measured).
-    while (!this.#stopped) {
-      const reader = Bun.file(this.#fd).stream().getReader();
-      this.#reader = reader;
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done || this.#stopped) break;
-          this.#handleChunk(value);
-        }
-        if (this.#stopped) return;
-        this.#log.error("proc connector stream ended; netlink source stops, other sources must carry on");
-        this.#core.requestScan("netlink", "netlink stream ended");
-        return;
-      } catch (error) {
-        if (this.#stopped) return;
-        // Bun's own SystemError, not an ErrnoError: it carries the same code.
-        if ((error as { code?: unknown } | undefined)?.code !== "ENOBUFS") {
-          this.#log.error({ err: error }, "proc connector read failed; netlink source stops, other sources must carry on");
-          this.#core.requestScan("netlink", "netlink read failed");
-          return;
-        }
-        this.#handleOverrun();
+  /** Reads what is queued now, at most DATAGRAMS_PER_DRAIN datagrams. */
+  drain(): Drained {
+    const drained = { adoptedExits: [] as ExitNotice[], ownExits: [] as ExitNotice[], overrun: false, malformed: 0, forged: 0, more: false };
+    if (this.#closed) return drained;
+    for (let read = 0; read < DATAGRAMS_PER_DRAIN; read++) {
+      const length = this.#receive();
+      if (length === "overrun") {
+        drained.overrun = true;
+        this.#recoverFromOverrun();
+        continue;
       }
+      if (length < 0) return drained;
+      // Only the kernel (port 0) sends proc events; any other sender is forging them.
+      if (this.#senderView.getUint32(SOCKADDR_NL_PORT, true) !== 0) {
+        drained.forged += 1;
+        continue;
+      }
+      const { events, malformed } = parseProcEvents(this.#datagram.subarray(0, length));
+      drained.malformed += malformed.length;
+      for (const event of events) this.#handleEvent(event, drained);
+    }
+    drained.more = true;
+    return drained;
+  }
+
+  #receive(): number | "overrun" {
+    try {
+      return this.#libc.receive(this.#fd, this.#datagram, this.#sender);
+    } catch (error) {
+      if (hasErrnoCode(error, "ENOBUFS")) return "overrun";
+      throw error;
     }
   }
 
-  #handleChunk(chunk: Uint8Array): void {
-    const { events, malformed } = parseProcEvents(chunk);
-    for (const reason of malformed) {
-      this.#core.count("malformed");
-      this.#log.debug({ reason }, "skipped a malformed proc connector message");
-    }
-    // A malformed message may have been one of our exits.
-    if (malformed.length > 0) this.#core.requestScan("netlink", "malformed proc event");
-    for (const event of events) this.#handleEvent(event);
-  }
-
-  #handleEvent(event: ProcEvent): void {
+  #handleEvent(event: ProcEvent, drained: Drained): void {
     if (event.type === "ack") {
-      if (event.ack === ((this.#nonce + 1) >>> 0)) this.#ackWaiter?.(event);
+      if (event.ack === ackTo(this.#nonce)) this.#ackError = event.err;
     } else if (event.type === "fork") {
-      if (event.parentTgid === this.#selfPid && event.childPid === event.childTgid)
-        this.#provenance.recordFork(event.childPid);
+      if (event.parentTgid === this.#selfPid && event.childPid === event.childTgid) this.#provenance.recordFork(event.childPid);
     } else if (event.pid === event.tgid && event.parentTgid === this.#selfPid) {
-      this.#handleChildExit(event);
+      const origin = this.#provenance.recordExit(event.pid);
+      const notice = { pid: event.pid, exitedAt: Number(event.timestampNs / 1000n) / 1000 - this.#clockOffsetMs };
+      // A child of another thread (a Worker's) is not ours to reap, adopted or not.
+      if (origin === "adopted" && event.parentPid === this.#selfPid) drained.adoptedExits.push(notice);
+      else drained.ownExits.push(notice);
     }
   }
 
-  #handleChildExit(event: ExitEvent): void {
-    this.#exitWaiters.get(event.pid)?.();
-    const origin = this.#provenance.recordExit(event.pid);
-    if (origin === "adopted") {
-      const exitedAt = Number(event.timestampNs / 1000n) / 1000 - this.#clockOffsetMs;
-      this.#core.noteExit({ pid: event.pid, waitStatus: event.exitCode, exitedAt, adopted: true });
-    }
-    // The kernel reparents the exiting process's children (zombies too) to
-    // us before it sends this event: look for them now.
-    this.#core.requestScan("netlink", "child exited; its orphans are ours now");
-  }
-
-  #handleOverrun(): void {
-    const now = performance.now();
-    const burstStarted = now - this.#lastOverrunAt > this.#settings.overrunQuietMs;
-    this.#lastOverrunAt = now;
-    this.#core.count("overruns");
-    // FORK events were lost too: children forked meanwhile are of unknown origin.
-    for (const pid of (readTaskChildren() ?? [])) this.#provenance.recordUnknown(pid);
-    this.#core.requestScan("netlink", "overrun");
-    const receiveBufferBytes = this.#receiveBufferBytes;
-    const message =
+  /** FORK events were lost: children that exist now are of unknown origin. */
+  #recoverFromOverrun(): void {
+    for (const pid of readTaskChildren() ?? []) this.#provenance.recordUnknown(pid);
+    this.#warnings.log(
+      "warn",
+      { receiveBufferBytes: this.#receiveBufferBytes },
       "proc connector events were lost (ENOBUFS: receive queue full); scanning for zombies instead. " +
-      "Raise receiveBufferBytes (above net.core.rmem_max needs CAP_NET_ADMIN) or keep the event loop from blocking";
-    if (burstStarted) this.#log.warn({ receiveBufferBytes }, message);
-    else this.#log.debug({ receiveBufferBytes }, message);
+        "Raise the netlinkReceiveBufferBytes option (above net.core.rmem_max needs CAP_NET_ADMIN) or keep the event loop from blocking",
+    );
   }
 
-  stop(): Promise<void> {
-    this.#stopped = true;
-    this.#closed ??= this.#close();
-    return this.#closed;
-  }
-
-  async #close(): Promise<void> {
+  /** Idempotent: unsubscribes and closes the socket. */
+  stop(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     if (this.#subscribed) {
       try {
-        sendIgnore(this.#core.libc, this.#fd);
+        sendIgnore(this.#libc, this.#fd);
       } catch (error) {
         this.#log.debug({ err: error }, "unsubscribe failed; closing the socket drops the subscription too");
       }
     }
-    const socket = readFdLink(this.#fd);
-    await this.#reader?.cancel().catch(() => undefined);
-    await this.#reading;
-    // Bun's stream reads through its own duplicate of the fd and closes it a
-    // moment after cancel: wait for that (bounded), so stop() leaves no fd.
-    for (let waited = 0; socket && waited < DUPLICATE_CLOSE_WAIT_MS && countFdsLinkedTo(socket) > 1; waited += 1) {
-      await Bun.sleep(1);
-    }
-    this.#core.libc.close(this.#fd);
+    this.#libc.close(this.#fd);
   }
+}
+
+/** CLOCK_MONOTONIC (the clock of event timestamps) minus performance.now(), in ms. */
+function monotonicOffsetMs(libc: Libc): number {
+  const before = performance.now();
+  const monotonicMs = Number(libc.monotonicNs() / 1000n) / 1000;
+  return monotonicMs - (before + performance.now()) / 2;
 }

@@ -1,19 +1,18 @@
 /**
- * The SIGCHLD source: PID 1 and child subreapers get SIGCHLD, with no
- * privilege, whenever an adopted orphan exits. Signals merge, so one signal
- * only means "look": the core rescans until nothing new turns up.
- * It adds a listener and never replaces or ignores SIGCHLD, so the runtime's
- * own child handling and any other listener keep working.
+ * SIGCHLD: PID 1 and child subreapers get it, with no privilege, whenever a
+ * child exits, adopted orphans included. Signals merge, so one only means
+ * "look". It wakes the core beside the proc connector too (whose socket is
+ * read on it) and is the container path without it. It adds a listener and
+ * never replaces or ignores SIGCHLD, so the runtime's own child handling and
+ * any other listener keep working.
  */
-import type { EventSource, ReaperCore } from "./source.ts";
+import type { EventSource } from "./source.ts";
 
-export function startSigchldSource(core: ReaperCore): EventSource {
-  const onSigchld = () => core.requestScan("sigchld");
+export function startSigchldSource(core: { onChildSignal(): void }): EventSource {
+  const onSigchld = () => core.onChildSignal();
   process.on("SIGCHLD", onSigchld);
   return {
     name: "sigchld",
-    stop: async () => {
-      process.off("SIGCHLD", onSigchld);
-    },
+    stop: () => void process.off("SIGCHLD", onSigchld),
   };
 }

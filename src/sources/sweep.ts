@@ -1,12 +1,13 @@
 /**
- * The sweep: list our own zombie children and hand them to the core, on a
- * timer. It runs under every other source as the safety net for whatever they
- * miss (lost netlink events, merged or lost signals). Beside an event source
- * it backs off while nothing happens: doubling the wait after each quiet
- * sweep, up to `maxIntervalMs`, so an idle daemon is not woken for nothing;
- * any activity brings it back to `intervalMs`. Alone, it keeps its interval.
+ * The sweep: on a timer, the core drains the proc connector and looks at
+ * every child. It runs under every other source as the safety net for what
+ * they miss (lost events, broken sources). Beside an event source it backs
+ * off while nothing happens: each sweep that follows no activity (no SIGCHLD,
+ * no reap since the last sweep) doubles the wait before the next, up to
+ * `maxIntervalMs`; a sweep that follows activity comes back to `intervalMs`.
+ * Alone, it keeps its interval.
  */
-import type { EventSource, ReaperCore } from "./source.ts";
+import type { EventSource } from "./source.ts";
 
 export interface SweepSchedule {
   readonly intervalMs: number;
@@ -14,7 +15,13 @@ export interface SweepSchedule {
   readonly maxIntervalMs?: number;
 }
 
-export function startSweepSource(core: ReaperCore, { intervalMs, maxIntervalMs = intervalMs }: SweepSchedule): EventSource {
+export interface Sweepable {
+  sweep(): void;
+  /** performance.now() of the last SIGCHLD or reap. */
+  readonly lastActivityAt: number;
+}
+
+export function startSweepSource(core: Sweepable, { intervalMs, maxIntervalMs = intervalMs }: SweepSchedule): EventSource {
   const longestWaitMs = Math.max(intervalMs, maxIntervalMs);
   let waitMs = intervalMs;
   let lastSweepAt = performance.now();
@@ -23,7 +30,7 @@ export function startSweepSource(core: ReaperCore, { intervalMs, maxIntervalMs =
     const quiet = core.lastActivityAt <= lastSweepAt;
     waitMs = quiet ? Math.min(waitMs * 2, longestWaitMs) : intervalMs;
     lastSweepAt = performance.now();
-    core.requestScan("sweep");
+    core.sweep();
     schedule();
   };
   const schedule = () => {
@@ -31,10 +38,10 @@ export function startSweepSource(core: ReaperCore, { intervalMs, maxIntervalMs =
     // unref: the safety net must never keep the daemon alive on its own.
     timer.unref();
   };
-  core.requestScan("sweep");
+  core.sweep();
   schedule();
   return {
     name: "sweep",
-    stop: async () => clearTimeout(timer),
+    stop: () => clearTimeout(timer),
   };
 }

@@ -47,7 +47,8 @@ describe("orphan-reaper doctor --json", () => {
     expect(report.pid1).toBe(false);
     expect(report.pidNamespace.initial).toBe(readlinkSync("/proc/self/ns/pid") === INITIAL_PID_NS);
     expect(report.runtimePidfds.holds).toBe(true);
-    expect(report.notChosen.sweep).toContain("safety net");
+    expect(report.alongside.sweep).toContain("safety net");
+    expect(report.notChosen.sweep).toBeUndefined();
     const hostNamespaces = report.pidNamespace.initial && report.networkNamespace.initial;
     if (!NETLINK_BUILT) expect(report.procConnector.reason).toContain("no proc connector source");
     else if (hostNamespaces) expect(report.source).toBe("netlink");
@@ -81,5 +82,8 @@ describe("orphan-reaper doctor --json", () => {
     expect(exitCode).toBe(0);
     expect(stdout).toMatch(/^source\s+(netlink|sigchld)/m);
     expect(stdout).toContain("orphans are reaped as they exit");
+    // Sources that run beside the chosen one are listed as such, never as "not" chosen.
+    expect(stdout).toMatch(/^\s+also sweep\s+runs underneath as the safety net/m);
+    expect(stdout).not.toMatch(/^\s+not (sweep|\S+\s+runs beside)/m);
   }, scaled(60_000));
 });

@@ -1,7 +1,10 @@
 import { expect, test } from "bun:test";
-import { listOwnChildren, readStats } from "../../src/procfs.ts";
-import { scaled, waitUntil } from "../helpers/time.ts";
-import { logLines, runCli, spawnCli } from "../helpers/cli.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { listOwnChildren, readStat, readStats } from "../../src/procfs.ts";
+import { waitUntil } from "../helpers/processes.ts";
+import { CLI_MAIN, logLines, runCli, spawnCli } from "../helpers/cli.ts";
 
 /** Reads a child's stdout until `marker` shows up; returns what was read. */
 async function readUntil(stream: ReadableStream<Uint8Array>, marker: string): Promise<string> {
@@ -14,64 +17,142 @@ async function readUntil(stream: ReadableStream<Uint8Array>, marker: string): Pr
   throw new Error(`stream ended before ${JSON.stringify(marker)}; got ${JSON.stringify(text)}`);
 }
 
+/** Alive and not a zombie (a zombie waits for whoever adopted it to reap it). */
 function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  const stat = readStat(pid);
+  return stat !== undefined && stat.state !== "Z";
 }
 
 test("run exits with the child's exit code", async () => {
   expect((await runCli(["run", "--", "sh", "-c", "exit 7"])).exitCode).toBe(7);
-});
+}, 30_000);
 
 test("run exits with 128 + the signal number when a signal killed the child", async () => {
   expect((await runCli(["run", "--", "sh", "-c", "kill -KILL $$"])).exitCode).toBe(128 + 9);
-});
+}, 30_000);
 
-test("run exits 127 when the command does not exist, and 2 on a usage error", async () => {
+test("run exits 127 when the command does not exist, and 1 on a usage error (as tini)", async () => {
   expect((await runCli(["run", "--", "no-such-command-here"])).exitCode).toBe(127);
-  expect((await runCli(["run", "sh"])).exitCode).toBe(2);
-});
+  expect((await runCli(["run", "--no-such-option", "sh"])).exitCode).toBe(1);
+}, 30_000);
 
 for (const flags of [[], ["--group"]]) {
   test(`a SIGTERM sent to run reaches the child ${flags.join(" ") || "(no --group)"}`, async () => {
-    // `wait` returns when a trapped signal arrives (no polling loop); the trap ends the sleep too.
-    const script = 'trap "kill $!; exit 42" TERM; sleep 30 & echo ready; wait';
+    const script = 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done';
     const run = spawnCli(["run", ...flags, "--", "sh", "-c", script]);
     await readUntil(run.stdout, "ready");
     run.kill("SIGTERM");
     expect(await run.exited).toBe(42);
-  }, scaled(20_000));
+  }, 30_000);
 }
 
 test("run reaps the orphans its child leaves behind; no zombie remains", async () => {
-  // Each ( ... & ) subshell has exited when it returns, so its child is run's orphan by "forked".
-  const script = "trap 'kill $!; wait; exit 0' TERM; (sleep 0.1 &); (sleep 0.1 &); (sh -c 'exit 5' &); sleep 30 & echo forked; wait";
+  // Each ( ... & ) subshell exits at once, so its sleep is reparented to run.
+  const script = "(sleep 0.1 &); (sleep 0.1 &); (sh -c 'exit 5' &); sleep 0.4; echo orphans-gone; sleep 0.3";
   const run = spawnCli(["run", "--verbose", "--", "sh", "-c", script]);
-  await readUntil(run.stdout, "forked");
-  const onlyTheShellLeft = async () => {
-    const children = await readStats(await listOwnChildren(run.pid));
-    return children.length === 1 && children[0]!.state !== "Z"; // only the sh that run started
-  };
-  expect(await waitUntil(onlyTheShellLeft, 10_000)).toBe(true);
-  const [shell] = await listOwnChildren(run.pid);
-  process.kill(shell!, "SIGTERM");
+  await readUntil(run.stdout, "orphans-gone");
+  const children = await readStats(await listOwnChildren(run.pid));
+  expect(children.filter((child) => child.state === "Z")).toEqual([]);
+  expect(children).toHaveLength(1); // only the sh that run started
   expect(await run.exited).toBe(0);
   const reaped = logLines(await new Response(run.stderr).text()).filter((line) => line.msg === "reaped orphan");
   expect(reaped).toHaveLength(3);
   for (const line of reaped) expect(line.orphan).toMatchObject({ provenance: "adopted", comm: expect.any(String) });
-}, scaled(30_000));
+}, 30_000);
 
 test("descendants left behind get SIGTERM, and SIGKILL after the grace period", async () => {
-  // The second sleep is forked after `trap '' TERM`, so it ignores SIGTERM from its first instant.
-  const script = "sleep 30 & echo $!; trap '' TERM; sleep 30 & echo $!";
+  const script = "sleep 30 & echo $!; (trap '' TERM; exec sleep 30) & echo $!";
   const { exitCode, stdout, stderr } = await runCli(["run", "--grace-ms", "300", "--", "sh", "-c", script]);
   expect(exitCode).toBe(0);
+  expect(logLines(stderr).find((line) => line.msg?.toString().includes("sending SIGKILL"))).toMatchObject({ graceMs: 300 });
   const pids = stdout.trim().split("\n").map(Number);
   expect(pids).toHaveLength(2);
-  expect(await waitUntil(() => pids.every((pid) => !isRunning(pid)), 10_000)).toBe(true);
+  expect(await waitUntil(() => pids.every((pid) => !isRunning(pid)), 1_000)).toBe(true);
   expect(stderr).toContain("sending SIGKILL");
-}, scaled(30_000));
+}, 30_000);
+
+test("--version prints the package's version", async () => {
+  const { exitCode, stdout } = await runCli(["--version"]);
+  expect(exitCode).toBe(0);
+  expect(stdout).toBe(`orphan-reaper ${require("../../package.json").version}\n`);
+}, 30_000);
+
+test("a command that cannot run: one plain line (human or JSON), no stack; 127 or 126", async () => {
+  const human = await runCli(["run", "--log-format", "human", "no-such-command-here"]);
+  expect(human).toMatchObject({ exitCode: 127, stderr: "orphan-reaper: [error] cannot run no-such-command-here: ENOENT\n" });
+  const json = await runCli(["run", "no-such-command-here"]); // piped: JSON
+  expect(logLines(json.stderr)).toEqual([expect.objectContaining({ msg: "cannot run no-such-command-here: ENOENT", level: 50 })]);
+  expect(json.stderr).not.toContain("stack");
+  const notExecutable = await runCli(["run", "--log-format", "human", "/dev/null"]);
+  expect(notExecutable).toMatchObject({ exitCode: 126, stderr: "orphan-reaper: [error] cannot run /dev/null: EACCES\n" });
+}, 30_000);
+
+test("no log line carries two pid keys; ORPHAN_REAPER_LOG_LEVEL is honoured", async () => {
+  const child = Bun.spawn([process.execPath, CLI_MAIN, "run", "sh", "-c", "(sleep 0.1 &); sleep 0.3"], {
+    stdout: "pipe", stderr: "pipe", env: { ...process.env, ORPHAN_REAPER_LOG_LEVEL: "debug" },
+  });
+  const stderr = await new Response(child.stderr).text();
+  expect(await child.exited).toBe(0);
+  const lines = stderr.split("\n").filter(Boolean);
+  expect(lines.some((line) => JSON.parse(line).level === 20)).toBe(true); // debug lines: the level was taken
+  expect(lines.map((line) => line.match(/"pid":/g)?.length ?? 0).filter((count) => count > 1)).toEqual([]);
+  expect(logLines(stderr).filter((line) => line.msg === "reaped orphan")).toHaveLength(1);
+}, 30_000);
+
+test("the command gets run's own environment, not a .env file Bun would add", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "orphan-reaper-env-"));
+  try {
+    writeFileSync(join(dir, ".env"), "ORPHAN_REAPER_DOTENV_PROBE=leaked\n");
+    const child = Bun.spawn([process.execPath, CLI_MAIN, "run", "sh", "-c", "echo ${ORPHAN_REAPER_DOTENV_PROBE:-absent} $KEPT"], {
+      cwd: dir, stdout: "pipe", stderr: "pipe", env: { ...process.env, KEPT: "kept" },
+    });
+    expect(await new Response(child.stdout).text()).toBe("absent kept\n");
+    expect(await child.exited).toBe(0);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+}, 30_000);
+
+test("-p SIGNAL: when run's parent exits, run gets SIGNAL and forwards it", async () => {
+  // A shell starts run in the background and exits when told: run's parent is gone.
+  const script = 'sh -c \'trap "echo got TERM; exit 0" TERM; echo ready; sleep 30 & wait\' ';
+  const parent = Bun.spawn(
+    ["sh", "-c", `"$@" </dev/null & echo $!; read line`, "sh", process.execPath, CLI_MAIN, "run", "-p", "TERM", "sh", "-c", script],
+    { stdin: "pipe", stdout: "pipe", stderr: "pipe" },
+  );
+  const reader = parent.stdout.getReader();
+  let text = "";
+  let runPid = 0;
+  try {
+    while (!text.includes("ready")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    runPid = Number(text.split("\n")[0]);
+    parent.stdin.write("go\n");
+    await parent.stdin.flush();
+    expect(await parent.exited).toBe(0);
+    while (!text.includes("got TERM")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    expect(text).toContain("got TERM");
+    expect(await waitUntil(() => !isRunning(runPid), 10_000)).toBe(true);
+  } finally {
+    parent.kill("SIGKILL");
+    if (runPid && isRunning(runPid)) process.kill(runPid, "SIGKILL");
+  }
+}, 30_000);
+
+test("descendants reparented to run during the grace period get SIGTERM too", async () => {
+  // The subshell exits on SIGTERM and leaves its sleep to run: that sleep must get SIGTERM as well.
+  const script = "(trap 'exit 0' TERM; sleep 30 & echo $!; wait) & sleep 0.1";
+  const { exitCode, stdout, stderr } = await runCli(["run", "-v", "--grace-ms", "20000", "sh", "-c", script]);
+  expect(exitCode).toBe(0);
+  expect(stderr).not.toContain("sending SIGKILL");
+  const termed = logLines(stderr).filter((line) => line.msg === "sent SIGTERM to the descendants the child left behind");
+  expect(termed.flatMap((line) => line.pids as number[])).toContain(Number(stdout.trim()));
+  expect(isRunning(Number(stdout.trim()))).toBe(false);
+}, 40_000);

@@ -1,31 +1,85 @@
 /**
- * The netlink source on the real kernel for tests: a recording core
- * (test/helpers/fake-core.ts) with a subscribed source, and the netlink
- * sockets this process holds.
+ * A netlink source on the real kernel for tests, without the core: a test
+ * drains it itself and keeps what every drain found, and reaps what it wants
+ * through the real pin-and-reap primitive.
  */
+import pino from "pino";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { loadLibc } from "../../src/libc.ts";
-import { probeNetlinkSource, type NetlinkSourceOptions } from "../../src/sources/netlink.ts";
-import type { EventSource } from "../../src/sources/source.ts";
-import { recordingCore, type RecordingCore } from "../helpers/fake-core.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
+import { probeNetlinkSource, type Drained, type NetlinkSettings, type NetlinkSource } from "../../src/sources/netlink.ts";
+import type { ExitNotice } from "../../src/types.ts";
+import { pinZombie, reapZombie, releaseZombies, type ExitStatus } from "../../src/zombie.ts";
+import { waitUntil } from "../helpers/processes.ts";
 import { scaled } from "../helpers/time.ts";
 
-export { recordingCore, type RecordingCore } from "../helpers/fake-core.ts";
-export { isZombie } from "../helpers/processes.ts";
-export { waitUntil as until } from "../helpers/time.ts";
+export { waitUntil as until } from "../helpers/processes.ts";
 
-/** Long enough for the probe's ack and self-test event on a busy machine: these tests are about the source, not the probe's speed. */
+export const DEFAULT_SETTINGS: NetlinkSettings = { selfTestTimeoutMs: 10_000, receiveBufferBytes: 4 * 1024 * 1024 };
+/** For a whole reaper on netlink: long enough for the probe on a busy machine (these tests are not about its speed). */
 export const PROBE_TIMEOUT_MS = scaled(5_000);
 /** For a beforeAll that runs a probe: more than the probe may take. */
 export const PROBE_HOOK_TIMEOUT_MS = scaled(20_000);
 
-/** A recording core with a subscribed netlink source, for a test file's beforeAll (we become a subreaper). */
-export async function startRecordingSource(options?: NetlinkSourceOptions): Promise<{ core: RecordingCore; source: EventSource }> {
-  loadLibc().setChildSubreaper(true);
-  const core = recordingCore();
-  const probe = await probeNetlinkSource(core, { selfTestTimeoutMs: PROBE_TIMEOUT_MS, ...options });
+/** Everything the drains of one source have found. */
+export class DrainLog {
+  readonly adopted: ExitNotice[] = [];
+  readonly own: ExitNotice[] = [];
+  overruns = 0;
+  malformed = 0;
+  forged = 0;
+  readonly logs: { level: number; msg: string; [key: string]: unknown }[] = [];
+  readonly source: NetlinkSource;
+
+  constructor(source: NetlinkSource) {
+    this.source = source;
+  }
+
+  drain(): Drained {
+    const drained = this.source.drain();
+    this.adopted.push(...drained.adoptedExits);
+    this.own.push(...drained.ownExits);
+    this.overruns += drained.overrun ? 1 : 0;
+    this.malformed += drained.malformed;
+    this.forged += drained.forged;
+    return drained;
+  }
+
+  /** Drains every 5 ms until `condition` holds (no process is started). */
+  drainUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+    return waitUntil(() => {
+      this.drain();
+      return condition();
+    }, timeoutMs);
+  }
+}
+
+/** A subscribed netlink source with its drain log; we become a child subreaper. */
+export async function startDrainLog(settings: Partial<NetlinkSettings> = {}): Promise<DrainLog> {
+  const libc = loadLibc();
+  libc.setChildSubreaper(true);
+  const logs: DrainLog["logs"] = [];
+  const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const probe = await probeNetlinkSource(libc, logger, { ...DEFAULT_SETTINGS, ...settings });
   if (!probe.ok) throw new Error(`netlink probe failed: ${probe.reason}`);
-  return { core, source: probe.source };
+  const log = new DrainLog(probe.source);
+  log.logs.push(...logs);
+  logs.length = 0;
+  // Later lines land in the log too.
+  Object.defineProperty(log, "logs", { value: logs });
+  return log;
+}
+
+/** Reaps one zombie child of ours through the real primitive; undefined when it is not one (yet). */
+export function reapChild(pid: number): ExitStatus | undefined {
+  const libc = loadLibc();
+  const zombie = pinZombie(libc, process.pid, pid);
+  if (!zombie) return undefined;
+  try {
+    const outcome = reapZombie(libc, process.pid, zombie);
+    return outcome.kind === "reaped" ? outcome.exit : undefined;
+  } finally {
+    releaseZombies(libc, [zombie]);
+  }
 }
 
 export function netlinkSocketFds(): Map<string, string> {

@@ -5,7 +5,7 @@ const unshare = Bun.which("unshare");
 if (!unshare) console.warn("unshare(1) is missing: the namespace probe tests are skipped, not passed");
 const probeScript = new URL("../fixtures/probe-netlink.ts", import.meta.url).pathname;
 
-function probeUnder(...unshareArgs: string[]): { ok: boolean; reason?: string } {
+function probeUnder(...unshareArgs: string[]): { ok: boolean; reason?: string; retryable?: boolean } {
   const run = Bun.spawnSync([unshare!, ...unshareArgs, process.execPath, probeScript], { timeout: scaled(20_000) });
   const output = run.stdout.toString().trim();
   if (run.exitCode !== 0 || !output) throw new Error(`probe under unshare ${unshareArgs.join(" ")} failed: ${run.stderr}`);
@@ -29,6 +29,7 @@ describe.skipIf(!unshare)("netlink probe inside namespaces", () => {
     expect(result).toEqual({
       ok: false,
       reason: "the proc connector exists only in the initial network namespace (send: ECONNREFUSED)",
+      retryable: false,
     });
   }, scaled(30_000));
 

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startOrphanReaper, type OrphanReaper, type ReapedProcess } from "../../src/index.ts";
-import { loadLibc } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 import { capturingLogger } from "../helpers/logs.ts";
 import { makeOrphans } from "../helpers/orphans.ts";
 import { spawnRuntimeChildren, zombieChildren } from "../helpers/processes.ts";
@@ -27,7 +27,7 @@ afterAll(() => reaper.stop());
 
 test("the proc connector serves here (root, initial namespaces)", () => {
   expect(reaper.source).toBe("netlink");
-  expect(reaper.stats().notChosen.sigchld).toMatch(/beside netlink/);
+  expect(reaper.stats().alongside.sigchld).toMatch(/beside netlink/);
 });
 
 test("200 orphans reaped with their exit codes and lifetimes, next to 100 Bun.spawn and 50 child_process children", async () => {

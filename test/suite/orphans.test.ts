@@ -4,7 +4,8 @@
  * orphans end by themselves when the process holding their gate dies.
  */
 import { beforeAll, expect, test } from "bun:test";
-import { loadLibc, P_PID, WEXITED } from "../../src/libc.ts";
+import { P_PID, WEXITED } from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
 import { spawnOrphans } from "../helpers/orphans.ts";
 import { isZombie, parentOf } from "../helpers/processes.ts";
 import { parseTestScale, scaled, sleep, waitUntil } from "../helpers/time.ts";

@@ -1,0 +1,406 @@
+/**
+ * The reaper core: every source funnels into it, so there is one policy and
+ * one reap path. It finds waitable zombies of the main thread in the cheapest
+ * way the situation allows, pins them in batches, has the judge
+ * (src/judge.ts) decide, reaps what it may and reports each reap. One pass
+ * runs at a time; requests that arrive meanwhile are merged into the next.
+ *
+ * The ways in, cheapest first:
+ * - an exit the proc connector named: pinned and reaped by its PID, O(1);
+ * - a waitid peek, when SIGCHLD came with no exit the proc connector named
+ *   (a zombie reparented to us after its exit): the kernel names one zombie;
+ * - a scan of all our children: the sweep, an overrun, or a peek blocked by
+ *   a zombie that stays (the runtime's, vetoed, in its grace window).
+ */
+import type { Logger } from "pino";
+import { Judge, type Candidate, type Decision } from "./judge.ts";
+import type { Libc } from "./libc.ts";
+import { RateLimitedLog } from "./log.ts";
+import { isLoopLate } from "./policy.ts";
+import { listOwnChildren, readStat, yieldToEventLoop, type ProcStat } from "./procfs.ts";
+import { Reporter } from "./report.ts";
+import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
+import type { NetlinkSource } from "./sources/netlink.ts";
+import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReapProvenance, type ReaperCounts, type SourceName } from "./types.ts";
+import { isChildWaitable, peekWaitableChild, pinZombies, reapZombie, releaseZombies, type ExitStatus, type PinnedZombie } from "./zombie.ts";
+import { reapProvenAdopted } from "./adopted.ts";
+
+/** Zombies pinned, judged and reaped together; the loop runs between batches. */
+const ZOMBIES_PER_BATCH = 64;
+/** Reaps one look makes by waitid peeks before it yields to the loop. */
+const PEEKS_PER_LOOK = 64;
+/** Beside the proc connector, how often SIGCHLD that came with exits is checked for a reparented zombie. */
+const REPARENT_CHECK_MS = 1_000;
+/** A peek blocked by the same zombie twice: at most one full scan per this. */
+const BLOCKED_SCAN_INTERVAL_MS = 100;
+/** After a failed pass (say /proc unreadable), look again after this. */
+const FAILURE_RETRY_MS = 1_000;
+
+export interface CoreSettings {
+  readonly libc: Libc;
+  readonly logger: Logger;
+  readonly graceMs: number;
+  readonly alwaysGrace: boolean;
+  readonly reapLogLevel: "info" | "debug";
+  readonly onReap?: (reaped: ReapedProcess) => void;
+  readonly shouldReap?: (candidate: ReapCandidate) => boolean;
+  /** Whether the runtime holds a pidfd for every child it spawns (probed at start). */
+  readonly runtimeMarksChildrenWithPidfd: boolean;
+  /** The reaper's own record of each reap (metrics); never throws. */
+  readonly record?: (reaped: ReapedProcess) => void;
+}
+
+/** What a pass does: drain the proc connector, peek, scan all children, look at zombies whose time is due. */
+type Work = "exits" | "peek" | "scan" | "due";
+
+export class Core {
+  readonly selfPid: number;
+  readonly #libc: Libc;
+  readonly #log: Logger;
+  readonly #errors: RateLimitedLog;
+  readonly #judge: Judge;
+  readonly #reporter: Reporter;
+  readonly #graceMs: number;
+  readonly #alwaysGrace: boolean;
+  /** A veto is asked for: every reap goes through the judge. */
+  readonly #shouldReap: boolean;
+  readonly #counts = { reaped: 0, reapedBySource: zeroBySource(), overruns: 0, malformed: 0, vetoed: 0, failures: 0 };
+  #exact: NetlinkSource | undefined;
+  /** Adopted exits the proc connector named, not yet reaped. */
+  #adoptedExits: ExitNotice[] = [];
+  /** Own children's exits: looked at once their grace is due, if nobody reaped them. */
+  readonly #ownExits = new Map<number, ExitNotice>();
+  readonly #wanted = new Set<Work>();
+  #scanBy: SourceName = "sweep";
+  #blockedBy = 0;
+  #lastBlockedScanAt = -Infinity;
+  #lastReparentCheckAt = -Infinity;
+  #running = false;
+  #stopped = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerDueAt = Infinity;
+  /** Work deferred to the timer: a reparent check, a rate-limited scan, a retry after a failure. */
+  readonly #owed = new Set<Work>();
+  #problem: string | undefined;
+  lastActivityAt = -Infinity;
+  lastSweepAt: number | undefined;
+
+  constructor(settings: CoreSettings) {
+    this.#libc = settings.libc;
+    this.#log = settings.logger;
+    this.#errors = new RateLimitedLog(settings.logger);
+    this.selfPid = settings.libc.getpid();
+    this.#graceMs = settings.graceMs;
+    this.#alwaysGrace = settings.alwaysGrace;
+    this.#shouldReap = settings.shouldReap !== undefined;
+    this.#judge = new Judge(settings);
+    this.#reporter = new Reporter({
+      logger: settings.logger,
+      reapLogLevel: settings.reapLogLevel,
+      onReap: settings.onReap,
+      record: (reaped) => {
+        this.#counts.reaped += 1;
+        this.#counts.reapedBySource[reaped.source] += 1;
+        this.lastActivityAt = performance.now();
+        settings.record?.(reaped);
+      },
+    });
+  }
+
+  /** The proc connector source whose events give exact provenance and exit notices; undefined for none. */
+  useExactSource(source: NetlinkSource | undefined): void {
+    this.#exact = source;
+  }
+
+  get exactSource(): NetlinkSource | undefined {
+    return this.#exact;
+  }
+
+  counts(): ReaperCounts {
+    return { ...this.#counts, reapedBySource: { ...this.#counts.reapedBySource } };
+  }
+
+  get pendingCount(): number {
+    return this.#judge.pendingCount;
+  }
+
+  /** Why reaping is failing right now (cleared by the next pass that works), or undefined. */
+  get problem(): string | undefined {
+    return this.#problem;
+  }
+
+  /**
+   * SIGCHLD: a child of ours exited (or stopped). Without the proc connector:
+   * peek. With it: read it here and reap the exits it proves adopted at once
+   * (src/adopted.ts); the pass gets only what is left. While a pass runs, it
+   * reads the proc connector itself.
+   */
+  onChildSignal(): void {
+    this.lastActivityAt = performance.now();
+    if (!this.#exact || this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "peek", "sigchld");
+    try {
+      this.#checkReparented(this.#drainExact());
+      this.#reapAdoptedNow();
+    } catch (err) {
+      this.#failed(err);
+    }
+    if (this.#wanted.size > 0 || this.#adoptedExits.length > 0) this.#startRun();
+  }
+
+  /** The sweep: drain, then look at every child. */
+  sweep(): void {
+    this.lastSweepAt = Date.now();
+    this.#request("scan", "sweep");
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#adoptedExits = [];
+    this.#ownExits.clear();
+  }
+
+  #request(work: Work, by: SourceName): void {
+    if (this.#stopped) return;
+    if (work === "scan" || work === "peek") this.#scanBy = by;
+    this.#wanted.add(work);
+    this.#startRun();
+  }
+
+  #startRun(): void {
+    if (this.#running || this.#stopped) return;
+    this.#running = true;
+    // A microtask: requests made in the same turn make one pass.
+    queueMicrotask(() => void this.#run());
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (!this.#stopped && (this.#wanted.size > 0 || this.#adoptedExits.length > 0)) {
+        const named = this.#drainExact();
+        if (this.#takeWork("exits")) this.#checkReparented(named);
+        if (this.#adoptedExits.length > 0) await this.#reapAdoptedExits();
+        else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
+        else if (this.#takeWork("due")) await this.#lookAtDue();
+        else if (this.#takeWork("peek")) await this.#peekLoop(this.#scanBy);
+      }
+      this.#problem = undefined;
+    } catch (err) {
+      this.#failed(err);
+    } finally {
+      this.#running = false;
+    }
+    this.#armTimer();
+  }
+
+  /** A pass failed (say /proc unreadable): counted, logged (rate-limited), shown in stats, tried again later. */
+  #failed(err: unknown): void {
+    this.#counts.failures += 1;
+    this.#problem = `reaping failed: ${err instanceof Error ? err.message : String(err)}`;
+    this.#errors.log("error", { err }, "orphan reaping failed; looking again shortly", "pass failed");
+    this.#wanted.clear();
+    this.#owe("scan", performance.now() + FAILURE_RETRY_MS);
+  }
+
+  #takeWork(work: Work): boolean {
+    return this.#wanted.delete(work);
+  }
+
+  /** Reads what the proc connector queued, and turns it into work; returns how many exits it named. */
+  #drainExact(): number {
+    if (!this.#exact) return 0;
+    const drained = this.#exact.drain();
+    this.#counts.malformed += drained.malformed + drained.forged;
+    if (drained.forged > 0) this.#errors.log("warn", { forged: drained.forged }, "ignored proc connector messages not sent by the kernel");
+    this.#adoptedExits.push(...drained.adoptedExits);
+    for (const exit of drained.ownExits) this.#ownExits.set(exit.pid, exit);
+    if (drained.more) this.#wanted.add("exits");
+    if (drained.overrun) {
+      this.#counts.overruns += 1;
+      this.#scanBy = "netlink";
+      this.#wanted.add("scan");
+    }
+    return drained.adoptedExits.length + drained.ownExits.length;
+  }
+
+  /** SIGCHLD with no exit named: a zombie reparented to us after its exit event. Peek now; beside exits, at most once a second. */
+  #checkReparented(named: number): void {
+    const now = performance.now();
+    if (named === 0 || now - this.#lastReparentCheckAt >= REPARENT_CHECK_MS) {
+      this.#lastReparentCheckAt = now;
+      this.#scanBy = "netlink";
+      this.#wanted.add("peek");
+    } else {
+      this.#owe("peek", this.#lastReparentCheckAt + REPARENT_CHECK_MS);
+    }
+  }
+
+  /** Exits the proc connector proves adopted, reaped here and now where no grace or veto applies (src/policy.ts: "adopted" is reaped at once). */
+  #reapAdoptedNow(): void {
+    if (this.#alwaysGrace || this.#shouldReap || this.#adoptedExits.length === 0 || !this.#exact) return;
+    const { reaped, left } = reapProvenAdopted(this.#libc, this.selfPid, this.#exact, this.#adoptedExits.splice(0, ZOMBIES_PER_BATCH), this.#reporter.wantsComm);
+    this.#adoptedExits.unshift(...left);
+    for (const { exit, status, comm } of reaped) this.#report(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
+  }
+
+  async #reapAdoptedExits(): Promise<void> {
+    const batch = this.#adoptedExits.splice(0, ZOMBIES_PER_BATCH);
+    const exits = new Map(batch.map((exit) => [exit.pid, exit]));
+    await this.#judgeAndReap(exits.keys(), "netlink", exits);
+    if (this.#adoptedExits.length > 0) await yieldToEventLoop();
+  }
+
+  /**
+   * Reaps the zombies waitid names, one at a time, without listing our
+   * children. A zombie that stays hides the rest from the peek: the first time,
+   * look again next turn (the runtime reaps its own within one); the second,
+   * scan all children (at most once per BLOCKED_SCAN_INTERVAL_MS).
+   */
+  async #peekLoop(by: SourceName): Promise<void> {
+    for (let looked = 0; looked < PEEKS_PER_LOOK; looked++) {
+      const pid = peekWaitableChild(this.#libc);
+      if (pid === 0) {
+        this.#blockedBy = 0;
+        return;
+      }
+      const reaped = await this.#judgeAndReap([pid], by);
+      if (reaped === 0) return this.#blocked(pid, by);
+    }
+    this.#wanted.add("peek");
+    await yieldToEventLoop();
+  }
+
+  #blocked(pid: number, by: SourceName): void {
+    const again = pid === this.#blockedBy;
+    this.#blockedBy = pid;
+    if (!again) return void setImmediate(() => this.#request("peek", by));
+    const scanAt = this.#lastBlockedScanAt + BLOCKED_SCAN_INTERVAL_MS;
+    if (performance.now() >= scanAt) {
+      this.#lastBlockedScanAt = performance.now();
+      this.#wanted.add("scan");
+    } else {
+      this.#owe("scan", scanAt);
+    }
+  }
+
+  /** Every waitable child of the main thread, in batches. */
+  async #scan(by: SourceName): Promise<void> {
+    const children = await listOwnChildren(this.selfPid);
+    const childSet = new Set(children);
+    this.#judge.forgetExcept(childSet);
+    for (const pid of this.#ownExits.keys()) if (!childSet.has(pid)) this.#ownExits.delete(pid);
+    const waitable = children.filter((pid) => isChildWaitable(this.#libc, pid));
+    for (let start = 0; start < waitable.length && !this.#stopped; start += ZOMBIES_PER_BATCH) {
+      if (start > 0) await yieldToEventLoop();
+      await this.#judgeAndReap(waitable.slice(start, start + ZOMBIES_PER_BATCH), by);
+    }
+    this.#blockedBy = 0;
+  }
+
+  /** Pins, judges and reaps; returns how many were reaped. */
+  async #judgeAndReap(pids: Iterable<number>, by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<number> {
+    const zombies = pinZombies(this.#libc, this.selfPid, pids);
+    try {
+      // Pinned first, then drained: every FORK event of a pinned zombie is read by now.
+      this.#drainExact();
+      const candidates = zombies.map((zombie) => this.#candidate(zombie, by, exits?.get(zombie.pid) ?? this.#ownExits.get(zombie.pid)));
+      const ownPidfds = new Set(zombies.flatMap(({ pidfd }) => (pidfd === undefined ? [] : [pidfd])));
+      const now = performance.now();
+      const decisions = await this.#judge.decide(candidates, now, (held) =>
+        runtimeHoldsPidfd(this.#libc, held, "waitable zombies", ownPidfds),
+      );
+      return this.#stopped ? 0 : this.#act(decisions, now);
+    } finally {
+      releaseZombies(this.#libc, zombies);
+    }
+  }
+
+  #candidate(zombie: PinnedZombie, seenBy: SourceName, exit: ExitNotice | undefined): Candidate {
+    let stat: ProcStat | undefined | null = null;
+    return {
+      zombie,
+      seenBy,
+      forkedBySelf: this.#exact?.forkedBySelf(zombie.pid),
+      exitedAt: exit?.exitedAt,
+      stat: () => (stat === null ? (stat = readStat(zombie.pid)) : stat),
+    };
+  }
+
+  #act(decisions: readonly Decision[], now: number): number {
+    let reaped = 0;
+    for (const decision of decisions) {
+      if (decision.action === "veto") this.#counts.vetoed += 1;
+      if (decision.action === "runtime") this.#log.debug({ pid: decision.candidate.zombie.pid }, "zombie belongs to the runtime (it holds a pidfd): left to it");
+      if (decision.action !== "reap") continue;
+      const { candidate, provenance, firstSeenAt } = decision;
+      const comm = this.#reporter.wantsComm ? (candidate.stat()?.comm ?? "") : "";
+      const outcome = reapZombie(this.#libc, this.selfPid, candidate.zombie);
+      if (outcome.kind === "not-yet") this.#judge.retrySoon(candidate, firstSeenAt, now);
+      this.#ownExits.delete(candidate.zombie.pid);
+      if (outcome.kind !== "reaped") continue;
+      reaped += 1;
+      this.#report(candidate.zombie.pid, comm, outcome.exit, candidate.seenBy, provenance, candidate.exitedAt, firstSeenAt);
+    }
+    return reaped;
+  }
+
+  #report(pid: number, comm: string, exit: ExitStatus, source: SourceName, provenance: ReapProvenance, exitedAt: number | undefined, firstSeenAt: number): void {
+    const reapedAt = performance.now();
+    this.#reporter.report({
+      pid,
+      comm,
+      ...exit,
+      source,
+      provenance,
+      ...(exitedAt === undefined ? {} : { lifetimeMs: reapedAt - exitedAt }),
+      seenForMs: reapedAt - firstSeenAt,
+    });
+  }
+
+  /** One timer for the earliest due time: a pending zombie, an own child's grace, a deferred check. */
+  #armTimer(at?: number): void {
+    if (this.#stopped) return;
+    const due = Math.min(at ?? Infinity, this.#judge.nextDueAt() ?? Infinity, this.#ownExitsDueAt(), this.#timerDueAt);
+    if (due === Infinity || (this.#timer && due >= this.#timerDueAt)) return;
+    clearTimeout(this.#timer);
+    this.#timerDueAt = due;
+    this.#timer = setTimeout(() => this.#onDue(due), Math.max(0, due - performance.now()));
+    // unref: the reaper must never keep the daemon alive on its own.
+    this.#timer.unref();
+  }
+
+  /** Own exits are kept in the order they were read, about their exit order: the first is due first. */
+  #ownExitsDueAt(): number {
+    const first = this.#ownExits.values().next();
+    return first.done ? Infinity : first.value.exitedAt + this.#graceMs;
+  }
+
+  #owe(work: Work, at: number): void {
+    this.#owed.add(work);
+    this.#armTimer(at);
+  }
+
+  #onDue(due: number): void {
+    this.#timer = undefined;
+    this.#timerDueAt = Infinity;
+    // Late by more than the threshold: the loop was blocked, the runtime could not reap.
+    if (isLoopLate(due, performance.now())) this.#judge.noteLoopLate(performance.now());
+    const by = this.#exact ? "netlink" : "sigchld";
+    for (const work of this.#owed) this.#request(work, by);
+    this.#owed.clear();
+    this.#request("due", by);
+  }
+
+  /** Zombies whose grace or retry time has come, and own children nobody reaped within their grace. */
+  async #lookAtDue(): Promise<void> {
+    const now = performance.now();
+    const dueExits: ExitNotice[] = [];
+    for (const exit of this.#ownExits.values()) {
+      if (exit.exitedAt + this.#graceMs > now) break;
+      dueExits.push(exit);
+    }
+    for (const { pid } of dueExits) this.#ownExits.delete(pid);
+    const pids = new Set([...dueExits.map((exit) => exit.pid), ...this.#judge.duePids(now)]);
+    if (pids.size > 0) await this.#judgeAndReap(pids, this.#exact ? "netlink" : "sigchld", new Map(dueExits.map((exit) => [exit.pid, exit])));
+  }
+}

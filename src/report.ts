@@ -1,0 +1,44 @@
+/**
+ * Reporting one reap: the internal record first (counters, lifetimes,
+ * activity), then the log line, then the daemon's onReap. The user's callback
+ * is kept apart: if it throws, the reap is still counted, and the warning
+ * about it is rate-limited.
+ */
+import type { Logger } from "pino";
+import { RateLimitedLog } from "./log.ts";
+import type { ReapedProcess } from "./types.ts";
+
+export interface ReportSettings {
+  readonly logger: Logger;
+  readonly reapLogLevel: "info" | "debug";
+  readonly onReap?: (reaped: ReapedProcess) => void;
+  /** The reaper's own bookkeeping; never throws. */
+  readonly record: (reaped: ReapedProcess) => void;
+}
+
+export class Reporter {
+  readonly #settings: ReportSettings;
+  readonly #warnings: RateLimitedLog;
+
+  constructor(settings: ReportSettings) {
+    this.#settings = settings;
+    this.#warnings = new RateLimitedLog(settings.logger);
+  }
+
+  /** Whether anyone will see a reaped process's comm (so /proc/PID/stat is worth reading). */
+  get wantsComm(): boolean {
+    return this.#settings.onReap !== undefined || this.#settings.logger.isLevelEnabled(this.#settings.reapLogLevel);
+  }
+
+  report(reaped: ReapedProcess): void {
+    const { logger, reapLogLevel, onReap, record } = this.#settings;
+    record(reaped);
+    logger[reapLogLevel]({ orphan: reaped }, "reaped orphan");
+    if (!onReap) return;
+    try {
+      onReap(reaped);
+    } catch (err) {
+      this.#warnings.log("warn", { err, orphan: { pid: reaped.pid } }, "onReap threw; the reaper carries on");
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Node's children carry no mark: libuv holds no pidfd, it calls
+ * wait4(pid, WNOHANG) for each child it spawned on SIGCHLD, and if anything
+ * else reaps one first, that child's 'exit' never fires and the daemon hangs
+ * on its handle. So, as Bun does, this process holds a pidfd on each child:
+ * ChildProcess.prototype.spawn (under spawn, exec, execFile and fork) is
+ * wrapped to open one right after the fork and close it on 'exit', which
+ * Node emits once libuv has reaped the child. The pidfd is opened before the
+ * event loop turns again, so before libuv or the reaper can reap the child.
+ * spawnSync and friends block the loop until they have reaped their child,
+ * so the reaper never runs while one lives. Children of a Worker run another
+ * isolate's ChildProcess; they are not children of the main thread, which is
+ * the only one the reaper waits on (__WNOTHREAD).
+ */
+import { ChildProcess } from "node:child_process";
+import type { Libc } from "../libc.ts";
+
+/** Node's ChildProcess.prototype.spawn: undocumented, but what spawn, exec, execFile and fork all call. */
+type Spawn = (this: ChildProcess, options: unknown) => unknown;
+const prototype = ChildProcess.prototype as unknown as { spawn: Spawn };
+
+let installs = 0;
+let unwrapped: Spawn | undefined;
+/** Children whose pidfd could not be opened: the runtime's all the same, until 'exit'. */
+const unmarked = new Set<number>();
+
+/** Live children of the wrapper that carry no pidfd (pidfd_open failed: EMFILE, or before Linux 5.3). */
+export function childrenWithoutPidfd(): ReadonlySet<number> {
+  return unmarked;
+}
+
+/** Installs the wrapper (counted: several reapers may share it); returns its removal. */
+export function holdPidfdOnEachChild(libc: Libc): () => void {
+  if (installs++ === 0) {
+    const spawn = (unwrapped = prototype.spawn);
+    prototype.spawn = function (this: ChildProcess, options: unknown) {
+      const result = spawn.call(this, options);
+      if (this.pid !== undefined) holdUntilExit(libc, this, this.pid);
+      return result;
+    };
+  }
+  let removed = false;
+  return () => {
+    if (removed) return;
+    removed = true;
+    if (--installs === 0 && unwrapped) prototype.spawn = unwrapped;
+  };
+}
+
+function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {
+  let pidfd: number | undefined;
+  try {
+    pidfd = libc.pidfdOpen(pid);
+  } catch {
+    // Out of fds, or no pidfd_open: the PID is remembered instead. It cannot
+    // change hands before 'exit', which comes only once libuv has reaped it.
+    unmarked.add(pid);
+  }
+  child.once("exit", () => (pidfd === undefined ? unmarked.delete(pid) : libc.close(pidfd)));
+}

@@ -1,0 +1,33 @@
+/**
+ * The one runtime seam: picks the libc binding for the runtime this process
+ * runs on (bun:ffi on Bun, koffi on Node.js) once, at import, so neither is
+ * loaded where it does not belong (Node has no bun:ffi; a Bun user installs
+ * no koffi), and gives Node's children the mark Bun's already carry.
+ */
+import { findLoadedLibc, type Libc } from "../libc.ts";
+import { childrenWithoutPidfd, holdPidfdOnEachChild } from "./child-pidfds.ts";
+
+export { childrenWithoutPidfd };
+
+export type RuntimeName = "bun" | "node";
+export const runtimeName: RuntimeName = process.versions.bun ? "bun" : "node";
+
+const binding = runtimeName === "bun" ? await import("./bun.ts") : await import("./node.ts");
+
+let loaded: Libc | undefined;
+
+/** Opens libc once; throws when the platform or the runtime's FFI cannot serve. */
+export function loadLibc(): Libc {
+  if (process.platform !== "linux") throw new Error(`platform ${process.platform} is not Linux`);
+  loaded ??= binding.bindLibc(findLoadedLibc());
+  return loaded;
+}
+
+/**
+ * Makes this process hold a pidfd on each child the runtime spawns, until the
+ * runtime has reaped it (the mark src/runtime-pidfds.ts reads). Bun does it
+ * itself; on Node, child_process is wrapped. Returns the undo.
+ */
+export function markRuntimeChildren(libc: Libc): () => void {
+  return runtimeName === "bun" ? () => {} : holdPidfdOnEachChild(libc);
+}

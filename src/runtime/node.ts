@@ -1,0 +1,103 @@
+/**
+ * The libc binding on Node.js, through koffi: the only module that loads it.
+ * koffi is an optional dependency loaded here, lazily, so a Bun user never
+ * needs it; it ships prebuilt glibc and musl builds, so no compiler or
+ * install script is needed. `koffi.errno()` is the live errno: libcFromCalls
+ * reads it right after each call. Typed arrays are passed by address.
+ */
+import { createRequire } from "node:module";
+import { libcFromCalls, SOCK_FILTER_SIZE, SOCK_FPROG_SIZE, type Libc } from "../libc.ts";
+import { SO_ATTACH_FILTER, SOL_SOCKET } from "../netlink/constants.ts";
+
+/** The part of koffi's API used here, typed locally so its types are not needed to build. */
+interface Koffi {
+  load(path: string): { func(signature: string): CFunction; func(name: string, result: string, args: unknown[]): CFunction };
+  struct(fields: Record<string, string>): unknown;
+  pointer(type: unknown): unknown;
+  errno(): number;
+}
+type CFunction = (...args: unknown[]) => number;
+
+function requireKoffi(): Koffi {
+  try {
+    return createRequire(import.meta.url)("koffi") as Koffi;
+  } catch (err) {
+    if ((err as { code?: string }).code === "MODULE_NOT_FOUND")
+      throw new Error("koffi, the libc binding on Node.js, is not installed (it is an optional dependency: npm install koffi)");
+    throw new Error(`koffi, the libc binding on Node.js, does not load: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+export function bindLibc(path: string): Libc {
+  const koffi = requireKoffi();
+  const lib = koffi.load(path);
+  // <linux/filter.h>: struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+  const sockFprog = koffi.pointer(koffi.struct({ len: "uint16_t", filter: "void *" }));
+  const c = {
+    getpid: lib.func("int getpid()"),
+    close: lib.func("int close(int)"),
+    prctl: lib.func("int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)"),
+    prctlGetInt: lib.func("int prctl(int, int *, unsigned long, unsigned long, unsigned long)"),
+    syscall: lib.func("long syscall(long, long, long)"),
+    waitid: lib.func("int waitid(int, uint32_t, void *, int)"),
+    socket: lib.func("int socket(int, int, int)"),
+    bind: lib.func("int bind(int, void *, uint32_t)"),
+    connect: lib.func("int connect(int, void *, uint32_t)"),
+    send: lib.func("long send(int, void *, unsigned long, int)"),
+    recvfrom: lib.func("long recvfrom(int, void *, unsigned long, int, void *, uint32_t *)"),
+    setsockopt: lib.func("int setsockopt(int, int, int, void *, uint32_t)"),
+    setsockoptFilter: lib.func("setsockopt", "int", ["int", "int", "int", sockFprog, "uint32_t"]),
+    getsockopt: lib.func("int getsockopt(int, int, int, int *, uint32_t *)"),
+    clockGettime: lib.func("int clock_gettime(int, void *)"),
+    poll: lib.func("int poll(void *, unsigned long, int)"),
+    setpgid: lib.func("int setpgid(int, int)"),
+    getpgrp: lib.func("int getpgrp()"),
+    tcsetpgrp: lib.func("int tcsetpgrp(int, int)"),
+    tcgetpgrp: lib.func("int tcgetpgrp(int)"),
+    isatty: lib.func("int isatty(int)"),
+    fcntl: lib.func("int fcntl(int, int, int)"),
+    signal: lib.func("intptr_t signal(int, intptr_t)"),
+    sigaction: lib.func("int sigaction(int, void *, void *)"),
+    sigprocmask: lib.func("int sigprocmask(int, void *, void *)"),
+    sigrtmin: lib.func("int __libc_current_sigrtmin()"),
+    sigrtmax: lib.func("int __libc_current_sigrtmax()"),
+    execvp: lib.func("int execvp(const char *, const char **)"),
+  };
+  return libcFromCalls({
+    path,
+    errno: () => koffi.errno(),
+    getpid: () => c.getpid(),
+    close: (fd) => c.close(fd),
+    prctl: (option, value) => c.prctl(option, value, 0, 0, 0),
+    prctlGetInt: (option, into) => c.prctlGetInt(option, into, 0, 0, 0),
+    syscall: (number, arg1, arg2) => Number(c.syscall(number, arg1, arg2)),
+    waitid: (idType, id, siginfo, options) => c.waitid(idType, id, siginfo, options),
+    socket: (domain, type, protocol) => c.socket(domain, type, protocol),
+    bind: (fd, address, length) => c.bind(fd, address, length),
+    connect: (fd, address, length) => c.connect(fd, address, length),
+    send: (fd, data, length, flags) => Number(c.send(fd, data, length, flags)),
+    recvfrom: (fd, into, length, flags, address, addressLength) =>
+      Number(c.recvfrom(fd, into, length, flags, address, addressLength)),
+    setsockopt: (fd, level, name, value, length) => c.setsockopt(fd, level, name, value, length),
+    getsockopt: (fd, level, name, value, length) => c.getsockopt(fd, level, name, value, length),
+    // koffi builds the struct for the call and points `filter` at the program's bytes.
+    attachFilter: (fd, program) =>
+      c.setsockoptFilter(fd, SOL_SOCKET, SO_ATTACH_FILTER, { len: program.byteLength / SOCK_FILTER_SIZE, filter: program }, SOCK_FPROG_SIZE),
+    clockGettime: (clock, timespec) => c.clockGettime(clock, timespec),
+    poll: (pollfds, count, timeoutMs) => c.poll(pollfds, count, timeoutMs),
+    setpgid: (pid, pgid) => c.setpgid(pid, pgid),
+    getpgrp: () => c.getpgrp(),
+    tcsetpgrp: (fd, pgrp) => c.tcsetpgrp(fd, pgrp),
+    tcgetpgrp: (fd) => c.tcgetpgrp(fd),
+    isatty: (fd) => c.isatty(fd),
+    fcntl: (fd, command, argument) => c.fcntl(fd, command, argument),
+    // SIG_ERR is (void *)-1: the only negative handler value.
+    signal: (signal, handler) => (Number(c.signal(signal, handler)) === -1 ? -1 : 0),
+    sigactionQuery: (signal, old) => c.sigaction(signal, null, old),
+    sigprocmask: (how, set) => c.sigprocmask(how, set, null),
+    sigrtmin: () => c.sigrtmin(),
+    sigrtmax: () => c.sigrtmax(),
+    // koffi turns a JS array of strings into a NULL-terminated char*[] for the call.
+    execvp: (file, args) => c.execvp(file, [...args, null]),
+  });
+}

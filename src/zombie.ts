@@ -1,0 +1,163 @@
+/**
+ * The reap primitive: pin one zombie child by its PID, then take the exit
+ * status of exactly that process, never with waitpid(-1). Every waitid here
+ * carries __WNOTHREAD: only children of the calling thread, the main thread,
+ * where the kernel reparents orphans; a Worker's children are never touched.
+ */
+import { hasErrnoCode } from "./errno.ts";
+import {
+  __WNOTHREAD,
+  CLD_DUMPED,
+  CLD_EXITED,
+  P_ALL,
+  P_PID,
+  P_PIDFD,
+  WEXITED,
+  WNOHANG,
+  WNOWAIT,
+  type Libc,
+  type WaitResult,
+} from "./libc.ts";
+import { readStat } from "./procfs.ts";
+
+export interface ExitStatus {
+  /** The exit code, or null when a signal ended the process. */
+  readonly exitCode: number | null;
+  readonly signal: number | null;
+  readonly coreDumped: boolean;
+}
+
+export type ReapOutcome =
+  | { readonly kind: "reaped"; readonly exit: ExitStatus }
+  /** The leader exited but other threads live: not waitable yet, retry. */
+  | { readonly kind: "not-yet" }
+  /** No longer our zombie (reaped by another waiter). */
+  | { readonly kind: "gone" };
+
+export function exitStatusOf(wait: WaitResult): ExitStatus {
+  const exited = wait.code === CLD_EXITED;
+  return {
+    exitCode: exited ? wait.status : null,
+    signal: exited ? null : wait.status,
+    coreDumped: wait.code === CLD_DUMPED,
+  };
+}
+
+/** Decodes a raw wait status (as the proc connector reports it: 768 = exit(3)). */
+export function exitStatusOfWaitStatus(status: number): ExitStatus {
+  const signal = status & 0x7f;
+  return signal === 0
+    ? { exitCode: (status >> 8) & 0xff, signal: null, coreDumped: false }
+    : { exitCode: null, signal, coreDumped: (status & 0x80) !== 0 };
+}
+
+const PEEK = WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD;
+const REAP = WEXITED | WNOHANG | __WNOTHREAD;
+
+/** A waitable child of the main thread (the kernel names the first it finds), or 0; one syscall, takes nothing. */
+export function peekWaitableChild(libc: Libc): number {
+  try {
+    return libc.waitid(P_ALL, 0, PEEK).pid;
+  } catch (error) {
+    if (hasErrnoCode(error, "ECHILD")) return 0;
+    throw error;
+  }
+}
+
+/** True when `pid` is a child of the main thread that is waitable now, peeked through its pidfd when given; takes nothing. */
+export function isChildWaitable(libc: Libc, pid: number, pidfd?: number): boolean {
+  try {
+    return (pidfd === undefined ? libc.waitid(P_PID, pid, PEEK) : libc.waitid(P_PIDFD, pidfd, PEEK)).pid === pid;
+  } catch (error) {
+    if (hasErrnoCode(error, "ECHILD", "EINTR")) return false;
+    throw error;
+  }
+}
+
+/** A waitable zombie child of ours, pinned: its pidfd names exactly this process until it is reaped. */
+export interface PinnedZombie {
+  readonly pid: number;
+  /** Undefined before Linux 5.3 (no pidfd_open). */
+  readonly pidfd: number | undefined;
+  /** Without a pidfd: the start time that names this instance, checked again right before the reap. */
+  readonly startTime?: number;
+}
+
+/** A pidfd on `pid`, or why not: the process is gone (reaped), or the kernel predates pidfd_open. */
+export function openPidfd(libc: Libc, pid: number): number | "gone" | "unsupported" {
+  try {
+    return libc.pidfdOpen(pid);
+  } catch (error) {
+    if (hasErrnoCode(error, "ESRCH")) return "gone";
+    if (hasErrnoCode(error, "ENOSYS")) return "unsupported";
+    throw error;
+  }
+}
+
+/**
+ * Pins `pid` if it is a waitable zombie child of the main thread, else
+ * returns undefined and leaves nothing open. The pidfd is opened first and
+ * peeked second, so what was found waitable is the pidfd's own process.
+ * Before Linux 5.3 the stat is checked instead: a PID cannot be reused until
+ * its zombie is reaped, and only we reap adopted ones. The caller releases it.
+ */
+export function pinZombie(libc: Libc, selfPid: number, pid: number): PinnedZombie | undefined {
+  const opened = openPidfd(libc, pid);
+  if (opened === "gone") return undefined;
+  const pidfd = opened === "unsupported" ? undefined : opened;
+  let pinned: PinnedZombie | undefined;
+  try {
+    const startTime = pidfd === undefined ? zombieChildStartTime(selfPid, pid) : undefined;
+    const ours = pidfd !== undefined || startTime !== undefined;
+    if (ours && isChildWaitable(libc, pid, pidfd)) pinned = { pid, pidfd, startTime };
+    return pinned;
+  } finally {
+    if (!pinned && pidfd !== undefined) libc.close(pidfd);
+  }
+}
+
+/** The start time of `pid` if it is a zombie child of `selfPid` now. */
+function zombieChildStartTime(selfPid: number, pid: number): number | undefined {
+  const stat = readStat(pid);
+  return stat?.state === "Z" && stat.ppid === selfPid ? stat.startTime : undefined;
+}
+
+/** Pins each of `pids` that is a waitable zombie of ours; on a throw, releases what it had pinned. */
+export function pinZombies(libc: Libc, selfPid: number, pids: Iterable<number>): PinnedZombie[] {
+  const pinned: PinnedZombie[] = [];
+  try {
+    for (const pid of pids) {
+      const zombie = pinZombie(libc, selfPid, pid);
+      if (zombie) pinned.push(zombie);
+    }
+    return pinned;
+  } catch (error) {
+    releaseZombies(libc, pinned);
+    throw error;
+  }
+}
+
+export function releaseZombies(libc: Libc, zombies: readonly PinnedZombie[]): void {
+  for (const { pidfd } of zombies) if (pidfd !== undefined) libc.close(pidfd);
+}
+
+/**
+ * Reaps the pinned zombie, and only that process: waitid through its pidfd
+ * cannot take another, even if the PID was freed and reused since. Before
+ * Linux 5.3, the stat is checked again and waitid(P_PID) follows in the same
+ * synchronous step. Callers have judged that the runtime does not own it.
+ */
+export function reapZombie(libc: Libc, selfPid: number, zombie: PinnedZombie): ReapOutcome {
+  try {
+    const { pid, pidfd, startTime } = zombie;
+    // No pidfd: the zombie may have been reaped and its PID reused since the pin.
+    if (pidfd === undefined && zombieChildStartTime(selfPid, pid) !== startTime) return { kind: "gone" };
+    const wait = pidfd === undefined ? libc.waitid(P_PID, pid, REAP) : libc.waitid(P_PIDFD, pidfd, REAP);
+    if (wait.pid === 0) return { kind: "not-yet" };
+    return { kind: "reaped", exit: exitStatusOf(wait) };
+  } catch (error) {
+    if (hasErrnoCode(error, "ECHILD")) return { kind: "gone" };
+    if (hasErrnoCode(error, "EINTR")) return { kind: "not-yet" };
+    throw error;
+  }
+}

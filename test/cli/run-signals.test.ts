@@ -1,0 +1,152 @@
+/**
+ * `run` forwards every signal it can catch to its child exactly once and
+ * survives each, as PID 1 of a new PID namespace and as a child subreaper,
+ * with and without -g; signals sent before the command runs are held.
+ */
+import { describe, expect, test } from "bun:test";
+import { constants } from "node:os";
+import { loadLibc } from "../../src/runtime/index.ts";
+import { planSignals } from "../../src/cli/signals.ts";
+import { unshareUnavailable } from "../helpers/cli.ts";
+import { waitUntil } from "../helpers/processes.ts";
+import { InitUnderTest, ourInit, RECORDER, SCALE, type Ready } from "./init-harness.ts";
+
+/** 1-31 without KILL and STOP (uncatchable), CHLD (the init's own), the four fault signals, and, in Bun, PWR and STKFLT. */
+const FORWARDED_IN_BUN = [
+  "HUP", "INT", "QUIT", "TRAP", "ABRT", "USR1", "USR2", "PIPE", "ALRM", "TERM", "CONT",
+  "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "SYS",
+];
+const isBun = process.versions.bun !== undefined;
+const FORWARDED = isBun ? FORWARDED_IN_BUN : [...FORWARDED_IN_BUN, "STKFLT", "PWR"];
+const REALTIME = ["RTMIN+1", "RTMAX-1"];
+
+test("the signal plan: what is forwarded, and why the rest is not", () => {
+  const plan = planSignals(loadLibc());
+  expect(plan.forwarded.map((name) => name.slice(3)).sort()).toEqual([...FORWARDED].sort());
+  for (const name of ["SIGKILL", "SIGSTOP", "SIGCHLD", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL"]) {
+    expect(plan.notForwarded[name]).toEqual(expect.any(String));
+  }
+  const { min, max } = loadLibc().realtimeSignalRange();
+  expect(plan.ignored).toContain(min);
+  expect(plan.ignored).toContain(max);
+});
+
+function realtimeNumber(name: string): number {
+  const { min, max } = loadLibc().realtimeSignalRange();
+  const [base, offset] = name.split(/(?=[+-])/);
+  return (base === "RTMIN" ? min : max) + Number(offset ?? 0);
+}
+
+const MODES = [
+  { pid1: false, label: "as a child subreaper" },
+  { pid1: true, label: "as PID 1 of a new PID namespace" },
+];
+
+for (const { pid1, label } of MODES) {
+  const skip = pid1 ? unshareUnavailable(["-p", "-f", "--mount-proc"]) : undefined;
+  if (skip) console.log(`skipping the PID 1 signal tests: ${skip}`);
+  describe.skipIf(skip !== undefined)(`run ${label}`, () => {
+    for (const flags of [[], ["-g"]]) {
+      test(`every forwarded signal reaches the child exactly once, and run survives each ${flags.join(" ") || "(no -g)"}`, async () => {
+        const init = new InitUnderTest([...ourInit(flags), "bash", RECORDER, ...FORWARDED, ...REALTIME], pid1);
+        let recorder: Ready | undefined;
+        try {
+          recorder = await init.ready(pid1);
+          expect(recorder.pgid).toBe(recorder.pid); // a process group of its own
+          for (const name of FORWARDED) {
+            process.kill(init.initPid, `SIG${name}` as NodeJS.Signals);
+            expect({ name, arrived: await init.waitForLine(`got ${name}`) }).toEqual({ name, arrived: true });
+            expect({ name, initAlive: init.initAlive() }).toEqual({ name, initAlive: true });
+          }
+          // Real-time signals: no runtime lets JavaScript listen to them, so run ignores them (documented).
+          for (const name of REALTIME) process.kill(init.initPid, realtimeNumber(name));
+          process.kill(init.initPid, "SIGUSR1"); // a marker: signals from one sender arrive in order
+          await init.waitForLine("got USR1");
+          await Bun.sleep(200 * SCALE); // let a duplicate show up, if any
+          expect(init.initAlive()).toBe(true);
+          const counts = Object.fromEntries(FORWARDED.map((name) => [name, init.count(`got ${name}`)]));
+          expect(counts).toEqual({ ...Object.fromEntries(FORWARDED.map((name) => [name, 1])), USR1: 2 });
+          for (const name of REALTIME) expect(init.count(`got ${name}`)).toBe(0);
+          expect(await init.finish(7)).toBe(7);
+        } finally {
+          init.end(recorder);
+        }
+      }, 60_000 * SCALE);
+    }
+
+    test("-e 143 turns the child's 143 into 0; without it 143 comes back", async () => {
+      for (const [flags, expected] of [[["-e", "143"], 0], [[], 143]] as const) {
+        const init = new InitUnderTest([...ourInit(flags), "bash", RECORDER], pid1);
+        let recorder: Ready | undefined;
+        try {
+          recorder = await init.ready(pid1);
+          process.kill(init.initPid, "SIGTERM"); // no trap: the recorder dies of it
+          expect(await init.process.exited).toBe(expected);
+        } finally {
+          init.end(recorder);
+        }
+      }
+    }, 30_000 * SCALE);
+  });
+}
+
+/**
+ * The README's comparison rows on signals, measured on the anchors as PID 1
+ * (the container case) when they are installed: which of the signals we
+ * forward (plus PWR and STKFLT) reach the child. dumb-init is left out: it
+ * stops itself on SIGTSTP by design, so the signals after it say nothing.
+ */
+const ANCHORS_NOT_FORWARDING: Record<string, { argv: string[]; missing: string[] }> = {
+  tini: { argv: ["tini", "--"], missing: ["TRAP", "ABRT", "TTIN", "TTOU", "SYS"] },
+  catatonit: { argv: ["catatonit", "--"], missing: ["TRAP", "ABRT", "TSTP", "TTIN", "TTOU", "SYS"] },
+};
+const pid1Skip = unshareUnavailable(["-p", "-f", "--mount-proc"]);
+
+describe.skipIf(pid1Skip !== undefined)("the anchors as PID 1 (comparison)", () => {
+  for (const [name, { argv, missing }] of Object.entries(ANCHORS_NOT_FORWARDING)) {
+    const absent = Bun.which(name) ? undefined : `${name} is not installed (apt-get install ${name})`;
+    if (absent) console.log(`skipping the comparison with ${name}: ${absent}`);
+    test.skipIf(absent !== undefined)(`${name} forwards all but ${missing.join(", ")}, real-time ones included`, async () => {
+      const all = [...FORWARDED_IN_BUN, "PWR", ...REALTIME];
+      const init = new InitUnderTest([...argv, "bash", RECORDER, ...all], true);
+      let recorder: Ready | undefined;
+      try {
+        recorder = await init.ready(true);
+        const notArrived: string[] = [];
+        for (const signal of all) {
+          process.kill(init.initPid, REALTIME.includes(signal) ? realtimeNumber(signal) : constants.signals[`SIG${signal}` as NodeJS.Signals]);
+          if (!(await waitUntil(() => init.lines.includes(`got ${signal}`), (missing.includes(signal) ? 500 : 5_000) * SCALE))) notArrived.push(signal);
+        }
+        expect(notArrived).toEqual(missing);
+        expect(await init.finish(7)).toBe(7);
+      } finally {
+        init.end(recorder);
+      }
+    }, 60_000 * SCALE);
+  }
+});
+
+describe("the anchors as subreapers (comparison)", () => {
+  for (const [name, argv] of [["tini", ["tini", "-s", "--"]], ["catatonit", ["catatonit", "--"]]] as const) {
+    const absent = Bun.which(name) ? undefined : `${name} is not installed (apt-get install ${name})`;
+    if (absent) console.log(`skipping the comparison with ${name}: ${absent}`);
+    test.skipIf(absent !== undefined)(`${name} dies of a SIGTRAP sent to it and leaves its child running; run survives it`, async () => {
+      const init = new InitUnderTest([...argv, "bash", RECORDER, "TRAP"], false);
+      let recorder: Ready | undefined;
+      try {
+        recorder = await init.ready(false);
+        process.kill(init.initPid, "SIGTRAP");
+        expect(await init.process.exited).toBe(128 + constants.signals.SIGTRAP);
+        expect(init.count("got TRAP")).toBe(0);
+        expect(process.kill(recorder.pid, 0)).toBe(true); // the child lives on, orphaned
+      } finally {
+        init.end(recorder);
+        try {
+          if (recorder) process.kill(-recorder.pgid, "SIGKILL"); // the orphaned recorder and its reader
+        } catch {
+          // already gone
+        }
+      }
+    }, 30_000 * SCALE);
+  }
+});

@@ -1,0 +1,51 @@
+/**
+ * Hostile conditions on real processes, each in a daemon of its own: /proc
+ * unmounted under a running reaper, and a full fd table while 1000 orphans
+ * exit. Nothing is reaped blind, nothing crashes, the problem shows in
+ * stats(), errors are logged a bounded number of times, and reaping resumes
+ * once the condition ends.
+ */
+import { expect, test } from "bun:test";
+import { logLines, unshareUnavailable } from "./helpers/cli.ts";
+
+const FIXTURE = new URL("./fixtures/hostile-daemon.ts", import.meta.url).pathname;
+const noMountNamespace = unshareUnavailable(["-m", "--propagation", "private"]);
+if (noMountNamespace) console.warn(`skipping the /proc test: ${noMountNamespace}`);
+const prlimit = Bun.which("prlimit");
+if (!prlimit) console.warn("skipping the EMFILE test: prlimit (util-linux) is not installed");
+
+async function runFixture(prefix: string[], mode: string) {
+  const child = Bun.spawn([...prefix, process.execPath, FIXTURE, mode], { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { exitCode, result: JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}"), logs: logLines(stderr), stderr };
+}
+
+test.skipIf(Boolean(noMountNamespace))("/proc unmounted: nothing reaped, no crash, the problem in stats(); mounted again: every orphan reaped", async () => {
+  const { exitCode, result, logs, stderr } = await runFixture(["unshare", "-m", "--propagation", "private"], "no-proc");
+  expect(exitCode, stderr).toBe(0);
+  expect(result.source).toBe("sigchld");
+  expect(result.umounted).toBe(true);
+  expect(result.runtimeChildSignal).toBe("SIGKILL");
+  expect(result.whileNoProc.reaped).toBe(0);
+  expect(result.whileNoProc.failures).toBeGreaterThan(0);
+  expect(result.whileNoProc.problem).toMatch(/reaping failed/);
+  expect(result.allReapedAfter).toBe(true);
+  expect(result.problemAfter).toBeNull();
+  const errors = logs.filter((line) => line.msg === "orphan reaping failed; looking again shortly");
+  expect(errors.length).toBeGreaterThanOrEqual(1);
+  expect(errors.length).toBeLessThanOrEqual(2);
+}, 120_000);
+
+test.skipIf(!prlimit)("a full fd table while 1000 orphans exit: a bounded number of log lines, then every orphan reaped", async () => {
+  const { exitCode, result, logs, stderr } = await runFixture([prlimit!, "--nofile=256"], "emfile");
+  expect(exitCode, stderr).toBe(0);
+  expect(result.filled).toBe("EMFILE");
+  expect(result.whileFull.reaped).toBeLessThan(1000);
+  expect(result.whileFull.failures).toBeGreaterThan(0);
+  expect(result.whileFull.problem).toMatch(/EMFILE/);
+  expect(result.allReapedAfter).toBe(true);
+  // One line per 10 s at most, each saying how many it stood for.
+  const errors = logs.filter((line) => line.level === 50);
+  expect(errors.length).toBeGreaterThanOrEqual(1);
+  expect(errors.length).toBeLessThanOrEqual(3);
+}, 180_000);

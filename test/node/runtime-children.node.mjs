@@ -1,0 +1,72 @@
+/**
+ * Node's own children and the reaper: if anything else reaps a child_process
+ * child, Node never fires its 'exit' (no crash, a silent hang: Bun's ECHILD
+ * in another form). The reaper must never be that anything: with the pidfd
+ * mark on each child, it takes the orphans and leaves every runtime zombie.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { test } from "node:test";
+import { ErrnoError } from "../../dist/errno.js";
+import { holdPidfdOnEachChild } from "../../dist/runtime/child-pidfds.js";
+import { loadLibc } from "../../dist/runtime/index.js";
+import { runtimeHoldsPidfd } from "../../dist/runtime-pidfds.js";
+import { runNodeFixture, scaled } from "./helpers.mjs";
+
+const FIXTURE = new URL("./fixtures/runtime-zombies.mjs", import.meta.url).pathname;
+const RUNTIME_CHILDREN = 50;
+const ORPHANS = 20;
+
+test("a child_process child reaped behind libuv's back never fires 'exit'", { timeout: scaled(120_000) }, () => {
+  const result = runNodeFixture(FIXTURE, ["steal"]);
+  assert.equal(result.takenStatus, 7, "libc's waitid took the child's exit status");
+  assert.equal(result.laterExitCode, 0, "a later child's 'exit' fired: libuv has looked at its children since");
+  assert.equal(result.victimExitFired, false);
+  assert.equal(result.victimExitCode, null);
+});
+
+test("with the reaper running, spawn, exec, execFile and fork children carry a pidfd until Node has reaped them", { timeout: scaled(120_000) }, () => {
+  const result = runNodeFixture(FIXTURE, ["marks"]);
+  assert.deepEqual(result.whileRunning, { spawn: true, exec: true, execFile: true, fork: true });
+  assert.deepEqual(result.afterExit, { spawn: false, exec: false, execFile: false, fork: false });
+});
+
+test("with the reaper running, 50 runtime zombies keep their exit codes while 20 orphans are reaped", { timeout: scaled(120_000) }, () => {
+  const result = runNodeFixture(FIXTURE, ["reaper"]);
+  assert.equal(result.wrapped, true, "startOrphanReaper wrapped child_process on Node");
+  assert.equal(result.allZombies, true, "all were zombies at once before the loop turned");
+  assert.deepEqual(result.runtimePidfds, { holds: true, reason: "the runtime holds a pidfd on each child until it reaps it" });
+  assert.deepEqual(result.codes, Array(RUNTIME_CHILDREN).fill(7));
+  assert.equal(result.makerExitCode, 0);
+  assert.equal(result.reaped, ORPHANS);
+});
+
+test("a child whose pidfd cannot be opened (EMFILE here) still counts as the runtime's until 'exit'", { timeout: scaled(60_000) }, async () => {
+  const libc = loadLibc();
+  const EMFILE = 24;
+  const outOfFds = { ...libc, pidfdOpen: () => { throw new ErrnoError("pidfd_open", EMFILE); } };
+  const spawnWaiting = () => spawn("sh", ["-c", "read _"], { stdio: ["pipe", "ignore", "ignore"] });
+  const before = spawnWaiting();
+  const remove = holdPidfdOnEachChild(outOfFds);
+  try {
+    const child = spawnWaiting();
+    assert.deepEqual(await runtimeHoldsPidfd(libc, [child.pid, before.pid]), new Set([child.pid]), "the child spawned before the wrapper is unmarked");
+    child.stdin.end();
+    await once(child, "exit");
+    assert.deepEqual(await runtimeHoldsPidfd(libc, [child.pid]), new Set());
+  } finally {
+    remove();
+    before.stdin.end();
+    await once(before, "exit");
+  }
+});
+
+test("control: without the mark, every runtime zombie the reaper takes is a child whose 'exit' never fires", { timeout: scaled(120_000) }, (t) => {
+  const result = runNodeFixture(FIXTURE, ["reaper-unmarked"]);
+  const hung = result.codes.filter((code) => code === "no exit").length;
+  t.diagnostic(`unmarked: the reaper took ${result.reaped - ORPHANS} runtime children; ${hung} never fired 'exit'`);
+  assert.equal(result.allZombies, true);
+  assert.equal(result.reaped - ORPHANS, hung);
+  assert.deepEqual(result.codes.filter((code) => code !== "no exit"), Array(RUNTIME_CHILDREN - hung).fill(7));
+});

@@ -1,0 +1,82 @@
+/**
+ * Two reapers in one process (two libraries of one daemon, each starting
+ * one): the child subreaper flag is held by both, so stopping the first never
+ * disarms the second. If it did, new orphans would go to init and the second
+ * reaper would see none of them.
+ */
+import { expect, test } from "bun:test";
+import { startOrphanReaper, type ReapedProcess } from "../src/index.ts";
+import { loadLibc } from "../src/runtime/index.ts";
+import { capturingLogger } from "./helpers/logs.ts";
+import { waitUntil, zombieChildren } from "./helpers/processes.ts";
+import { makeGatedOrphans, TEST_SCALE } from "./support/gated-orphans.ts";
+
+const libc = loadLibc();
+const ORPHANS = 20;
+
+test("two reapers, the first stopped: the flag stays set and the second reaps every new orphan", async () => {
+  expect(libc.isChildSubreaper()).toBe(false);
+  const reapedBySecond: ReapedProcess[] = [];
+  const first = await startOrphanReaper({ logger: capturingLogger("warn").logger });
+  const second = await startOrphanReaper({ logger: capturingLogger("warn").logger, onReap: (p) => reapedBySecond.push(p) });
+  let orphans: Awaited<ReturnType<typeof makeGatedOrphans>> | undefined;
+  try {
+    expect([first.stats().role, second.stats().role]).toEqual(["subreaper", "subreaper"]);
+    await first.stop();
+    expect(libc.isChildSubreaper()).toBe(true);
+    expect(second.stats().role).toBe("subreaper");
+
+    orphans = await makeGatedOrphans(ORPHANS, 7);
+    expect(orphans.pids).toHaveLength(ORPHANS);
+    orphans.release();
+    expect(await waitUntil(() => reapedBySecond.length >= ORPHANS, 20_000 * TEST_SCALE)).toBe(true);
+    expect(reapedBySecond.map((p) => p.pid).sort()).toEqual([...orphans.pids].sort());
+    expect(reapedBySecond.every((p) => p.exitCode === 7 && p.provenance === "adopted")).toBe(true);
+    expect(first.stats().reaped).toBe(0);
+    expect(await zombieChildren()).toEqual([]);
+  } finally {
+    orphans?.kill();
+    await first.stop();
+    await second.stop();
+  }
+  // The last hold gone, the flag the reapers set is cleared.
+  expect(libc.isChildSubreaper()).toBe(false);
+}, 40_000 * TEST_SCALE);
+
+test("a flag the daemon set itself before any reaper is left set when the reapers stop", async () => {
+  libc.setChildSubreaper(true);
+  try {
+    const reapers = [
+      await startOrphanReaper({ source: "sigchld", logger: capturingLogger("warn").logger }),
+      await startOrphanReaper({ source: "sweep", logger: capturingLogger("warn").logger }),
+    ];
+    for (const reaper of reapers) await reaper.stop();
+    expect(libc.isChildSubreaper()).toBe(true);
+  } finally {
+    libc.setChildSubreaper(false);
+  }
+}, 30_000 * TEST_SCALE);
+
+test("two reapers running together: each orphan is reaped once, by one of them, and neither counts a failure", async () => {
+  const reaped: ReapedProcess[] = [];
+  const reapers = [
+    await startOrphanReaper({ logger: capturingLogger("warn").logger, onReap: (p) => reaped.push(p) }),
+    await startOrphanReaper({ source: "sigchld", logger: capturingLogger("warn").logger, onReap: (p) => reaped.push(p) }),
+  ];
+  let orphans: Awaited<ReturnType<typeof makeGatedOrphans>> | undefined;
+  try {
+    orphans = await makeGatedOrphans(ORPHANS, 9);
+    orphans.release();
+    expect(await waitUntil(() => reaped.length >= ORPHANS, 20_000 * TEST_SCALE)).toBe(true);
+    // Let the slower reaper finish its pass over the same exits.
+    await Bun.sleep(200);
+    expect(reaped.map((p) => p.pid).sort()).toEqual([...orphans.pids].sort());
+    expect(reapers.map((r) => r.stats().failures)).toEqual([0, 0]);
+    expect(reapers[0]!.stats().reaped + reapers[1]!.stats().reaped).toBe(ORPHANS);
+    expect(await zombieChildren()).toEqual([]);
+  } finally {
+    orphans?.kill();
+    for (const reaper of reapers) await reaper.stop();
+  }
+  expect(libc.isChildSubreaper()).toBe(false);
+}, 40_000 * TEST_SCALE);
