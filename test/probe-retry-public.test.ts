@@ -6,7 +6,7 @@ import { afterEach, expect, test } from "bun:test";
 import { startOrphanReaper, type OrphanReaper, type ReaperStats } from "../src/index.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { waitUntil } from "./helpers/processes.ts";
-import { TEST_SCALE } from "./support/gated-orphans.ts";
+import { TEST_SCALE } from "./helpers/time.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -43,7 +43,7 @@ test.skipIf("why" in timedOut)("public API: a probe that timed out: sigchld now,
   cleanups.push(() => reaper.stop());
   expect(atStart.notChosen.netlink).toMatch(/within 1 ms/);
   expect(atStart.sourceChanges).toEqual([]);
-  expect(await waitUntil(() => reaper.source === "netlink", 60_000 * TEST_SCALE)).toBe(true);
+  expect(await waitUntil(() => reaper.source === "netlink", 60_000)).toBe(true);
   const stats = reaper.stats();
   expect(stats.source).toBe("netlink");
   expect(stats.retry).toBeUndefined();

@@ -9,16 +9,16 @@ import { loadLibc } from "../src/runtime/index.ts";
 import { readStat } from "../src/procfs.ts";
 import { pinZombie, reapZombie, releaseZombies } from "../src/zombie.ts";
 import { makeOrphans } from "./helpers/orphans.ts";
-import { openFdCount, zombieChildren } from "./helpers/processes.ts";
+import { isZombie, openFdCount, spawnLiveChild } from "./helpers/processes.ts";
 import { scaled, waitUntil } from "./helpers/time.ts";
 
 const libc = loadLibc();
 libc.setChildSubreaper(true);
 
 async function oneOrphanZombie(exitCode: number): Promise<number> {
-  await makeOrphans(1, exitCode);
-  expect(await waitUntil(async () => (await zombieChildren()).length === 1, scaled(5_000))).toBe(true);
-  return (await zombieChildren())[0]!;
+  const [pid] = await makeOrphans(1, exitCode);
+  expect(await waitUntil(() => isZombie(pid!), 10_000)).toBe(true);
+  return pid!;
 }
 
 test("pins an orphan's zombie and reaps exactly it, with its exit code", async () => {
@@ -31,10 +31,10 @@ test("pins an orphan's zombie and reaps exactly it, with its exit code", async (
   releaseZombies(libc, [zombie!]);
   expect(openFdCount()).toBe(fdsBefore);
   expect(readStat(pid)).toBeUndefined();
-});
+}, scaled(20_000));
 
 test("pins nothing, and leaves no fd open, for a running child, a process not ours, or a PID that is gone", async () => {
-  const running = Bun.spawn(["sleep", "5"]);
+  const running = spawnLiveChild();
   const fdsBefore = openFdCount();
   for (const pid of [running.pid, process.ppid, 1, 0x3fffff]) expect(pinZombie(libc, process.pid, pid)).toBeUndefined();
   expect(openFdCount()).toBe(fdsBefore);
@@ -48,4 +48,4 @@ test("a pinned zombie that another waiter takes first is reported gone, not reap
   expect(libc.waitid(P_PID, pid, WEXITED).status).toBe(4); // the other waiter
   expect(reapZombie(libc, process.pid, zombie)).toEqual({ kind: "gone" });
   releaseZombies(libc, [zombie]);
-});
+}, scaled(20_000));

@@ -9,7 +9,8 @@ import { startOrphanReaper, type ReapedProcess } from "../src/index.ts";
 import { loadLibc } from "../src/runtime/index.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { waitUntil, zombieChildren } from "./helpers/processes.ts";
-import { makeGatedOrphans, TEST_SCALE } from "./support/gated-orphans.ts";
+import { spawnOrphans } from "./helpers/orphans.ts";
+import { TEST_SCALE } from "./helpers/time.ts";
 
 const libc = loadLibc();
 const ORPHANS = 20;
@@ -19,17 +20,17 @@ test("two reapers, the first stopped: the flag stays set and the second reaps ev
   const reapedBySecond: ReapedProcess[] = [];
   const first = await startOrphanReaper({ logger: capturingLogger("warn").logger });
   const second = await startOrphanReaper({ logger: capturingLogger("warn").logger, onReap: (p) => reapedBySecond.push(p) });
-  let orphans: Awaited<ReturnType<typeof makeGatedOrphans>> | undefined;
+  let orphans: Awaited<ReturnType<typeof spawnOrphans>> | undefined;
   try {
     expect([first.stats().role, second.stats().role]).toEqual(["subreaper", "subreaper"]);
     await first.stop();
     expect(libc.isChildSubreaper()).toBe(true);
     expect(second.stats().role).toBe("subreaper");
 
-    orphans = await makeGatedOrphans(ORPHANS, 7);
+    orphans = await spawnOrphans(ORPHANS, { hold: true, body: "exit 7" });
     expect(orphans.pids).toHaveLength(ORPHANS);
     orphans.release();
-    expect(await waitUntil(() => reapedBySecond.length >= ORPHANS, 20_000 * TEST_SCALE)).toBe(true);
+    expect(await waitUntil(() => reapedBySecond.length >= ORPHANS, 20_000)).toBe(true);
     expect(reapedBySecond.map((p) => p.pid).sort()).toEqual([...orphans.pids].sort());
     expect(reapedBySecond.every((p) => p.exitCode === 7 && p.provenance === "adopted")).toBe(true);
     expect(first.stats().reaped).toBe(0);
@@ -63,11 +64,11 @@ test("two reapers running together: each orphan is reaped once, by one of them, 
     await startOrphanReaper({ logger: capturingLogger("warn").logger, onReap: (p) => reaped.push(p) }),
     await startOrphanReaper({ source: "sigchld", logger: capturingLogger("warn").logger, onReap: (p) => reaped.push(p) }),
   ];
-  let orphans: Awaited<ReturnType<typeof makeGatedOrphans>> | undefined;
+  let orphans: Awaited<ReturnType<typeof spawnOrphans>> | undefined;
   try {
-    orphans = await makeGatedOrphans(ORPHANS, 9);
+    orphans = await spawnOrphans(ORPHANS, { hold: true, body: "exit 9" });
     orphans.release();
-    expect(await waitUntil(() => reaped.length >= ORPHANS, 20_000 * TEST_SCALE)).toBe(true);
+    expect(await waitUntil(() => reaped.length >= ORPHANS, 20_000)).toBe(true);
     // Let the slower reaper finish its pass over the same exits.
     await Bun.sleep(200);
     expect(reaped.map((p) => p.pid).sort()).toEqual([...orphans.pids].sort());

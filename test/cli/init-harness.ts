@@ -11,8 +11,8 @@ import { CLI_MAIN } from "../helpers/cli.ts";
 export const RECORDER = join(import.meta.dir, "../fixtures/signal-recorder.sh");
 export const PID1_PREFIX = ["unshare", "-p", "-f", "--mount-proc"] as const;
 
-/** Scales the waits of these tests on a slow or busy machine. */
-export const SCALE = Number(process.env.ORPHAN_REAPER_TEST_SCALE ?? 1) || 1;
+/** The suite's one time scale (test/helpers/time.ts), for these tests' timeouts; waitUntil scales by itself. */
+export { TEST_SCALE as SCALE } from "../helpers/time.ts";
 
 /** Our init: `orphan-reaper run <flags> --` as argv. */
 export function ourInit(flags: readonly string[] = []): string[] {
@@ -57,7 +57,7 @@ export class InitUnderTest {
 
   /** Waits for the recorder's ready line; learns the init's own PID. */
   async ready(pid1: boolean): Promise<Ready> {
-    const found = await waitUntil(() => this.lines.some((line) => line.startsWith("ready ")), 10_000 * SCALE);
+    const found = await waitUntil(() => this.lines.some((line) => line.startsWith("ready ")), 10_000);
     if (!found) throw new Error(`no ready line; stderr: ${await this.stderr()}`);
     const [, pid, pgid, tpgid] = this.lines.find((line) => line.startsWith("ready "))!.split(" ").map(Number);
     this.initPid = pid1 ? (readTaskChildren(this.process.pid)?.[0] ?? 0) : this.process.pid;
@@ -70,7 +70,7 @@ export class InitUnderTest {
   }
 
   waitForLine(line: string): Promise<boolean> {
-    return waitUntil(() => this.lines.includes(line), 5_000 * SCALE);
+    return waitUntil(() => this.lines.includes(line), 5_000);
   }
 
   initAlive(): boolean {

@@ -38,7 +38,8 @@ test("run exits 127 when the command does not exist, and 1 on a usage error (as 
 
 for (const flags of [[], ["--group"]]) {
   test(`a SIGTERM sent to run reaches the child ${flags.join(" ") || "(no --group)"}`, async () => {
-    const script = 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done';
+    // `wait` returns when a trapped signal arrives (no polling loop); the trap ends the sleep too.
+    const script = 'trap "kill $!; exit 42" TERM; sleep 30 & echo ready; wait';
     const run = spawnCli(["run", ...flags, "--", "sh", "-c", script]);
     await readUntil(run.stdout, "ready");
     run.kill("SIGTERM");
@@ -47,13 +48,17 @@ for (const flags of [[], ["--group"]]) {
 }
 
 test("run reaps the orphans its child leaves behind; no zombie remains", async () => {
-  // Each ( ... & ) subshell exits at once, so its sleep is reparented to run.
-  const script = "(sleep 0.1 &); (sleep 0.1 &); (sh -c 'exit 5' &); sleep 0.4; echo orphans-gone; sleep 0.3";
+  // Each ( ... & ) subshell has exited when it returns, so its child is run's orphan by "forked".
+  const script = "trap 'kill $!; wait; exit 0' TERM; (sleep 0.1 &); (sleep 0.1 &); (sh -c 'exit 5' &); sleep 30 & echo forked; wait";
   const run = spawnCli(["run", "--verbose", "--", "sh", "-c", script]);
-  await readUntil(run.stdout, "orphans-gone");
-  const children = await readStats(await listOwnChildren(run.pid));
-  expect(children.filter((child) => child.state === "Z")).toEqual([]);
-  expect(children).toHaveLength(1); // only the sh that run started
+  await readUntil(run.stdout, "forked");
+  const onlyTheShellLeft = async () => {
+    const children = await readStats(await listOwnChildren(run.pid));
+    return children.length === 1 && children[0]!.state !== "Z"; // only the sh that run started
+  };
+  expect(await waitUntil(onlyTheShellLeft, 10_000)).toBe(true);
+  const [shell] = await listOwnChildren(run.pid);
+  process.kill(shell!, "SIGTERM");
   expect(await run.exited).toBe(0);
   const reaped = logLines(await new Response(run.stderr).text()).filter((line) => line.msg === "reaped orphan");
   expect(reaped).toHaveLength(3);
@@ -61,13 +66,14 @@ test("run reaps the orphans its child leaves behind; no zombie remains", async (
 }, 30_000);
 
 test("descendants left behind get SIGTERM, and SIGKILL after the grace period", async () => {
-  const script = "sleep 30 & echo $!; (trap '' TERM; exec sleep 30) & echo $!";
+  // The second sleep is forked after `trap '' TERM`, so it ignores SIGTERM from its first instant.
+  const script = "sleep 30 & echo $!; trap '' TERM; sleep 30 & echo $!";
   const { exitCode, stdout, stderr } = await runCli(["run", "--grace-ms", "300", "--", "sh", "-c", script]);
   expect(exitCode).toBe(0);
   expect(logLines(stderr).find((line) => line.msg?.toString().includes("sending SIGKILL"))).toMatchObject({ graceMs: 300 });
   const pids = stdout.trim().split("\n").map(Number);
   expect(pids).toHaveLength(2);
-  expect(await waitUntil(() => pids.every((pid) => !isRunning(pid)), 1_000)).toBe(true);
+  expect(await waitUntil(() => pids.every((pid) => !isRunning(pid)), 10_000)).toBe(true);
   expect(stderr).toContain("sending SIGKILL");
 }, 30_000);
 

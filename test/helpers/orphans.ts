@@ -18,6 +18,8 @@ export interface Orphans {
   readonly pids: readonly number[];
   /** Opens the gate: every orphan runs its body. Idempotent. */
   release(): void;
+  /** For finally blocks: SIGKILLs whichever still runs. */
+  kill(): void;
 }
 
 export interface OrphanOptions {
@@ -78,12 +80,22 @@ export async function spawnOrphans(count: number, { body = "exit 0", hold = fals
     }
     const pids = (await Promise.all(batches)).flat();
     if (!hold) release();
-    return { pids, release };
+    return { pids, release, kill: () => killEach(pids) };
   } catch (error) {
     release();
     throw error;
   } finally {
     gate.close();
+  }
+}
+
+function killEach(pids: readonly number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
   }
 }
 

@@ -9,14 +9,16 @@ import { loadLibc } from "../../src/runtime/index.ts";
 import { probeNetlinkSource, type Drained, type NetlinkSettings, type NetlinkSource } from "../../src/sources/netlink.ts";
 import type { ExitNotice } from "../../src/types.ts";
 import { pinZombie, reapZombie, releaseZombies, type ExitStatus } from "../../src/zombie.ts";
-import { scaled, waitUntil } from "../helpers/time.ts";
+import { waitUntil } from "../helpers/processes.ts";
+import { scaled } from "../helpers/time.ts";
 
-export { waitUntil as until } from "../helpers/time.ts";
+export { waitUntil as until } from "../helpers/processes.ts";
 
-/** The probe waits for its child's exit this long; a beforeAll that probes gets the longer hook timeout. */
-export const PROBE_TIMEOUT_MS = scaled(10_000);
-export const PROBE_HOOK_TIMEOUT_MS = scaled(30_000);
-export const DEFAULT_SETTINGS: NetlinkSettings = { selfTestTimeoutMs: PROBE_TIMEOUT_MS, receiveBufferBytes: 4 * 1024 * 1024 };
+export const DEFAULT_SETTINGS: NetlinkSettings = { selfTestTimeoutMs: 10_000, receiveBufferBytes: 4 * 1024 * 1024 };
+/** For a whole reaper on netlink: long enough for the probe on a busy machine (these tests are not about its speed). */
+export const PROBE_TIMEOUT_MS = scaled(5_000);
+/** For a beforeAll that runs a probe: more than the probe may take. */
+export const PROBE_HOOK_TIMEOUT_MS = scaled(20_000);
 
 /** Everything the drains of one source have found. */
 export class DrainLog {

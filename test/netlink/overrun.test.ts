@@ -4,26 +4,13 @@
  * counted, warned about once, answered with a scan, and reading goes on.
  */
 import { expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import { startOrphanReaper } from "../../src/index.ts";
 import { capturingLogger } from "../helpers/logs.ts";
-import { waitUntil } from "../helpers/processes.ts";
+import { makeOrphans, spawnOrphans } from "../helpers/orphans.ts";
+import { isZombie } from "../helpers/processes.ts";
+import { blockEventLoopUntil, scaled, waitUntil } from "../helpers/time.ts";
 
 const ORPHANS = 2000;
-
-function isZombie(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").slice(readFileSync(`/proc/${pid}/stat`, "utf8").lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
-  }
-}
-
-/** Blocks the loop until `count` of `pids` are zombies (or 20 s pass): their exit events queue meanwhile. */
-function blockUntilZombies(pids: readonly number[], count: number): void {
-  const deadline = performance.now() + 20_000;
-  while (pids.filter(isZombie).length < count && performance.now() < deadline);
-}
 
 test(`ENOBUFS while ${ORPHANS} orphans exit: counted, warned about once, scanned, and reading goes on`, async () => {
   const { logger, lines } = capturingLogger("debug");
@@ -38,14 +25,13 @@ test(`ENOBUFS while ${ORPHANS} orphans exit: counted, warned about once, scanned
   });
   try {
     expect(reaper.source).toBe("netlink");
-    // sh forks the sleeps and exits: they are our orphans, alive.
-    const parent = Bun.spawn(["sh", "-c", `for i in $(seq ${ORPHANS}); do sleep 600 >/dev/null 2>&1 & echo $!; done`], { stdout: "pipe" });
-    const orphans = (await new Response(parent.stdout).text()).trim().split("\n").map(Number);
-    await parent.exited;
+    // Our orphans, alive, waiting on a gate (they end by themselves should this test die).
+    const { pids: orphans } = await spawnOrphans(ORPHANS, { hold: true });
     expect(orphans).toHaveLength(ORPHANS);
     // All die while the loop cannot read: the receive queue overflows.
     for (const pid of orphans) process.kill(pid, "SIGKILL");
-    blockUntilZombies(orphans.slice(-200), 200);
+    // Block until the last 200 are zombies: their exit events queue meanwhile.
+    blockEventLoopUntil(() => orphans.slice(-200).every(isZombie), 20_000);
     expect(await waitUntil(() => orphans.every((pid) => reaped.has(pid)), 60_000)).toBe(true);
     expect(reaper.stats().overruns).toBeGreaterThan(0);
     const warnings = lines.filter((line) => line.level === 40 && String(line.msg).includes("ENOBUFS"));
@@ -55,11 +41,9 @@ test(`ENOBUFS while ${ORPHANS} orphans exit: counted, warned about once, scanned
     expect(warnings[0]?.receiveBufferBytes).toBeGreaterThan(0);
 
     // Still reading: a later orphan is reaped from its exit event.
-    const late = Bun.spawn(["sh", "-c", "(sleep 0.05; exit 3) >/dev/null & echo $!"], { stdout: "pipe" });
-    const latePid = Number((await new Response(late.stdout).text()).trim());
-    await late.exited;
-    expect(await waitUntil(() => reaped.has(latePid), 20_000)).toBe(true);
+    const [latePid] = await makeOrphans(1, 3);
+    expect(await waitUntil(() => reaped.has(latePid!), 20_000)).toBe(true);
   } finally {
     await reaper.stop();
   }
-}, 120_000);
+}, scaled(120_000));
