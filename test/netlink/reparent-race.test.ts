@@ -19,7 +19,8 @@ test("a zombie reparented to us through a grandchild's exit is reaped beside net
   expect(reaper.source).toBe("netlink");
   // D (our child) stays alive; W (D's child) execs into sleep and never
   // waits; G (W's child) exits first and stays W's zombie until W exits.
-  const daemon = Bun.spawn(["sh", "-c", "sh -c 'sleep 0.1 >/dev/null & echo $!; exec sleep 0.4'; sleep 30"], { stdout: "pipe" });
+  // D execs into the long sleep at the end, so killing D leaves nothing behind.
+  const daemon = Bun.spawn(["sh", "-c", "sh -c 'sleep 0.1 >/dev/null & echo $!; exec sleep 0.4'; exec sleep 30"], { stdout: "pipe" });
   try {
     const reader = daemon.stdout.getReader();
     const grandchild = Number(new TextDecoder().decode((await reader.read()).value).trim());
