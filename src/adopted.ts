@@ -24,7 +24,18 @@ export interface AdoptedReaps {
   readonly left: ExitNotice[];
 }
 
-export function reapProvenAdopted(libc: Libc, selfPid: number, exact: NetlinkSource, exits: readonly ExitNotice[], wantsComm: boolean): AdoptedReaps {
+/**
+ * `drainQueued` reads what the proc connector queued since (the core's own
+ * drain, which keeps every kind of news it brings: more exits, an overrun).
+ */
+export function reapProvenAdopted(
+  libc: Libc,
+  selfPid: number,
+  exact: NetlinkSource,
+  exits: readonly ExitNotice[],
+  wantsComm: boolean,
+  drainQueued: () => void,
+): AdoptedReaps {
   const reaped: AdoptedReap[] = [];
   const left: ExitNotice[] = [];
   const pinned: { exit: ExitNotice; zombie: PinnedZombie }[] = [];
@@ -36,7 +47,7 @@ export function reapProvenAdopted(libc: Libc, selfPid: number, exact: NetlinkSou
       else pinned.push({ exit, zombie: { pid: exit.pid, pidfd } });
     }
     // Pinned, then drained: a child we forked since under a reused PID has its FORK event read now.
-    left.push(...exact.drain().adoptedExits);
+    drainQueued();
     for (const { exit, zombie } of pinned) {
       if (exact.forkedBySelf(exit.pid) !== false) {
         left.push(exit);

@@ -238,7 +238,8 @@ export class Core {
   /** Exits the proc connector proves adopted, reaped here and now where no grace or veto applies (src/policy.ts: "adopted" is reaped at once). */
   #reapAdoptedNow(): void {
     if (this.#alwaysGrace || this.#shouldReap || this.#adoptedExits.length === 0 || !this.#exact) return;
-    const { reaped, left } = reapProvenAdopted(this.#libc, this.selfPid, this.#exact, this.#adoptedExits.splice(0, ZOMBIES_PER_BATCH), this.#reporter.wantsComm);
+    const batch = this.#adoptedExits.splice(0, ZOMBIES_PER_BATCH);
+    const { reaped, left } = reapProvenAdopted(this.#libc, this.selfPid, this.#exact, batch, this.#reporter.wantsComm, () => this.#drainExact());
     this.#adoptedExits.unshift(...left);
     for (const { exit, status, comm } of reaped) this.#report(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
   }
