@@ -13,11 +13,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { runNodeFixture, scaled } from "./helpers.mjs";
+import { runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURES = join(ROOT, "test/node/fixtures");
 const ORPHANS = 500;
+const pid1Missing = unshareMissing();
 /** Only Node's and the system's directories: no Bun, no node_modules/.bin of this repo. */
 const NODE_ONLY_PATH = [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(":");
 
@@ -46,7 +47,7 @@ before(() => {
 
 after(() => rmSync(work, { recursive: true, force: true }));
 
-test("installed from the tarball, a plain node daemon reaps 500 orphans, no zombie left, no wrong exit code", { timeout: scaled(600_000) }, () => {
+test("installed from the tarball, a plain node daemon reaps 500 orphans, no zombie left, no wrong exit code: netlink on the host, sigchld as PID 1 of a PID namespace", { timeout: scaled(600_000) }, () => {
   const project = consumerProject("consumer");
   const result = runNodeFixture(join(project, "daemon.mjs"), [JSON.stringify({ orphans: ORPHANS, rounds: 2, timeoutMs: scaled(60_000) })], {
     cwd: project,
@@ -65,6 +66,22 @@ test("installed from the tarball, a plain node daemon reaps 500 orphans, no zomb
   const report = JSON.parse(doctor.stdout);
   assert.equal(report.eventDriven, true);
   assert.equal(report.runtimePidfds.holds, true);
+  // Where the proc connector serves (the host, as root), the daemon chose it.
+  if (report.procConnector.works) assert.equal(result.source, "netlink");
+  else console.log(`# the proc connector does not serve here (${report.procConnector.reason}): the daemon ran on ${result.source}`);
+
+  if (pid1Missing) console.log(`# skipping the PID 1 run from the tarball: ${pid1Missing}`);
+  else {
+    const asPid1 = runNodeFixture(join(project, "daemon.mjs"), [JSON.stringify({ orphans: ORPHANS, rounds: 2, timeoutMs: scaled(60_000) })], {
+      cwd: project,
+      prefix: ["unshare", "-p", "-f", "--mount-proc"],
+      env: { ORPHAN_REAPER_MODULE: "orphan-reaper", PATH: NODE_ONLY_PATH },
+    });
+    assert.equal(asPid1.source, "sigchld");
+    assert.equal(asPid1.reaped, ORPHANS);
+    assert.equal(asPid1.zombiesLeft, 0);
+    assert.deepEqual(asPid1.wrongExitCodes, []);
+  }
 
   writeFileSync(join(project, "consumer.ts"), [
     'import { startOrphanReaper, type OrphanReaper, type ReaperStats } from "orphan-reaper";',
