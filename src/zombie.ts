@@ -43,14 +43,6 @@ export function exitStatusOf(wait: WaitResult): ExitStatus {
   };
 }
 
-/** Decodes a raw wait status (as the proc connector reports it: 768 = exit(3)). */
-export function exitStatusOfWaitStatus(status: number): ExitStatus {
-  const signal = status & 0x7f;
-  return signal === 0
-    ? { exitCode: (status >> 8) & 0xff, signal: null, coreDumped: false }
-    : { exitCode: null, signal, coreDumped: (status & 0x80) !== 0 };
-}
-
 const PEEK = WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD;
 const REAP = WEXITED | WNOHANG | __WNOTHREAD;
 

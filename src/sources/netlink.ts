@@ -162,10 +162,6 @@ export class NetlinkSource implements EventSource {
     return this.#provenance.forkedBySelf(pid);
   }
 
-  get receiveBufferBytes(): number {
-    return this.#receiveBufferBytes;
-  }
-
   /** Undefined when events flow, else why not. */
   async subscribeAndSelfTest(settings: NetlinkSettings): Promise<{ reason: string; retryable: boolean } | undefined> {
     const libc = this.#libc;
