@@ -19,11 +19,11 @@ import { RateLimitedLog } from "./log.ts";
 import { isLoopLate } from "./policy.ts";
 import { listOwnChildren, readStat, yieldToEventLoop, type ProcStat } from "./procfs.ts";
 import { Reporter } from "./report.ts";
-import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
+import { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
 import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReapProvenance, type ReaperCounts, type SourceName } from "./types.ts";
 import { isChildWaitable, peekWaitableChild, pinZombies, reapZombie, releaseZombies, type ExitStatus, type PinnedZombie } from "./zombie.ts";
-import { reapProvenAdopted } from "./adopted.ts";
+import { reapPeekedUnlessHeld, reapProvenAdopted } from "./adopted.ts";
 
 /** Zombies pinned, judged and reaped together; the loop runs between batches. */
 const ZOMBIES_PER_BATCH = 64;
@@ -60,10 +60,12 @@ export class Core {
   readonly #errors: RateLimitedLog;
   readonly #judge: Judge;
   readonly #reporter: Reporter;
+  readonly #runtimeLook: RuntimePidfdLook;
   readonly #graceMs: number;
   readonly #alwaysGrace: boolean;
   /** A veto is asked for: every reap goes through the judge. */
   readonly #shouldReap: boolean;
+  readonly #runtimeMarksChildren: boolean;
   readonly #counts = { reaped: 0, reapedBySource: zeroBySource(), overruns: 0, malformed: 0, vetoed: 0, failures: 0 };
   #exact: NetlinkSource | undefined;
   /** Adopted exits the proc connector named, not yet reaped. */
@@ -93,7 +95,9 @@ export class Core {
     this.#graceMs = settings.graceMs;
     this.#alwaysGrace = settings.alwaysGrace;
     this.#shouldReap = settings.shouldReap !== undefined;
+    this.#runtimeMarksChildren = settings.runtimeMarksChildrenWithPidfd;
     this.#judge = new Judge(settings);
+    this.#runtimeLook = new RuntimePidfdLook(settings.libc);
     this.#reporter = new Reporter({
       logger: settings.logger,
       reapLogLevel: settings.reapLogLevel,
@@ -131,9 +135,9 @@ export class Core {
 
   /**
    * SIGCHLD: a child of ours exited (or stopped). Without the proc connector:
-   * peek. With it: read it here and reap the exits it proves adopted at once
-   * (src/adopted.ts); the pass gets only what is left. While a pass runs, it
-   * reads the proc connector itself.
+   * a peek pass, run at once. With it: read it here and reap the exits it
+   * proves adopted at once (src/adopted.ts); the pass gets only what is left.
+   * While a pass runs, it does the work.
    */
   onChildSignal(): void {
     this.lastActivityAt = performance.now();
@@ -156,6 +160,7 @@ export class Core {
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    this.#runtimeLook.close();
     this.#adoptedExits = [];
     this.#ownExits.clear();
   }
@@ -167,11 +172,11 @@ export class Core {
     this.#startRun();
   }
 
+  /** Runs a pass now, synchronously up to its first await (a scan, a yield); a request made meanwhile joins it. */
   #startRun(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
-    // A microtask: requests made in the same turn make one pass.
-    queueMicrotask(() => void this.#run());
+    void this.#run();
   }
 
   async #run(): Promise<void> {
@@ -179,10 +184,13 @@ export class Core {
       while (!this.#stopped && (this.#wanted.size > 0 || this.#adoptedExits.length > 0)) {
         const named = this.#drainExact();
         if (this.#takeWork("exits")) this.#checkReparented(named);
-        if (this.#adoptedExits.length > 0) await this.#reapAdoptedExits();
+        let more = false;
+        if (this.#adoptedExits.length > 0) more = this.#reapAdoptedExits();
         else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
-        else if (this.#takeWork("due")) await this.#lookAtDue();
-        else if (this.#takeWork("peek")) await this.#peekLoop(this.#scanBy);
+        else if (this.#takeWork("due")) this.#lookAtDue();
+        else if (this.#takeWork("peek")) more = this.#peekLoop(this.#scanBy);
+        // A long run of reaps lets the event loop in between batches.
+        if (more) await yieldToEventLoop();
       }
       this.#problem = undefined;
     } catch (err) {
@@ -244,31 +252,40 @@ export class Core {
     for (const { exit, status, comm } of reaped) this.#report(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
   }
 
-  async #reapAdoptedExits(): Promise<void> {
+  /** One batch; true when more are left. */
+  #reapAdoptedExits(): boolean {
     const batch = this.#adoptedExits.splice(0, ZOMBIES_PER_BATCH);
     const exits = new Map(batch.map((exit) => [exit.pid, exit]));
-    await this.#judgeAndReap(exits.keys(), "netlink", exits);
-    if (this.#adoptedExits.length > 0) await yieldToEventLoop();
+    this.#judgeAndReap(exits.keys(), "netlink", exits);
+    return this.#adoptedExits.length > 0;
   }
 
   /**
    * Reaps the zombies waitid names, one at a time, without listing our
    * children. A zombie that stays hides the rest from the peek: the first time,
    * look again next turn (the runtime reaps its own within one); the second,
-   * scan all children (at most once per BLOCKED_SCAN_INTERVAL_MS).
+   * scan all children (at most once per BLOCKED_SCAN_INTERVAL_MS). True when
+   * it stopped at PEEKS_PER_LOOK with more to look at.
    */
-  async #peekLoop(by: SourceName): Promise<void> {
+  #peekLoop(by: SourceName): boolean {
+    // Without the proc connector, where the runtime's pidfd marks prove adoption (src/policy.ts) and no grace
+    // or veto applies, a zombie the runtime holds no pidfd on needs no judge.
+    const markProves = !this.#exact && this.#runtimeMarksChildren && !this.#alwaysGrace && !this.#shouldReap;
     for (let looked = 0; looked < PEEKS_PER_LOOK; looked++) {
       const pid = peekWaitableChild(this.#libc);
       if (pid === 0) {
         this.#blockedBy = 0;
-        return;
+        return false;
       }
-      const reaped = await this.#judgeAndReap([pid], by);
-      if (reaped === 0) return this.#blocked(pid, by);
+      const reap = markProves && pid !== this.#blockedBy ? reapPeekedUnlessHeld(this.#libc, this.#runtimeLook, pid, this.#reporter.wantsComm) : undefined;
+      if (reap) this.#report(pid, reap.comm, reap.status, by, "adopted", undefined, performance.now());
+      else if (this.#judgeAndReap([pid], by) === 0) {
+        this.#blocked(pid, by);
+        return false;
+      }
     }
     this.#wanted.add("peek");
-    await yieldToEventLoop();
+    return true;
   }
 
   #blocked(pid: number, by: SourceName): void {
@@ -293,13 +310,13 @@ export class Core {
     const waitable = children.filter((pid) => isChildWaitable(this.#libc, pid));
     for (let start = 0; start < waitable.length && !this.#stopped; start += ZOMBIES_PER_BATCH) {
       if (start > 0) await yieldToEventLoop();
-      await this.#judgeAndReap(waitable.slice(start, start + ZOMBIES_PER_BATCH), by);
+      this.#judgeAndReap(waitable.slice(start, start + ZOMBIES_PER_BATCH), by);
     }
     this.#blockedBy = 0;
   }
 
   /** Pins, judges and reaps; returns how many were reaped. */
-  async #judgeAndReap(pids: Iterable<number>, by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Promise<number> {
+  #judgeAndReap(pids: Iterable<number>, by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): number {
     const zombies = pinZombies(this.#libc, this.selfPid, pids);
     try {
       // Pinned first, then drained: every FORK event of a pinned zombie is read by now.
@@ -307,9 +324,7 @@ export class Core {
       const candidates = zombies.map((zombie) => this.#candidate(zombie, by, exits?.get(zombie.pid) ?? this.#ownExits.get(zombie.pid)));
       const ownPidfds = new Set(zombies.flatMap(({ pidfd }) => (pidfd === undefined ? [] : [pidfd])));
       const now = performance.now();
-      const decisions = await this.#judge.decide(candidates, now, (held) =>
-        runtimeHoldsPidfd(this.#libc, held, "waitable zombies", ownPidfds),
-      );
+      const decisions = this.#judge.decide(candidates, now, (held) => this.#runtimeLook.heldAmong(held, ownPidfds));
       return this.#stopped ? 0 : this.#act(decisions, now);
     } finally {
       releaseZombies(this.#libc, zombies);
@@ -386,14 +401,15 @@ export class Core {
     this.#timerDueAt = Infinity;
     // Late by more than the threshold: the loop was blocked, the runtime could not reap.
     if (isLoopLate(due, performance.now())) this.#judge.noteLoopLate(performance.now());
-    const by = this.#exact ? "netlink" : "sigchld";
-    for (const work of this.#owed) this.#request(work, by);
+    this.#scanBy = this.#exact ? "netlink" : "sigchld";
+    for (const work of this.#owed) this.#wanted.add(work);
     this.#owed.clear();
-    this.#request("due", by);
+    this.#wanted.add("due");
+    this.#startRun();
   }
 
   /** Zombies whose grace or retry time has come, and own children nobody reaped within their grace. */
-  async #lookAtDue(): Promise<void> {
+  #lookAtDue(): void {
     const now = performance.now();
     const dueExits: ExitNotice[] = [];
     for (const exit of this.#ownExits.values()) {
@@ -402,6 +418,6 @@ export class Core {
     }
     for (const { pid } of dueExits) this.#ownExits.delete(pid);
     const pids = new Set([...dueExits.map((exit) => exit.pid), ...this.#judge.duePids(now)]);
-    if (pids.size > 0) await this.#judgeAndReap(pids, this.#exact ? "netlink" : "sigchld", new Map(dueExits.map((exit) => [exit.pid, exit])));
+    if (pids.size > 0) this.#judgeAndReap(pids, this.#exact ? "netlink" : "sigchld", new Map(dueExits.map((exit) => [exit.pid, exit])));
   }
 }

@@ -105,9 +105,9 @@ export async function startOrphanReaper(options?: OrphanReaperOptions): Promise<
 }
 
 /** Metrics are an extra: when they cannot be exported the reaper still runs, and says why. */
-async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, core: Core, libc: Libc, logger: Logger) {
+async function exportMetrics(registry: MetricsRegistry, metrics: ReaperMetrics, core: Core, logger: Logger) {
   try {
-    return await exportToRegistry(registry, metrics, () => core.counts(), libc, core.selfPid);
+    return await exportToRegistry(registry, metrics, () => core.counts(), core.selfPid);
   } catch (err) {
     logger.warn({ err }, "metricsRegistry was given but the metrics cannot be exported: install prom-client, or pass a registry without orphan_reaper_* metrics already in it");
     return undefined;
@@ -120,7 +120,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, u
   if (typeof intake === "string") return offReaper(intake, logger, "warn");
   undo.push("release the child subreaper flag", intake.release);
   undo.push("stop marking the runtime's children", markRuntimeChildren(libc));
-  const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds(libc);
+  const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds();
   const metrics = new ReaperMetrics();
   const core = new Core({
     libc, logger, graceMs: options.graceMs, alwaysGrace: options.alwaysGrace, reapLogLevel: options.reapLogLevel,
@@ -133,7 +133,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, u
   const sources = new SourceWiring(context, options, plan);
   undo.push("stop the sources", () => sources.stop());
   sources.start();
-  const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, libc, logger));
+  const unexport = options.metricsRegistry && (await exportMetrics(options.metricsRegistry, metrics, core, logger));
   if (unexport) undo.push("remove the exported metrics", unexport);
   const startedAt = Date.now();
   logger.info(

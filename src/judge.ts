@@ -105,7 +105,7 @@ export class Judge {
    * Decides each candidate. `runtimeHolds` is asked once, for the zombies
    * whose verdict depends on it: only those that would otherwise be reaped.
    */
-  async decide(candidates: readonly Candidate[], now: number, runtimeHolds: (pids: number[]) => Promise<ReadonlySet<number>>): Promise<Decision[]> {
+  decide(candidates: readonly Candidate[], now: number, runtimeHolds: (pids: number[]) => ReadonlySet<number>): Decision[] {
     const fresh = candidates.filter((candidate) => !this.isKnownToStay(candidate));
     const judged = fresh.map((candidate) => {
       const facts = this.#facts(candidate);
@@ -114,7 +114,7 @@ export class Judge {
       return { candidate, facts, firstSeenAt, wouldReap };
     });
     const toLook = judged.filter(({ facts, wouldReap }) => wouldReap && needsRuntimeLook(facts)).map(({ candidate }) => candidate.zombie.pid);
-    const held = toLook.length > 0 ? await runtimeHolds(toLook) : new Set<number>();
+    const held = toLook.length > 0 ? runtimeHolds(toLook) : new Set<number>();
     const decisions: Decision[] = candidates.filter((candidate) => !fresh.includes(candidate)).map((candidate) => ({ action: "wait", candidate }));
     for (const { candidate, facts, firstSeenAt } of judged) {
       const provenance = classifyZombie({ ...facts, runtimeHoldsPidfd: held.has(candidate.zombie.pid) });

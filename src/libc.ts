@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { ErrnoError } from "./errno.ts";
 
 // <asm-generic/errno-base.h>
+const EBADF = 9;
 const EAGAIN = 11;
 // <linux/prctl.h>
 export const PR_SET_CHILD_SUBREAPER = 36;
@@ -95,8 +96,9 @@ export interface Libc {
   send(fd: number, data: Uint8Array): number;
   /**
    * The PID of the waitable zombie child (of this thread) that pidfd `fd`
-   * names, else 0: the fd is no pidfd, or names a live process or not our
-   * child. One waitid(P_PIDFD, WNOWAIT) that takes nothing and never throws.
+   * names; 0 when it names a live process or not our child; -1 when `fd` is
+   * closed or no pidfd. One waitid(P_PIDFD, WNOWAIT) that takes nothing and
+   * never throws.
    */
   waitablePidOfFd(fd: number): number;
   /** recvfrom(2) on a non-blocking socket: the bytes read (filling `address`), or -1 when nothing is queued (EAGAIN). */
@@ -225,7 +227,8 @@ export function libcFromCalls(c: LibcCalls): Libc {
     },
     waitablePidOfFd(fd) {
       siginfo.fill(0);
-      if (c.waitid(P_PIDFD, fd, siginfo, WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD) < 0) return 0;
+      // EBADF: closed, or no pidfd (kernel pidfd_pid()); ECHILD: a pidfd on no child of this thread.
+      if (c.waitid(P_PIDFD, fd, siginfo, WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD) < 0) return c.errno() === EBADF ? -1 : 0;
       return siginfoView.getInt32(SIGINFO_PID, true);
     },
     socket: (domain, type, protocol) => checked("socket", c.socket(domain, type, protocol)),

@@ -6,7 +6,6 @@
  * only when a registry is passed, so it is never a hard dependency.
  * Fed by the core's onReaped hook; counters are read from the core itself.
  */
-import type { Libc } from "./libc.ts";
 import { listOwnChildren, readStats } from "./procfs.ts";
 import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
 import type { ReapedProcess, ReaperCounts, SourceName } from "./types.ts";
@@ -95,10 +94,10 @@ export class ReaperMetrics {
 }
 
 /** Our zombie children that the runtime does not own (it reaps its own): the orphans waiting right now. */
-export async function countOrphanZombies(libc: Libc, selfPid = process.pid): Promise<number> {
+export async function countOrphanZombies(selfPid = process.pid): Promise<number> {
   const stats = await readStats(await listOwnChildren(selfPid));
   const zombies = stats.filter((stat) => stat.state === "Z" && stat.ppid === selfPid).map((stat) => stat.pid);
-  const runtimePids = await runtimeHoldsPidfd(libc, zombies);
+  const runtimePids = await runtimeHoldsPidfd(zombies);
   return zombies.filter((pid) => !runtimePids.has(pid)).length;
 }
 
@@ -110,7 +109,6 @@ export async function exportToRegistry(
   registry: MetricsRegistry,
   metrics: ReaperMetrics,
   counts: () => ReaperCounts,
-  libc: Libc,
   selfPid: number,
 ): Promise<() => void> {
   const { Counter, Gauge, Histogram } = await import("prom-client");
@@ -157,7 +155,7 @@ export async function exportToRegistry(
     help: "Orphaned zombie children of this process right now, not yet reaped",
     registers: [],
     async collect() {
-      this.set(await countOrphanZombies(libc, selfPid));
+      this.set(await countOrphanZombies(selfPid));
     },
   });
   const unsubscribe = metrics.onReap((r) => lifetime.observe({ source: r.source }, lifetimeOf(r) / 1000));

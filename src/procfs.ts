@@ -6,7 +6,7 @@
  * daemon with thousands of processes never stalls for more than a couple of
  * milliseconds.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
 
 /** The fields of /proc/PID/stat the reaper needs (see proc(5)). */
 export interface ProcStat {
@@ -138,6 +138,43 @@ export async function readStats(pids: readonly number[]): Promise<ProcStat[]> {
     if (stat) stats.push(stat);
   });
   return stats;
+}
+
+/**
+ * /proc/sys/kernel/ns_last_pid: the last PID (or thread ID) the kernel handed
+ * out in the reader's PID namespace, so any fork or new thread in it changes
+ * it. Kept open and read with one pread. Undefined where it cannot be read.
+ */
+export class LastPidCounter {
+  readonly #fd: number;
+  readonly #buffer = Buffer.alloc(16);
+
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  static open(): LastPidCounter | undefined {
+    try {
+      const counter = new LastPidCounter(openSync("/proc/sys/kernel/ns_last_pid", "r"));
+      return counter.read() === undefined ? (counter.close(), undefined) : counter;
+    } catch {
+      return undefined;
+    }
+  }
+
+  read(): number | undefined {
+    try {
+      const length = readSync(this.#fd, this.#buffer, 0, this.#buffer.length, 0);
+      const pid = Number(this.#buffer.toString("latin1", 0, length).trim());
+      return Number.isInteger(pid) && length > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  close(): void {
+    closeSync(this.#fd);
+  }
 }
 
 /** What /proc/self/fd/N links to for a pidfd, on every kernel (pidfs keeps the name). */

@@ -5,57 +5,31 @@
  * pidfd belongs to the runtime and must never be reaped (Bun dies of ECHILD
  * if it is). Where the probe shows the mark is reliable, a zombie child
  * without it is an adopted orphan.
- *
- * A pidfd polls readable once its process has exited with no live threads,
- * the same condition that makes it waitable. So for waitable zombies the
- * open fds are listed, one poll(2) over them leaves a handful of candidates
- * (when there are many), and each is asked with one waitid(P_PIDFD, WNOWAIT)
- * which waitable child it names (any other fd answers nothing): no link or
- * fdinfo is read, however many fds there are.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import type { Libc } from "./libc.ts";
-import { forEachChunked, listOwnFds, PIDFD_LINK, readFdLink, readPidfdTarget } from "./procfs.ts";
+import { forEachChunked, LastPidCounter, listOwnFds, PIDFD_LINK, readFdLink, readPidfdTarget } from "./procfs.ts";
 import { childrenWithoutPidfd } from "./runtime/index.ts";
-
-/** Up to this many open fds, asking each costs less than a poll over them first. */
-const FEW_FDS = 16;
-
-/** What the caller knows of the PIDs it asks about (see runtimeHoldsPidfd). */
-export type PidScope = "any" | "waitable zombies";
 
 export interface RuntimePidfdProbe {
   readonly holds: boolean;
   readonly reason: string;
 }
 
+/** Up to this many fds, asking each costs less than a poll over them first. */
+const FEW_FDS = 16;
+
 /**
  * Which of `pids` this process holds a pidfd on, now (or, on Node, knows as
- * its own child although pidfd_open failed for it). With "waitable
- * zombies" the caller peeked (waitid WNOWAIT) that each was waitable, so only
- * fds that poll readable are looked at. `ownPidfds` are the caller's, not the
- * runtime's. Looks yield between chunks of fds: safe, since only a new spawn
- * opens a pidfd and a new child is never among the zombies asked about.
+ * its own child although pidfd_open failed for it). Reads each fd's link and
+ * fdinfo, yielding between chunks: safe, since only a new spawn opens a
+ * pidfd and a new child is never among the PIDs asked about. For zombies
+ * just peeked waitable, RuntimePidfdLook is the cheap way.
  */
-export async function runtimeHoldsPidfd(
-  libc: Libc,
-  pids: readonly number[],
-  scope: PidScope = "any",
-  ownPidfds: ReadonlySet<number> = new Set(),
-): Promise<Set<number>> {
-  const held = new Set<number>();
-  if (pids.length === 0) return held;
-  const unmarked = childrenWithoutPidfd();
-  for (const pid of pids) if (unmarked.has(pid)) held.add(pid);
+export async function runtimeHoldsPidfd(pids: readonly number[]): Promise<Set<number>> {
+  const held = unmarkedAmong(pids);
   const wanted = new Set(pids);
-  if (scope === "waitable zombies") {
-    for (const fd of pidfdCandidates(libc, ownPidfds)) {
-      const pid = ownPidfds.has(fd) ? 0 : libc.waitablePidOfFd(fd);
-      if (wanted.has(pid)) held.add(pid);
-    }
-    return held;
-  }
   await forEachChunked(listOwnFds(), (fd) => {
     const pid = readFdLink(fd) === PIDFD_LINK ? readPidfdTarget(fd) : undefined;
     if (pid !== undefined && wanted.has(pid)) held.add(pid);
@@ -63,10 +37,59 @@ export async function runtimeHoldsPidfd(
   return held;
 }
 
-/** Fds that may be pidfds on waitable zombies: every open fd when few, else those that poll readable. */
-function pidfdCandidates(libc: Libc, ownPidfds: ReadonlySet<number>): number[] {
-  const fds = listOwnFds().filter((fd) => !ownPidfds.has(fd));
-  return fds.length <= FEW_FDS ? fds : libc.readableAmong(fds);
+/** Node's children the mark could not be put on (pidfd_open failed): the runtime's all the same. */
+function unmarkedAmong(pids: readonly number[]): Set<number> {
+  const unmarked = childrenWithoutPidfd();
+  return new Set(pids.filter((pid) => unmarked.has(pid)));
+}
+
+/**
+ * The runtime-pidfd look for zombies the caller just peeked waitable. Each
+ * candidate fd is asked with one waitid(P_PIDFD, WNOWAIT) which waitable
+ * child it names (any other fd answers nothing); with many fds, one poll(2)
+ * first leaves those that are readable, as a pidfd is once its process is
+ * waitable. Listing /proc/self/fd is skipped while the PID namespace's last
+ * PID has not moved: a runtime opens the pidfd on a child in the step that
+ * spawns it, and a spawn takes a new PID, so with no new PID since the
+ * listing no new pidfd exists (ns_last_pid would have to wrap all the way
+ * round between two looks). Where ns_last_pid cannot be read, every look lists.
+ */
+export class RuntimePidfdLook {
+  readonly #libc: Libc;
+  readonly #lastPid = LastPidCounter.open();
+  /** The fds that may be pidfds: those listed, or only the pidfds among them once each was asked. */
+  #fds: number[] = [];
+  #lastPidAtListing: number | undefined;
+
+  constructor(libc: Libc) {
+    this.#libc = libc;
+  }
+
+  /** Which of `pids` (waitable zombies) the runtime holds a pidfd on; `ownPidfds` are the caller's pins, not the runtime's. */
+  heldAmong(pids: readonly number[], ownPidfds: ReadonlySet<number> = new Set()): Set<number> {
+    const held = unmarkedAmong(pids);
+    const lastPid = this.#lastPid?.read();
+    if (lastPid === undefined || lastPid !== this.#lastPidAtListing) {
+      this.#fds = listOwnFds();
+      this.#lastPidAtListing = lastPid;
+    }
+    const candidates = this.#fds.filter((fd) => !ownPidfds.has(fd));
+    const askAll = candidates.length <= FEW_FDS;
+    const wanted = new Set(pids);
+    const pidfds: number[] = [];
+    for (const fd of askAll ? candidates : this.#libc.readableAmong(candidates)) {
+      const pid = this.#libc.waitablePidOfFd(fd);
+      if (pid !== -1) pidfds.push(fd);
+      if (wanted.has(pid)) held.add(pid);
+    }
+    // Every fd was asked: those that are no pidfd cannot become one without a new PID.
+    if (askAll) this.#fds = pidfds;
+    return held;
+  }
+
+  close(): void {
+    this.#lastPid?.close();
+  }
 }
 
 /** A child that waits for its stdin to close: this runtime's own binary, so PATH does not matter. */
@@ -79,7 +102,7 @@ function spawnProbeChild(): Promise<ChildProcess> {
 }
 
 /** Spawns a child and checks that the runtime holds a pidfd on it exactly until it has reaped it. */
-export async function probeRuntimePidfds(libc: Libc): Promise<RuntimePidfdProbe> {
+export async function probeRuntimePidfds(): Promise<RuntimePidfdProbe> {
   let child: ChildProcess;
   try {
     child = await spawnProbeChild();
@@ -88,10 +111,10 @@ export async function probeRuntimePidfds(libc: Libc): Promise<RuntimePidfdProbe>
   }
   const pid = child.pid!;
   const exited = once(child, "exit");
-  const heldWhileRunning = (await runtimeHoldsPidfd(libc, [pid])).has(pid);
+  const heldWhileRunning = (await runtimeHoldsPidfd([pid])).has(pid);
   child.kill("SIGKILL");
   await exited;
-  const heldAfterReap = (await runtimeHoldsPidfd(libc, [pid])).has(pid);
+  const heldAfterReap = (await runtimeHoldsPidfd([pid])).has(pid);
   if (!heldWhileRunning) return { holds: false, reason: "the runtime holds no pidfd on a child it spawned" };
   if (heldAfterReap) return { holds: false, reason: "the runtime kept a pidfd after reaping its child" };
   return { holds: true, reason: "the runtime holds a pidfd on each child until it reaps it" };

@@ -134,17 +134,32 @@ export function releaseZombies(libc: Libc, zombies: readonly PinnedZombie[]): vo
 }
 
 /**
+ * Reaps `pid`, which the main thread peeked waitable in this same synchronous
+ * step, with no pidfd. Whatever waitable child of the main thread holds the
+ * PID at the reap is the zombie peeked, or an orphan reparented to us since;
+ * never a child the runtime forked since, as only the main thread forks
+ * those and it is running this.
+ */
+export function reapPeekedZombie(libc: Libc, pid: number): ReapOutcome {
+  return reapBy(() => libc.waitid(P_PID, pid, REAP));
+}
+
+/**
  * Reaps the pinned zombie, and only that process: waitid through its pidfd
  * cannot take another, even if the PID was freed and reused since. Before
  * Linux 5.3, the stat is checked again and waitid(P_PID) follows in the same
  * synchronous step. Callers have judged that the runtime does not own it.
  */
 export function reapZombie(libc: Libc, selfPid: number, zombie: PinnedZombie): ReapOutcome {
+  const { pid, pidfd, startTime } = zombie;
+  // No pidfd: the zombie may have been reaped and its PID reused since the pin.
+  if (pidfd === undefined && zombieChildStartTime(selfPid, pid) !== startTime) return { kind: "gone" };
+  return reapBy(() => (pidfd === undefined ? libc.waitid(P_PID, pid, REAP) : libc.waitid(P_PIDFD, pidfd, REAP)));
+}
+
+function reapBy(reap: () => WaitResult): ReapOutcome {
   try {
-    const { pid, pidfd, startTime } = zombie;
-    // No pidfd: the zombie may have been reaped and its PID reused since the pin.
-    if (pidfd === undefined && zombieChildStartTime(selfPid, pid) !== startTime) return { kind: "gone" };
-    const wait = pidfd === undefined ? libc.waitid(P_PID, pid, REAP) : libc.waitid(P_PIDFD, pidfd, REAP);
+    const wait = reap();
     if (wait.pid === 0) return { kind: "not-yet" };
     return { kind: "reaped", exit: exitStatusOf(wait) };
   } catch (error) {

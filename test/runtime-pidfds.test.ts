@@ -9,7 +9,7 @@ import { P_PID, WEXITED } from "../src/libc.ts";
 import { loadLibc } from "../src/runtime/index.ts";
 import { readStat } from "../src/procfs.ts";
 import { isChildWaitable } from "../src/zombie.ts";
-import { probeRuntimePidfds, runtimeHoldsPidfd } from "../src/runtime-pidfds.ts";
+import { probeRuntimePidfds, runtimeHoldsPidfd, RuntimePidfdLook } from "../src/runtime-pidfds.ts";
 import { makeOrphans } from "./helpers/orphans.ts";
 import { zombieChildren } from "./helpers/processes.ts";
 import { scaled, waitUntil } from "./helpers/time.ts";
@@ -46,14 +46,14 @@ test("poll: a pidfd turns readable when its process exits; a fifo when it holds 
 test("the unreaped Bun.spawn children are held, and not once Bun has reaped them", async () => {
   const children = spawnSleepers(40);
   const pids = children.map((child) => child.pid);
-  expect(await runtimeHoldsPidfd(libc, pids)).toEqual(new Set(pids));
+  expect(await runtimeHoldsPidfd(pids)).toEqual(new Set(pids));
   const [reaped, ...alive] = children;
   reaped!.kill();
   await reaped!.exited;
-  expect(await runtimeHoldsPidfd(libc, pids)).toEqual(new Set(alive.map((child) => child.pid)));
+  expect(await runtimeHoldsPidfd(pids)).toEqual(new Set(alive.map((child) => child.pid)));
   for (const child of alive) child.kill();
   await Promise.all(alive.map((child) => child.exited));
-  expect(await runtimeHoldsPidfd(libc, pids)).toEqual(new Set());
+  expect(await runtimeHoldsPidfd(pids)).toEqual(new Set());
 });
 
 test('a Bun.spawn child that exited is held until Bun reaps it, also among "waitable zombies"', async () => {
@@ -61,11 +61,26 @@ test('a Bun.spawn child that exited is held until Bun reaps it, also among "wait
   const deadline = performance.now() + 2000;
   while (readStat(child.pid)?.state !== "Z" && performance.now() < deadline); // Bun cannot reap while the loop is blocked
   expect(isChildWaitable(libc, child.pid)).toBe(true);
-  const amongZombies = runtimeHoldsPidfd(libc, [child.pid], "waitable zombies");
-  const amongAll = runtimeHoldsPidfd(libc, [child.pid]);
-  expect(await amongZombies).toEqual(new Set([child.pid]));
+  const amongZombies = new RuntimePidfdLook(libc).heldAmong([child.pid]);
+  const amongAll = runtimeHoldsPidfd([child.pid]);
+  expect(amongZombies).toEqual(new Set([child.pid]));
   expect(await amongAll).toEqual(new Set([child.pid]));
   expect(await child.exited).toBe(7);
+});
+
+test("a look made before a spawn does not hide the new child: a new PID lists the fds again", async () => {
+  const look = new RuntimePidfdLook(libc);
+  try {
+    // The first look lists the fds and keeps only the pidfds among them (none is on a zombie here).
+    expect(look.heldAmong([process.pid])).toEqual(new Set());
+    const child = Bun.spawn(["sh", "-c", "exit 5"]);
+    const deadline = performance.now() + scaled(2000);
+    while (readStat(child.pid)?.state !== "Z" && performance.now() < deadline); // Bun cannot reap while the loop is blocked
+    expect(look.heldAmong([child.pid])).toEqual(new Set([child.pid]));
+    expect(await child.exited).toBe(5);
+  } finally {
+    look.close();
+  }
 });
 
 test("an adopted orphan's zombie is held by nobody", async () => {
@@ -74,8 +89,8 @@ test("an adopted orphan's zombie is held by nobody", async () => {
   await makeOrphans(1, 3);
   expect(await waitUntil(async () => (await zombieChildren()).length === 1, scaled(5_000))).toBe(true);
   const [orphan] = await zombieChildren();
-  expect(await runtimeHoldsPidfd(libc, [orphan!, sleeper!.pid])).toEqual(new Set([sleeper!.pid]));
-  expect(await runtimeHoldsPidfd(libc, [orphan!], "waitable zombies")).toEqual(new Set());
+  expect(await runtimeHoldsPidfd([orphan!, sleeper!.pid])).toEqual(new Set([sleeper!.pid]));
+  expect(new RuntimePidfdLook(libc).heldAmong([orphan!])).toEqual(new Set());
   libc.waitid(P_PID, orphan!, WEXITED);
   sleeper!.kill();
   await sleeper!.exited;
@@ -91,7 +106,7 @@ test.skipIf(prlimitMissing !== "")(`with RLIMIT_NOFILE below the fd table's size
 });
 
 test("the probe sees the runtime's mark", async () => {
-  expect(await probeRuntimePidfds(libc)).toEqual({
+  expect(await probeRuntimePidfds()).toEqual({
     holds: true,
     reason: "the runtime holds a pidfd on each child until it reaps it",
   });

@@ -103,7 +103,7 @@ async function main(mode: DemoMode): Promise<void> {
   const reaper = await startReaper(mode);
   const reaped = () => reaper?.stats().reaped ?? 0;
   const progress = async () =>
-    report({ type: "progress", started, orphans: killedAt.size, reaped: reaped(), zombies: await countOrphanZombies(loadLibc()) });
+    report({ type: "progress", started, orphans: killedAt.size, reaped: reaped(), zombies: await countOrphanZombies() });
   const ticker = setInterval(() => void progress(), PROGRESS_EVERY_MS);
   await storm();
   const settleUntil = performance.now() + (mode === "none" ? SHOW_LEFT_MS : CATCH_UP_MAX_MS);
@@ -114,7 +114,7 @@ async function main(mode: DemoMode): Promise<void> {
     type: "result",
     orphans: killedAt.size,
     reaped: reaped(),
-    zombiesLeft: await countOrphanZombies(loadLibc()),
+    zombiesLeft: await countOrphanZombies(),
     lifetimes: summarizeLifetimes(lifetimes),
   });
   await reaper?.stop();

@@ -8,34 +8,17 @@
 import { afterAll, expect, test } from "bun:test";
 import pino from "pino";
 import { Core } from "../../src/core.ts";
-import { P_ALL, type Libc } from "../../src/libc.ts";
 import { loadLibc } from "../../src/runtime/index.ts";
 import { probeNetlinkSource } from "../../src/sources/netlink.ts";
 import { startSigchldSource } from "../../src/sources/sigchld.ts";
 import type { ReapedProcess } from "../../src/types.ts";
+import { countingLibc } from "../helpers/counting-libc.ts";
 import { waitUntil, zombieChildren } from "../helpers/processes.ts";
 import { DEFAULT_SETTINGS } from "./harness.ts";
 
 const ORPHANS = 100;
 const cleanups: (() => void)[] = [];
 afterAll(() => cleanups.forEach((cleanup) => cleanup()));
-
-/** The real libc, with each call counted by name (waitid by id type). */
-function countingLibc(libc: Libc): { libc: Libc; calls: Map<string, number> } {
-  const calls = new Map<string, number>();
-  const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1);
-  const counted = new Proxy(libc, {
-    get(target, name: string) {
-      const value = Reflect.get(target, name) as unknown;
-      if (typeof value !== "function") return value;
-      return (...args: unknown[]) => {
-        count(name === "waitid" && args[0] === P_ALL ? "waitid(P_ALL)" : name);
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { libc: counted, calls };
-}
 
 test(`${ORPHANS} adopted exits: each reaped by its PID, no P_ALL peek per exit, no runtime-pidfd look`, async () => {
   const real = loadLibc();

@@ -51,10 +51,10 @@ test("a child whose pidfd cannot be opened (EMFILE here) still counts as the run
   const remove = holdPidfdOnEachChild(outOfFds);
   try {
     const child = spawnWaiting();
-    assert.deepEqual(await runtimeHoldsPidfd(libc, [child.pid, before.pid]), new Set([child.pid]), "the child spawned before the wrapper is unmarked");
+    assert.deepEqual(await runtimeHoldsPidfd([child.pid, before.pid]), new Set([child.pid]), "the child spawned before the wrapper is unmarked");
     child.stdin.end();
     await once(child, "exit");
-    assert.deepEqual(await runtimeHoldsPidfd(libc, [child.pid]), new Set());
+    assert.deepEqual(await runtimeHoldsPidfd([child.pid]), new Set());
   } finally {
     remove();
     before.stdin.end();

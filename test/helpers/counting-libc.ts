@@ -1,0 +1,18 @@
+/** The real libc, with each call counted by name (waitid by id type): for tests that bound what a reap costs. */
+import { P_ALL, type Libc } from "../../src/libc.ts";
+
+export function countingLibc(libc: Libc): { libc: Libc; calls: Map<string, number> } {
+  const calls = new Map<string, number>();
+  const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1);
+  const counted = new Proxy(libc, {
+    get(target, name: string) {
+      const value = Reflect.get(target, name) as unknown;
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        count(name === "waitid" && args[0] === P_ALL ? "waitid(P_ALL)" : name);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { libc: counted, calls };
+}
