@@ -13,6 +13,8 @@
  *   a zombie that stays (the runtime's, vetoed, in its grace window).
  */
 import type { Logger } from "pino";
+import { DueTimer } from "./due-timer.ts";
+import { ExitNotices } from "./exit-notices.ts";
 import { Judge, type Candidate, type Decision } from "./judge.ts";
 import type { Libc } from "./libc.ts";
 import { RateLimitedLog } from "./log.ts";
@@ -21,8 +23,8 @@ import { listOwnChildren, readStat, yieldToEventLoop, type ProcStat } from "./pr
 import { Reporter } from "./report.ts";
 import { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
-import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReapProvenance, type ReaperCounts, type SourceName } from "./types.ts";
-import { isChildWaitable, peekWaitableChild, pinZombies, reapZombie, releaseZombies, type ExitStatus, type PinnedZombie } from "./zombie.ts";
+import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReaperCounts, type SourceName } from "./types.ts";
+import { isChildWaitable, peekWaitableChild, pinZombies, reapZombie, releaseZombies, type PinnedZombie } from "./zombie.ts";
 import { reapPeekedUnlessHeld, reapProvenAdopted } from "./adopted.ts";
 
 /** Zombies pinned, judged and reaped together; the loop runs between batches. */
@@ -61,17 +63,13 @@ export class Core {
   readonly #judge: Judge;
   readonly #reporter: Reporter;
   readonly #runtimeLook: RuntimePidfdLook;
-  readonly #graceMs: number;
   readonly #alwaysGrace: boolean;
   /** A veto is asked for: every reap goes through the judge. */
   readonly #shouldReap: boolean;
   readonly #runtimeMarksChildren: boolean;
   readonly #counts = { reaped: 0, reapedBySource: zeroBySource(), overruns: 0, malformed: 0, vetoed: 0, failures: 0 };
   #exact: NetlinkSource | undefined;
-  /** Adopted exits the proc connector named, not yet reaped. */
-  #adoptedExits: ExitNotice[] = [];
-  /** Own children's exits: looked at once their grace is due, if nobody reaped them. */
-  readonly #ownExits = new Map<number, ExitNotice>();
+  readonly #notices: ExitNotices;
   readonly #wanted = new Set<Work>();
   #scanBy: SourceName = "sweep";
   #blockedBy = 0;
@@ -79,10 +77,8 @@ export class Core {
   #lastReparentCheckAt = -Infinity;
   #running = false;
   #stopped = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerDueAt = Infinity;
-  /** Work deferred to the timer: a reparent check, a rate-limited scan, a retry after a failure. */
-  readonly #owed = new Set<Work>();
+  /** Zombies and own exits due, and work deferred: a reparent check, a rate-limited scan, a retry after a failure. */
+  readonly #timer = new DueTimer<Work>((owed, due) => this.#onDue(owed, due));
   #problem: string | undefined;
   lastActivityAt = -Infinity;
   lastSweepAt: number | undefined;
@@ -92,7 +88,7 @@ export class Core {
     this.#log = settings.logger;
     this.#errors = new RateLimitedLog(settings.logger);
     this.selfPid = settings.libc.getpid();
-    this.#graceMs = settings.graceMs;
+    this.#notices = new ExitNotices(settings.graceMs);
     this.#alwaysGrace = settings.alwaysGrace;
     this.#shouldReap = settings.shouldReap !== undefined;
     this.#runtimeMarksChildren = settings.runtimeMarksChildrenWithPidfd;
@@ -148,7 +144,7 @@ export class Core {
     } catch (err) {
       this.#failed(err);
     }
-    if (this.#wanted.size > 0 || this.#adoptedExits.length > 0) this.#startRun();
+    if (this.#wanted.size > 0 || this.#notices.adoptedCount > 0) this.#startRun();
   }
 
   /** The sweep: drain, then look at every child. */
@@ -159,10 +155,9 @@ export class Core {
 
   stop(): void {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#timer.stop();
     this.#runtimeLook.close();
-    this.#adoptedExits = [];
-    this.#ownExits.clear();
+    this.#notices.clear();
   }
 
   #request(work: Work, by: SourceName): void {
@@ -181,11 +176,11 @@ export class Core {
 
   async #run(): Promise<void> {
     try {
-      while (!this.#stopped && (this.#wanted.size > 0 || this.#adoptedExits.length > 0)) {
+      while (!this.#stopped && (this.#wanted.size > 0 || this.#notices.adoptedCount > 0)) {
         const named = this.#drainExact();
         if (this.#takeWork("exits")) this.#checkReparented(named);
         let more = false;
-        if (this.#adoptedExits.length > 0) more = this.#reapAdoptedExits();
+        if (this.#notices.adoptedCount > 0) more = this.#reapAdoptedExits();
         else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
         else if (this.#takeWork("due")) this.#lookAtDue();
         else if (this.#takeWork("peek")) more = this.#peekLoop(this.#scanBy);
@@ -220,15 +215,13 @@ export class Core {
     const drained = this.#exact.drain();
     this.#counts.malformed += drained.malformed + drained.forged;
     if (drained.forged > 0) this.#errors.log("warn", { forged: drained.forged }, "ignored proc connector messages not sent by the kernel");
-    this.#adoptedExits.push(...drained.adoptedExits);
-    for (const exit of drained.ownExits) this.#ownExits.set(exit.pid, exit);
     if (drained.more) this.#wanted.add("exits");
     if (drained.overrun) {
       this.#counts.overruns += 1;
       this.#scanBy = "netlink";
       this.#wanted.add("scan");
     }
-    return drained.adoptedExits.length + drained.ownExits.length;
+    return this.#notices.add(drained.adoptedExits, drained.ownExits);
   }
 
   /** SIGCHLD with no exit named: a zombie reparented to us after its exit event. Peek now; beside exits, at most once a second. */
@@ -245,19 +238,18 @@ export class Core {
 
   /** Exits the proc connector proves adopted, reaped here and now where no grace or veto applies (src/policy.ts: "adopted" is reaped at once). */
   #reapAdoptedNow(): void {
-    if (this.#alwaysGrace || this.#shouldReap || this.#adoptedExits.length === 0 || !this.#exact) return;
-    const batch = this.#adoptedExits.splice(0, ZOMBIES_PER_BATCH);
+    if (this.#alwaysGrace || this.#shouldReap || this.#notices.adoptedCount === 0 || !this.#exact) return;
+    const batch = this.#notices.takeAdopted(ZOMBIES_PER_BATCH);
     const { reaped, left } = reapProvenAdopted(this.#libc, this.selfPid, this.#exact, batch, this.#reporter.wantsComm, () => this.#drainExact());
-    this.#adoptedExits.unshift(...left);
-    for (const { exit, status, comm } of reaped) this.#report(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
+    this.#notices.putBack(left);
+    for (const { exit, status, comm } of reaped) this.#reporter.reaped(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
   }
 
   /** One batch; true when more are left. */
   #reapAdoptedExits(): boolean {
-    const batch = this.#adoptedExits.splice(0, ZOMBIES_PER_BATCH);
-    const exits = new Map(batch.map((exit) => [exit.pid, exit]));
+    const exits = new Map(this.#notices.takeAdopted(ZOMBIES_PER_BATCH).map((exit) => [exit.pid, exit]));
     this.#judgeAndReap(exits.keys(), "netlink", exits);
-    return this.#adoptedExits.length > 0;
+    return this.#notices.adoptedCount > 0;
   }
 
   /**
@@ -278,7 +270,7 @@ export class Core {
         return false;
       }
       const reap = markProves && pid !== this.#blockedBy ? reapPeekedUnlessHeld(this.#libc, this.#runtimeLook, pid, this.#reporter.wantsComm) : undefined;
-      if (reap) this.#report(pid, reap.comm, reap.status, by, "adopted", undefined, performance.now());
+      if (reap) this.#reporter.reaped(pid, reap.comm, reap.status, by, "adopted", undefined, performance.now());
       else if (this.#judgeAndReap([pid], by) === 0) {
         this.#blocked(pid, by);
         return false;
@@ -306,7 +298,7 @@ export class Core {
     const children = await listOwnChildren(this.selfPid);
     const childSet = new Set(children);
     this.#judge.forgetExcept(childSet);
-    for (const pid of this.#ownExits.keys()) if (!childSet.has(pid)) this.#ownExits.delete(pid);
+    this.#notices.forgetExcept(childSet);
     const waitable = children.filter((pid) => isChildWaitable(this.#libc, pid));
     for (let start = 0; start < waitable.length && !this.#stopped; start += ZOMBIES_PER_BATCH) {
       if (start > 0) await yieldToEventLoop();
@@ -321,7 +313,7 @@ export class Core {
     try {
       // Pinned first, then drained: every FORK event of a pinned zombie is read by now.
       this.#drainExact();
-      const candidates = zombies.map((zombie) => this.#candidate(zombie, by, exits?.get(zombie.pid) ?? this.#ownExits.get(zombie.pid)));
+      const candidates = zombies.map((zombie) => this.#candidate(zombie, by, exits?.get(zombie.pid) ?? this.#notices.own(zombie.pid)));
       const ownPidfds = new Set(zombies.flatMap(({ pidfd }) => (pidfd === undefined ? [] : [pidfd])));
       const now = performance.now();
       const decisions = this.#judge.decide(candidates, now, (held) => this.#runtimeLook.heldAmong(held, ownPidfds));
@@ -352,71 +344,35 @@ export class Core {
       const comm = this.#reporter.wantsComm ? (candidate.stat()?.comm ?? "") : "";
       const outcome = reapZombie(this.#libc, this.selfPid, candidate.zombie);
       if (outcome.kind === "not-yet") this.#judge.retrySoon(candidate, firstSeenAt, now);
-      this.#ownExits.delete(candidate.zombie.pid);
+      this.#notices.settled(candidate.zombie.pid);
       if (outcome.kind !== "reaped") continue;
       reaped += 1;
-      this.#report(candidate.zombie.pid, comm, outcome.exit, candidate.seenBy, provenance, candidate.exitedAt, firstSeenAt);
+      this.#reporter.reaped(candidate.zombie.pid, comm, outcome.exit, candidate.seenBy, provenance, candidate.exitedAt, firstSeenAt);
     }
     return reaped;
   }
 
-  #report(pid: number, comm: string, exit: ExitStatus, source: SourceName, provenance: ReapProvenance, exitedAt: number | undefined, firstSeenAt: number): void {
-    const reapedAt = performance.now();
-    this.#reporter.report({
-      pid,
-      comm,
-      ...exit,
-      source,
-      provenance,
-      ...(exitedAt === undefined ? {} : { lifetimeMs: reapedAt - exitedAt }),
-      seenForMs: reapedAt - firstSeenAt,
-    });
-  }
-
-  /** One timer for the earliest due time: a pending zombie, an own child's grace, a deferred check. */
-  #armTimer(at?: number): void {
-    if (this.#stopped) return;
-    const due = Math.min(at ?? Infinity, this.#judge.nextDueAt() ?? Infinity, this.#ownExitsDueAt(), this.#timerDueAt);
-    if (due === Infinity || (this.#timer && due >= this.#timerDueAt)) return;
-    clearTimeout(this.#timer);
-    this.#timerDueAt = due;
-    this.#timer = setTimeout(() => this.#onDue(due), Math.max(0, due - performance.now()));
-    // unref: the reaper must never keep the daemon alive on its own.
-    this.#timer.unref();
-  }
-
-  /** Own exits are kept in the order they were read, about their exit order: the first is due first. */
-  #ownExitsDueAt(): number {
-    const first = this.#ownExits.values().next();
-    return first.done ? Infinity : first.value.exitedAt + this.#graceMs;
+  /** The timer, for the earliest due time: a pending zombie, an own child's grace. */
+  #armTimer(): void {
+    if (!this.#stopped) this.#timer.arm(Math.min(this.#judge.nextDueAt() ?? Infinity, this.#notices.ownDueAt()));
   }
 
   #owe(work: Work, at: number): void {
-    this.#owed.add(work);
-    this.#armTimer(at);
+    if (!this.#stopped) this.#timer.owe(work, at);
   }
 
-  #onDue(due: number): void {
-    this.#timer = undefined;
-    this.#timerDueAt = Infinity;
+  #onDue(owed: readonly Work[], due: number): void {
     // Late by more than the threshold: the loop was blocked, the runtime could not reap.
     if (isLoopLate(due, performance.now())) this.#judge.noteLoopLate(performance.now());
     this.#scanBy = this.#exact ? "netlink" : "sigchld";
-    for (const work of this.#owed) this.#wanted.add(work);
-    this.#owed.clear();
-    this.#wanted.add("due");
+    for (const work of [...owed, "due" as const]) this.#wanted.add(work);
     this.#startRun();
   }
 
   /** Zombies whose grace or retry time has come, and own children nobody reaped within their grace. */
   #lookAtDue(): void {
     const now = performance.now();
-    const dueExits: ExitNotice[] = [];
-    for (const exit of this.#ownExits.values()) {
-      if (exit.exitedAt + this.#graceMs > now) break;
-      dueExits.push(exit);
-    }
-    for (const { pid } of dueExits) this.#ownExits.delete(pid);
+    const dueExits = this.#notices.takeDueOwn(now);
     const pids = new Set([...dueExits.map((exit) => exit.pid), ...this.#judge.duePids(now)]);
     if (pids.size > 0) this.#judgeAndReap(pids, this.#exact ? "netlink" : "sigchld", new Map(dueExits.map((exit) => [exit.pid, exit])));
   }

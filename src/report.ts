@@ -6,7 +6,8 @@
  */
 import type { Logger } from "pino";
 import { RateLimitedLog } from "./log.ts";
-import type { ReapedProcess } from "./types.ts";
+import type { ReapedProcess, ReapProvenance, SourceName } from "./types.ts";
+import type { ExitStatus } from "./zombie.ts";
 
 export interface ReportSettings {
   readonly logger: Logger;
@@ -30,7 +31,21 @@ export class Reporter {
     return this.#settings.onReap !== undefined || this.#settings.logger.isLevelEnabled(this.#settings.reapLogLevel);
   }
 
-  report(reaped: ReapedProcess): void {
+  /** A reap just made: `exitedAt` when the kernel told the exit, `firstSeenAt` when the reaper first saw the zombie (performance.now() ms). */
+  reaped(pid: number, comm: string, exit: ExitStatus, source: SourceName, provenance: ReapProvenance, exitedAt: number | undefined, firstSeenAt: number): void {
+    const reapedAt = performance.now();
+    this.#report({
+      pid,
+      comm,
+      ...exit,
+      source,
+      provenance,
+      ...(exitedAt === undefined ? {} : { lifetimeMs: reapedAt - exitedAt }),
+      seenForMs: reapedAt - firstSeenAt,
+    });
+  }
+
+  #report(reaped: ReapedProcess): void {
     const { logger, reapLogLevel, onReap, record } = this.#settings;
     record(reaped);
     logger[reapLogLevel]({ orphan: reaped }, "reaped orphan");

@@ -1,0 +1,43 @@
+/**
+ * One timer for the earliest due time asked for, and the work owed at it:
+ * the core keeps one timer however many zombies wait out their grace. It is
+ * unref'd: the reaper must never keep the daemon alive on its own.
+ */
+export class DueTimer<Work> {
+  readonly #onDue: (owed: Work[], due: number) => void;
+  readonly #owed = new Set<Work>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #dueAt = Infinity;
+
+  constructor(onDue: (owed: Work[], due: number) => void) {
+    this.#onDue = onDue;
+  }
+
+  /** Fires at `at` (performance.now() ms) unless it is armed for an earlier time already. */
+  arm(at: number): void {
+    if (at === Infinity || (this.#timer && at >= this.#dueAt)) return;
+    clearTimeout(this.#timer);
+    this.#dueAt = at;
+    this.#timer = setTimeout(() => this.#fire(at), Math.max(0, at - performance.now()));
+    this.#timer.unref();
+  }
+
+  /** `work` is handed over when the timer fires, at `at` at the latest. */
+  owe(work: Work, at: number): void {
+    this.#owed.add(work);
+    this.arm(at);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #fire(due: number): void {
+    this.#timer = undefined;
+    this.#dueAt = Infinity;
+    const owed = [...this.#owed];
+    this.#owed.clear();
+    this.#onDue(owed, due);
+  }
+}
