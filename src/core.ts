@@ -15,16 +15,17 @@
 import type { Logger } from "pino";
 import { DueTimer } from "./due-timer.ts";
 import { ExitNotices } from "./exit-notices.ts";
-import { Judge, type Candidate, type Decision } from "./judge.ts";
+import { Judge } from "./judge.ts";
+import { JudgedReaper } from "./judged-reap.ts";
 import type { Libc } from "./libc.ts";
 import { RateLimitedLog } from "./log.ts";
 import { isLoopLate } from "./policy.ts";
-import { listOwnChildren, readStat, yieldToEventLoop, type ProcStat } from "./procfs.ts";
+import { listOwnChildren, yieldToEventLoop } from "./procfs.ts";
 import { Reporter } from "./report.ts";
 import { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
 import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReaperCounts, type SourceName } from "./types.ts";
-import { isChildWaitable, peekWaitableChild, pinZombies, reapZombie, releaseZombies, type PinnedZombie } from "./zombie.ts";
+import { isChildWaitable, peekWaitableChild } from "./zombie.ts";
 import { reapPeekedUnlessHeld, reapProvenAdopted } from "./adopted.ts";
 
 /** Zombies pinned, judged and reaped together; the loop runs between batches. */
@@ -58,11 +59,11 @@ type Work = "exits" | "peek" | "scan" | "due";
 export class Core {
   readonly selfPid: number;
   readonly #libc: Libc;
-  readonly #log: Logger;
   readonly #errors: RateLimitedLog;
   readonly #judge: Judge;
   readonly #reporter: Reporter;
   readonly #runtimeLook: RuntimePidfdLook;
+  readonly #judged: JudgedReaper;
   readonly #alwaysGrace: boolean;
   /** A veto is asked for: every reap goes through the judge. */
   readonly #shouldReap: boolean;
@@ -85,7 +86,6 @@ export class Core {
 
   constructor(settings: CoreSettings) {
     this.#libc = settings.libc;
-    this.#log = settings.logger;
     this.#errors = new RateLimitedLog(settings.logger);
     this.selfPid = settings.libc.getpid();
     this.#notices = new ExitNotices(settings.graceMs);
@@ -104,6 +104,10 @@ export class Core {
         this.lastActivityAt = performance.now();
         settings.record?.(reaped);
       },
+    });
+    this.#judged = new JudgedReaper({
+      libc: settings.libc, selfPid: this.selfPid, logger: settings.logger, judge: this.#judge,
+      runtimeLook: this.#runtimeLook, reporter: this.#reporter, notices: this.#notices,
     });
   }
 
@@ -307,48 +311,11 @@ export class Core {
     this.#blockedBy = 0;
   }
 
-  /** Pins, judges and reaps; returns how many were reaped. */
+  /** Pins, judges and reaps (src/judged-reap.ts); returns how many were reaped. */
   #judgeAndReap(pids: Iterable<number>, by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): number {
-    const zombies = pinZombies(this.#libc, this.selfPid, pids);
-    try {
-      // Pinned first, then drained: every FORK event of a pinned zombie is read by now.
-      this.#drainExact();
-      const candidates = zombies.map((zombie) => this.#candidate(zombie, by, exits?.get(zombie.pid) ?? this.#notices.own(zombie.pid)));
-      const ownPidfds = new Set(zombies.flatMap(({ pidfd }) => (pidfd === undefined ? [] : [pidfd])));
-      const now = performance.now();
-      const decisions = this.#judge.decide(candidates, now, (held) => this.#runtimeLook.heldAmong(held, ownPidfds));
-      return this.#stopped ? 0 : this.#act(decisions, now);
-    } finally {
-      releaseZombies(this.#libc, zombies);
-    }
-  }
-
-  #candidate(zombie: PinnedZombie, seenBy: SourceName, exit: ExitNotice | undefined): Candidate {
-    let stat: ProcStat | undefined | null = null;
-    return {
-      zombie,
-      seenBy,
-      forkedBySelf: this.#exact?.forkedBySelf(zombie.pid),
-      exitedAt: exit?.exitedAt,
-      stat: () => (stat === null ? (stat = readStat(zombie.pid)) : stat),
-    };
-  }
-
-  #act(decisions: readonly Decision[], now: number): number {
-    let reaped = 0;
-    for (const decision of decisions) {
-      if (decision.action === "veto") this.#counts.vetoed += 1;
-      if (decision.action === "runtime") this.#log.debug({ pid: decision.candidate.zombie.pid }, "zombie belongs to the runtime (it holds a pidfd): left to it");
-      if (decision.action !== "reap") continue;
-      const { candidate, provenance, firstSeenAt } = decision;
-      const comm = this.#reporter.wantsComm ? (candidate.stat()?.comm ?? "") : "";
-      const outcome = reapZombie(this.#libc, this.selfPid, candidate.zombie);
-      if (outcome.kind === "not-yet") this.#judge.retrySoon(candidate, firstSeenAt, now);
-      this.#notices.settled(candidate.zombie.pid);
-      if (outcome.kind !== "reaped") continue;
-      reaped += 1;
-      this.#reporter.reaped(candidate.zombie.pid, comm, outcome.exit, candidate.seenBy, provenance, candidate.exitedAt, firstSeenAt);
-    }
+    const batch = { by, exact: this.#exact, drain: () => void this.#drainExact(), exits, stopped: () => this.#stopped };
+    const { reaped, vetoed } = this.#judged.reap(pids, batch);
+    this.#counts.vetoed += vetoed;
     return reaped;
   }
 
