@@ -33,11 +33,13 @@ export const SYS_pidfd_open = 434;
 // <poll.h>: struct pollfd { int fd; short events; short revents; }, 8 bytes.
 const POLLFD_INTS = 2;
 const POLLIN = 0x1;
-// <bits/siginfo.h>: siginfo_t is 128 bytes; for SIGCHLD, si_code at +8,
-// si_pid at +16, si_status at +24 (64-bit layout, after the 4-byte pad).
-const SIGINFO_SIZE = 128;
-const SIGINFO_CODE = 8;
-const SIGINFO_PID = 16;
+// <asm-generic/siginfo.h>: siginfo_t is 128 bytes; si_signo at +0, si_code
+// at +8, then (64-bit layout, after the 4-byte pad) si_pid at +16 for a
+// signal sent by kill or sigqueue and for SIGCHLD, and SIGCHLD's si_status at +24.
+export const SIGINFO_SIZE = 128;
+export const SIGINFO_SIGNO = 0;
+export const SIGINFO_CODE = 8;
+export const SIGINFO_PID = 16;
 const SIGINFO_STATUS = 24;
 // <asm-generic/siginfo.h> si_code values for SIGCHLD
 export const CLD_EXITED = 1;
@@ -55,10 +57,25 @@ const FD_CLOEXEC = 1;
 const SIG_DFL = 0n;
 const SIG_IGN = 1n;
 const SIG_SETMASK = 2;
-// struct sigaction (glibc 152 bytes, musl 152): the handler is the first field;
-// sigset_t is 128 bytes in both (the kernel reads the first 8).
+// struct sigaction (glibc 152 bytes, musl 152): the handler is the first field,
+// then sigset_t sa_mask (128 bytes in both; the kernel reads the first 8), then
+// int sa_flags; libc fills in sa_restorer itself.
 const SIGACTION_SIZE = 152;
 const SIGSET_SIZE = 128;
+const SIGACTION_FLAGS = 8 + SIGSET_SIZE;
+// <asm-generic/signal.h>
+const SA_SIGINFO = 0x4;
+const SA_RESTART = 0x10000000;
+// <asm-generic/fcntl.h>
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+// <asm-generic/mman-common.h>
+const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
+const PROT_EXEC = 0x4;
+const MAP_PRIVATE = 0x02;
+const MAP_ANONYMOUS = 0x20;
+const PAGE_SIZE = 4096; // the smallest page on x86_64 and aarch64; a larger page is rounded up by mmap
 
 /** What a signal does to this process now: its disposition. */
 export type SignalDisposition = "default" | "ignore" | "handler";
@@ -128,6 +145,18 @@ export interface Libc {
   unblockAllSignals(): void;
   /** SIGRTMIN and SIGRTMAX as this libc numbers them (glibc keeps 32-33 for itself, musl 32-34). */
   realtimeSignalRange(): { readonly min: number; readonly max: number };
+  /** pipe2(O_NONBLOCK | O_CLOEXEC): [read end, write end]. */
+  nonBlockingPipe(): [number, number];
+  /** read(2) on a non-blocking fd: the bytes read, 0 at end of file, -1 when nothing is there (EAGAIN). */
+  readNonBlocking(fd: number, into: Uint8Array): number;
+  /**
+   * `code` copied into a fresh anonymous page that is then made read+execute
+   * (mmap read+write, copy, mprotect): its address. Throws the ErrnoError of
+   * a W^X policy (SELinux execmem, PaX) that refuses it. Never unmapped.
+   */
+  mapCode(code: Uint8Array): number;
+  /** sigaction(2): machine code at `address` becomes the handler (SA_SIGINFO | SA_RESTART). */
+  setNativeSignalHandler(signal: number, address: number): void;
   /** prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent exits. */
   setParentDeathSignal(signal: number): void;
   /** execvp(3): returns only by throwing, when the command cannot be run. */
@@ -171,6 +200,15 @@ export interface LibcCalls {
   signal(signal: number, handler: bigint): number;
   /** sigaction(signal, NULL, old). */
   sigactionQuery(signal: number, old: Uint8Array): number;
+  /** sigaction(signal, act, NULL). */
+  sigactionSet(signal: number, act: Uint8Array): number;
+  pipe2(fds: Int32Array, flags: number): number;
+  read(fd: number, into: Uint8Array, length: number): number;
+  /** mmap(NULL, length, prot, flags, -1, 0): the address, or -1 (MAP_FAILED). */
+  mmapAnonymous(length: number, prot: number, flags: number): number;
+  mprotect(address: number, length: number, prot: number): number;
+  /** memcpy to a raw address (a page from mmapAnonymous). */
+  copyToAddress(address: number, from: Uint8Array, length: number): void;
   sigprocmask(how: number, set: Uint8Array): number;
   sigrtmin(): number;
   sigrtmax(): number;
@@ -275,6 +313,31 @@ export function libcFromCalls(c: LibcCalls): Libc {
     setSignalDisposition: (signal, disposition) => void checked("signal", c.signal(signal, disposition === "ignore" ? SIG_IGN : SIG_DFL)),
     unblockAllSignals: () => void checked("sigprocmask", c.sigprocmask(SIG_SETMASK, emptySet)),
     realtimeSignalRange: () => ({ min: c.sigrtmin(), max: c.sigrtmax() }),
+    nonBlockingPipe() {
+      const fds = new Int32Array(2);
+      checked("pipe2", c.pipe2(fds, O_NONBLOCK | O_CLOEXEC));
+      return [fds[0]!, fds[1]!];
+    },
+    readNonBlocking(fd, into) {
+      const read = c.read(fd, into, into.byteLength);
+      if (read >= 0) return read;
+      const errno = c.errno();
+      if (errno === EAGAIN) return -1;
+      throw new ErrnoError("read", errno);
+    },
+    mapCode(code) {
+      const length = Math.ceil(code.byteLength / PAGE_SIZE) * PAGE_SIZE;
+      const address = checked("mmap", c.mmapAnonymous(length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+      c.copyToAddress(address, code, code.byteLength);
+      checked("mprotect", c.mprotect(address, length, PROT_READ | PROT_EXEC));
+      return address;
+    },
+    setNativeSignalHandler(signal, address) {
+      sigaction.fill(0); // an empty sa_mask
+      sigactionView.setBigUint64(0, BigInt(address), true);
+      sigactionView.setInt32(SIGACTION_FLAGS, SA_SIGINFO | SA_RESTART, true);
+      checked("sigaction", c.sigactionSet(signal, sigaction));
+    },
     setParentDeathSignal: (signal) => void checked("prctl", c.prctl(PR_SET_PDEATHSIG, signal)),
     execvp(file, args) {
       checked("execvp", c.execvp(file, args));

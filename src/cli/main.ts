@@ -55,10 +55,10 @@ async function parseDoctor(args: string[]): Promise<number> {
 async function run(args: string[]): Promise<number> {
   const options = parseRunArgs(args);
   const libc = loadLibc();
-  const { relay, plan } = holdSignals(libc);
+  const held = holdSignals(libc);
   if (options.parentDeathSignal !== undefined) libc.setParentDeathSignal(options.parentDeathSignal);
   const { runCommand } = await import("./run.ts");
-  return runCommand(options, relay, plan);
+  return runCommand(options, held);
 }
 
 async function main(argv: string[]): Promise<number> {
