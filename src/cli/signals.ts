@@ -54,14 +54,19 @@ function classicSignalNames(): string[] {
   return [...byNumber.entries()].sort(([a], [b]) => a - b).map(([, name]) => name);
 }
 
+/** The signals process.on delivers here, and forwards: needs no libc, so it can be the first thing `run` does. */
+export function forwardedSignals(runtimeIsBun = process.versions.bun !== undefined): NodeJS.Signals[] {
+  const skipped = runtimeIsBun ? [...Object.keys(NOT_FORWARDED), ...NOT_DELIVERED_BY_BUN] : Object.keys(NOT_FORWARDED);
+  return classicSignalNames().filter((name) => !skipped.includes(name)) as NodeJS.Signals[];
+}
+
 /** Which signals are forwarded here and how (runtime and libc decide), and why the rest are not. */
 export function planSignals(libc: Libc, runtimeIsBun = process.versions.bun !== undefined): SignalPlan {
   const notForwarded = { ...NOT_FORWARDED, ...(runtimeIsBun ? RUNTIME_OWN_IN_BUN : {}) };
   const cannotListen = runtimeIsBun ? NOT_DELIVERED_BY_BUN.filter((name) => !(name in notForwarded) && name in SIGNAL_NUMBERS) : [];
-  const forwarded = classicSignalNames().filter((name) => !(name in notForwarded) && !cannotListen.includes(name)) as NodeJS.Signals[];
   const { min, max } = libc.realtimeSignalRange();
   const caughtNatively = [...cannotListen.map((name) => SIGNAL_NUMBERS[name]!), ...range(min, max)];
-  return { forwarded, caughtNatively, notForwarded };
+  return { forwarded: forwardedSignals(runtimeIsBun), caughtNatively, notForwarded };
 }
 
 function range(from: number, to: number): number[] {
@@ -87,21 +92,28 @@ export interface HeldSignals {
 }
 
 /**
- * The first thing `run` does, before the rest of it loads: listen to every
- * forwarded signal (held until the command runs), and catch natively those
- * no listener can catch here; where that fails, ignore them. A signal that
- * carries a handler of the runtime's is never taken from it.
+ * The first thing `run` does, before anything else loads (the libc seam
+ * included): listen to every forwarded signal; they are held until the
+ * command runs.
  */
-export function holdSignals(libc: Libc): HeldSignals {
+export function listenToSignals(): SignalRelay {
+  return new SignalRelay(forwardedSignals());
+}
+
+/**
+ * Once libc is loaded: catch natively the signals no listener can catch
+ * here, and where that fails, ignore them. A signal that carries a handler
+ * of the runtime's is never taken from it.
+ */
+export function holdSignals(libc: Libc, relay: SignalRelay): HeldSignals {
   const plan = planSignals(libc);
   const free = plan.caughtNatively.filter((signal) => libc.signalDisposition(signal) !== "handler");
   try {
-    const native = catchNatively(libc, free);
-    return { relay: new SignalRelay(plan.forwarded, native), plan };
+    relay.addNative(catchNatively(libc, free));
+    return { relay, plan };
   } catch (err) {
     ignoreUnforwardable(libc, free);
-    const reason = err instanceof Error ? err.message : String(err);
-    return { relay: new SignalRelay(plan.forwarded), plan, notCaughtNatively: reason };
+    return { relay, plan, notCaughtNatively: err instanceof Error ? err.message : String(err) };
   }
 }
 
@@ -115,17 +127,17 @@ export type SignalTarget = (signal: number) => void;
 export class SignalRelay {
   private held: number[] = [];
   private target: SignalTarget | undefined;
-  private readonly removers: (() => void)[];
+  private readonly removers: (() => void)[] = [];
 
-  constructor(signals: readonly NodeJS.Signals[], native?: NativeSignals) {
-    const listeners: [NodeJS.Signals, () => void][] = signals.map((signal) => [signal, () => this.receive(SIGNAL_NUMBERS[signal]!)]);
-    if (native) listeners.push(["SIGCHLD", () => native.drain().forEach((signal) => this.receive(signal))]);
-    this.removers = listeners.map(([signal, listener]) => {
-      process.on(signal, listener);
-      return () => process.off(signal, listener);
-    });
-    // A record written before the SIGCHLD listener was in place woke nobody.
-    if (native) native.drain().forEach((signal) => this.receive(signal));
+  constructor(signals: readonly NodeJS.Signals[]) {
+    for (const signal of signals) this.listen(signal, () => this.receive(SIGNAL_NUMBERS[signal]!));
+  }
+
+  /** Relays the natively caught signals too: their records are drained on each SIGCHLD. */
+  addNative(native: NativeSignals): void {
+    const drain = () => native.drain().forEach((signal) => this.receive(signal));
+    this.listen("SIGCHLD", drain);
+    drain(); // a record written before the listener was in place woke nobody
   }
 
   /** From now on signals go to `target`; those held so far go first, in the order they came. */
@@ -143,6 +155,11 @@ export class SignalRelay {
 
   stop(): void {
     for (const remove of this.removers) remove();
+  }
+
+  private listen(signal: NodeJS.Signals, listener: () => void): void {
+    process.on(signal, listener);
+    this.removers.push(() => process.off(signal, listener));
   }
 
   private receive(signal: number): void {

@@ -21,8 +21,9 @@ test("real-time signals caught natively reach the relay once each, in the order 
   const libc = loadLibc();
   const { min } = libc.realtimeSignalRange();
   const [first, second] = [min + 2, min + 3];
-  const relay = new SignalRelay([], catchNatively(libc, [first, second]));
+  const relay = new SignalRelay([]);
   try {
+    relay.addNative(catchNatively(libc, [first, second]));
     for (const signal of [first, first, second, first]) process.kill(process.pid, signal);
     expect(await waitUntil(() => relay.heldSignals.length >= 4, 5_000)).toBe(true);
     const delivered: number[] = [];

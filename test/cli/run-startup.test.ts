@@ -57,7 +57,7 @@ async function termDuringStart(delayMs: number, pid1: boolean): Promise<Outcome>
   const [key, value] = marker.split("=") as [string, string];
   const init = new InitUnderTest([...ourInit(["-v"]), "bash", RECORDER, "TERM"], pid1, { [key]: value });
   try {
-    await Bun.sleep(delayMs);
+    await Bun.sleep(delayMs * SCALE);
     // As PID 1 the init is unshare's child: signal it, not unshare.
     const target = pid1 ? await waitForInitUnder(init.process.pid) : init.process.pid;
     if (target) process.kill(target, "SIGTERM");
