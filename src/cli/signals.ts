@@ -1,8 +1,10 @@
 /**
  * Which signals `orphan-reaper run` forwards, and the relay that forwards
- * them. The relay listens from the moment it is made; what arrives before the
- * command runs is held, in order, and delivered once it runs, so there is no
- * start-up window in which a signal kills the init or is lost.
+ * them: those process.on delivers, and those caught by the native handler
+ * (native-signals.ts) that no listener can catch. The relay listens from the
+ * moment it is made; what arrives before the command runs is held, in order,
+ * and delivered once it runs: a signal that comes once it is caught neither
+ * kills the init nor is lost.
  */
 import { constants } from "node:os";
 import type { Libc } from "../libc.ts";
