@@ -82,7 +82,7 @@ export function handlerCode(arch: string, pipeFd: number, pid: number): Uint8Arr
 }
 
 /** The signal number of each record in `bytes` (whole records, as the pipe gives them). */
-export function signalsOfRecords(bytes: Uint8Array, length: number): number[] {
+function signalsOfRecords(bytes: Uint8Array, length: number): number[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, length);
   const signals: number[] = [];
   for (let offset = 0; offset + SIGINFO_SIZE <= length; offset += SIGINFO_SIZE) signals.push(view.getInt32(offset + SIGINFO_SIGNO, true));
@@ -90,7 +90,6 @@ export function signalsOfRecords(bytes: Uint8Array, length: number): number[] {
 }
 
 export interface NativeSignals {
-  readonly signals: readonly number[];
   /** The signals caught since the last drain, in the order they came. */
   drain(): number[];
 }
@@ -122,7 +121,6 @@ export function catchNatively(libc: Libc, signals: readonly number[], arch = pro
   }
   const buffer = new Uint8Array(SIGINFO_SIZE * RECORDS_PER_READ);
   return {
-    signals,
     drain() {
       const caught: number[] = [];
       for (let read = libc.readNonBlocking(readFd, buffer); read > 0; read = libc.readNonBlocking(readFd, buffer)) {
