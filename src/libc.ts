@@ -4,10 +4,15 @@
  * beside their headers), and `libcFromCalls`, which turns a runtime's raw C
  * calls (src/runtime/bun.ts through bun:ffi, src/runtime/node.ts through
  * koffi) into that interface: errno read right after each call, -1 turned
- * into an ErrnoError naming the call, structs decoded here once.
+ * into an ErrnoError naming the call, structs decoded here once. The calls
+ * `orphan-reaper run` adds (process groups, signal dispositions, the native
+ * signal handler, exec) are the ProcessControl half, in libc-process.ts.
  */
 import { readFileSync } from "node:fs";
 import { ErrnoError } from "./errno.ts";
+import { processControlFromCalls, type ProcessControl, type ProcessControlCalls } from "./libc-process.ts";
+
+export type { SignalDisposition } from "./libc-process.ts";
 
 // <asm-generic/errno-base.h>
 const EBADF = 9;
@@ -34,11 +39,13 @@ export const SYS_pidfd_open = 434;
 // <poll.h>: struct pollfd { int fd; short events; short revents; }, 8 bytes.
 const POLLFD_INTS = 2;
 const POLLIN = 0x1;
-// <bits/siginfo.h>: siginfo_t is 128 bytes; for SIGCHLD, si_code at +8,
-// si_pid at +16, si_status at +24 (64-bit layout, after the 4-byte pad).
-const SIGINFO_SIZE = 128;
-const SIGINFO_CODE = 8;
-const SIGINFO_PID = 16;
+// <asm-generic/siginfo.h>: siginfo_t is 128 bytes; si_signo at +0, si_code
+// at +8, then (64-bit layout, after the 4-byte pad) si_pid at +16 for a
+// signal sent by kill or sigqueue and for SIGCHLD, and SIGCHLD's si_status at +24.
+export const SIGINFO_SIZE = 128;
+export const SIGINFO_SIGNO = 0;
+export const SIGINFO_CODE = 8;
+export const SIGINFO_PID = 16;
 const SIGINFO_STATUS = 24;
 // <asm-generic/siginfo.h> si_code values for SIGCHLD
 export const CLD_EXITED = 1;
@@ -46,24 +53,6 @@ export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
 // <linux/time.h>: the clock of ktime_get_ns(), which stamps proc events.
 const CLOCK_MONOTONIC = 1;
-// --- process control for `orphan-reaper run` ---
-// <linux/prctl.h>
-const PR_SET_PDEATHSIG = 1;
-// <fcntl.h>
-const F_SETFD = 2;
-const FD_CLOEXEC = 1;
-// <signal.h>: SIG_DFL and SIG_IGN are the handler values 0 and 1.
-const SIG_DFL = 0n;
-const SIG_IGN = 1n;
-const SIG_SETMASK = 2;
-// struct sigaction (glibc 152 bytes, musl 152): the handler is the first field;
-// sigset_t is 128 bytes in both (the kernel reads the first 8).
-const SIGACTION_SIZE = 152;
-const SIGSET_SIZE = 128;
-
-/** What a signal does to this process now: its disposition. */
-export type SignalDisposition = "default" | "ignore" | "handler";
-
 // <linux/filter.h>: struct sock_fprog is
 // { u16 len; (6 bytes pad) struct sock_filter *filter; } on 64-bit.
 export const SOCK_FILTER_SIZE = 8;
@@ -80,7 +69,7 @@ export interface WaitResult {
   readonly status: number;
 }
 
-export interface Libc {
+export interface Libc extends ProcessControl {
   readonly path: string;
   getpid(): number;
   close(fd: number): void;
@@ -112,28 +101,6 @@ export interface Libc {
   /** Of `fds`, those open and readable now: one poll(2) with POLLIN and no wait. */
   readableAmong(fds: readonly number[]): number[];
 
-  // --- process control for `orphan-reaper run` ---
-  /** setpgid(2). */
-  setpgid(pid: number, pgid: number): void;
-  getpgrp(): number;
-  /** tcsetpgrp(3): make `pgrp` the foreground process group of the terminal on `fd`. */
-  tcsetpgrp(fd: number, pgrp: number): void;
-  /** tcgetpgrp(3): the foreground process group of the terminal on `fd`. */
-  tcgetpgrp(fd: number): number;
-  isatty(fd: number): boolean;
-  /** fcntl(F_SETFD): whether `fd` closes on exec. */
-  setCloseOnExec(fd: number, on: boolean): void;
-  signalDisposition(signal: number): SignalDisposition;
-  /** signal(2) with SIG_DFL or SIG_IGN only: no handler code crosses the FFI boundary. */
-  setSignalDisposition(signal: number, disposition: "default" | "ignore"): void;
-  /** sigprocmask(SIG_SETMASK, empty) on the calling thread, the one that will exec. */
-  unblockAllSignals(): void;
-  /** SIGRTMIN and SIGRTMAX as this libc numbers them (glibc keeps 32-33 for itself, musl 32-34). */
-  realtimeSignalRange(): { readonly min: number; readonly max: number };
-  /** prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent exits. */
-  setParentDeathSignal(signal: number): void;
-  /** execvp(3): returns only by throwing, when the command cannot be run. */
-  execvp(file: string, args: readonly string[]): never;
 }
 
 /**
@@ -141,7 +108,7 @@ export interface Libc {
  * (-1 on failure) and `errno()` gives the errno of the call just made, so it
  * must be read before any other call. Buffers are passed by address.
  */
-export interface LibcCalls {
+export interface LibcCalls extends ProcessControlCalls {
   readonly path: string;
   errno(): number;
   getpid(): number;
@@ -162,22 +129,6 @@ export interface LibcCalls {
   attachFilter(fd: number, program: Uint8Array): number;
   clockGettime(clock: number, timespec: BigInt64Array): number;
   poll(pollfds: Int32Array, count: number, timeoutMs: number): number;
-  // process control for `orphan-reaper run`
-  setpgid(pid: number, pgid: number): number;
-  getpgrp(): number;
-  tcsetpgrp(fd: number, pgrp: number): number;
-  tcgetpgrp(fd: number): number;
-  isatty(fd: number): number;
-  fcntl(fd: number, command: number, argument: number): number;
-  /** signal(2) with SIG_DFL (0) or SIG_IGN (1); returns -1 on failure. */
-  signal(signal: number, handler: bigint): number;
-  /** sigaction(signal, NULL, old). */
-  sigactionQuery(signal: number, old: Uint8Array): number;
-  sigprocmask(how: number, set: Uint8Array): number;
-  sigrtmin(): number;
-  sigrtmax(): number;
-  /** execvp with C strings; returns -1 (it returns only on failure). */
-  execvp(file: string, args: readonly string[]): number;
 }
 
 /** The path of the C library this process has mapped (glibc or musl). */
@@ -201,9 +152,6 @@ export function libcFromCalls(c: LibcCalls): Libc {
   const siginfoView = new DataView(siginfo.buffer);
   const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
   let pollfds = new Int32Array(0);
-  const sigaction = new Uint8Array(SIGACTION_SIZE);
-  const sigactionView = new DataView(sigaction.buffer);
-  const emptySet = new Uint8Array(SIGSET_SIZE);
 
   return {
     path: c.path,
@@ -264,24 +212,6 @@ export function libcFromCalls(c: LibcCalls): Libc {
       // A closed fd reports POLLNVAL, not POLLIN.
       return fds.filter((_, i) => ((pollfds[i * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0);
     },
-    setpgid: (pid, pgid) => void checked("setpgid", c.setpgid(pid, pgid)),
-    getpgrp: () => c.getpgrp(),
-    tcsetpgrp: (fd, pgrp) => void checked("tcsetpgrp", c.tcsetpgrp(fd, pgrp)),
-    tcgetpgrp: (fd) => checked("tcgetpgrp", c.tcgetpgrp(fd)),
-    isatty: (fd) => c.isatty(fd) === 1,
-    setCloseOnExec: (fd, on) => void checked("fcntl", c.fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0)),
-    signalDisposition(signal) {
-      checked("sigaction", c.sigactionQuery(signal, sigaction));
-      const handler = sigactionView.getBigUint64(0, true);
-      return handler === SIG_DFL ? "default" : handler === SIG_IGN ? "ignore" : "handler";
-    },
-    setSignalDisposition: (signal, disposition) => void checked("signal", c.signal(signal, disposition === "ignore" ? SIG_IGN : SIG_DFL)),
-    unblockAllSignals: () => void checked("sigprocmask", c.sigprocmask(SIG_SETMASK, emptySet)),
-    realtimeSignalRange: () => ({ min: c.sigrtmin(), max: c.sigrtmax() }),
-    setParentDeathSignal: (signal) => void checked("prctl", c.prctl(PR_SET_PDEATHSIG, signal)),
-    execvp(file, args) {
-      checked("execvp", c.execvp(file, args));
-      throw new Error("execvp returned without an error"); // unreachable: execvp returns only -1
-    },
+    ...processControlFromCalls(c, checked),
   };
 }

@@ -3,14 +3,14 @@
  * The orphan-reaper command line: `doctor` examines the host, `run` runs a
  * command under the reaper (an init in place of tini). Usage errors exit 1,
  * as tini, dumb-init and catatonit do. The static imports are few and small:
- * `run` listens to signals before the reaper, pino and the rest load (they
- * take most of the start-up), so a signal in that time is held, not fatal.
+ * `run` listens to signals before the libc seam, the reaper, pino and the
+ * rest load (they take most of the start-up), so a signal in that time is
+ * held, not fatal.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { loadLibc } from "../runtime/index.ts";
 import { DEFAULT_GRACE_MS, parseRunArgs, UsageError } from "./run-args.ts";
-import { holdSignals } from "./signals.ts";
+import { holdSignals, listenToSignals } from "./signals.ts";
 
 const USAGE = `usage:
   orphan-reaper doctor [--json]
@@ -48,17 +48,19 @@ function version(): string {
 
 async function parseDoctor(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } }, strict: true });
-  const { doctorCommand } = await import("./doctor.ts");
+  const [{ doctorCommand }, { loadLibc }] = await Promise.all([import("./doctor.ts"), import("../runtime/index.ts")]);
   return doctorCommand(values.json, loadLibc);
 }
 
 async function run(args: string[]): Promise<number> {
+  const relay = listenToSignals();
   const options = parseRunArgs(args);
+  const { loadLibc } = await import("../runtime/index.ts");
   const libc = loadLibc();
-  const { relay, plan } = holdSignals(libc);
+  const held = holdSignals(libc, relay);
   if (options.parentDeathSignal !== undefined) libc.setParentDeathSignal(options.parentDeathSignal);
   const { runCommand } = await import("./run.ts");
-  return runCommand(options, relay, plan);
+  return runCommand(options, held);
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -19,7 +19,7 @@ import { listOwnChildren, readStat } from "../procfs.ts";
 import { exitCodeForExecError, startCommand, type ChildExit } from "./child.ts";
 import { cliLogger, defaultLogFormat } from "./cli-log.ts";
 import type { RunOptions } from "./run-args.ts";
-import type { SignalPlan, SignalRelay } from "./signals.ts";
+import type { HeldSignals } from "./signals.ts";
 
 /** How long SIGKILLed descendants get to be reaped before we exit anyway. */
 const AFTER_KILL_WAIT_MS = 1_000;
@@ -31,7 +31,7 @@ export function exitCodeOf({ exitCode, signal }: ChildExit): number {
 }
 
 /** Sends `signal` to each live child of ours. Check and kill run in one synchronous step: no reap can come between. */
-function signalOwnLiveChildren(children: readonly number[], signal: NodeJS.Signals): number {
+function signalOwnLiveChildren(children: readonly number[], signal: NodeJS.Signals | number): number {
   let signalled = 0;
   for (const pid of children) {
     const stat = readStat(pid);
@@ -42,7 +42,7 @@ function signalOwnLiveChildren(children: readonly number[], signal: NodeJS.Signa
 }
 
 /** kill(2); false when the target is gone (ESRCH). */
-function sendSignal(target: number, signal: NodeJS.Signals): boolean {
+function sendSignal(target: number, signal: NodeJS.Signals | number): boolean {
   try {
     process.kill(target, signal);
     return true;
@@ -86,13 +86,14 @@ async function endDescendants(graceMs: number, log: Logger): Promise<void> {
 
 /**
  * Runs the command; resolves to the exit code this process should exit with.
- * `relay` has listened since main.ts started (signals.ts holdSignals), which
- * also set the parent-death signal.
+ * The relay has listened since main.ts started (signals.ts holdSignals),
+ * which also set the parent-death signal.
  */
-export async function runCommand(options: RunOptions, relay: SignalRelay, signals: SignalPlan): Promise<number> {
+export async function runCommand(options: RunOptions, { relay, plan, notCaughtNatively }: HeldSignals): Promise<number> {
   const logger = cliLogger(options.logLevel, options.logFormat ?? defaultLogFormat());
   const log = logger.child({ component: "orphan-reaper run" });
-  log.debug({ forwarded: signals.forwarded, notForwarded: signals.notForwarded }, "signals");
+  if (notCaughtNatively === undefined) log.debug(plan, "signals");
+  else log.info({ ignored: plan.caughtNatively }, `real-time signals (and SIGSTKFLT in Bun) are ignored, not forwarded: ${notCaughtNatively}`);
   const reaper = await startOrphanReaper({ logger });
   if (reaper.source === "off") log.warn({ reason: reaper.stats().notChosen.off }, "running the command without a reaper");
 

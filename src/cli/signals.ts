@@ -1,11 +1,14 @@
 /**
  * Which signals `orphan-reaper run` forwards, and the relay that forwards
- * them. The relay listens from the moment it is made; what arrives before the
- * command runs is held, in order, and delivered once it runs, so there is no
- * start-up window in which a signal kills the init or is lost.
+ * them: those process.on delivers, and those caught by the native handler
+ * (native-signals.ts) that no listener can catch. The relay listens from the
+ * moment it is made; what arrives before the command runs is held, in order,
+ * and delivered once it runs: a signal that comes once it is caught neither
+ * kills the init nor is lost.
  */
 import { constants } from "node:os";
 import type { Libc } from "../libc.ts";
+import { catchNatively, type NativeSignals } from "./native-signals.ts";
 
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = constants.signals;
 /** The classic signals; above them come glibc's or musl's own, then the real-time ones. */
@@ -25,18 +28,22 @@ const NOT_FORWARDED: Readonly<Record<string, string>> = {
   SIGILL: "a fault signal: a listener would turn a fault of the init into a hang",
 };
 
-/** Measured with Bun 1.4.5: process.on accepts these names but no listener ever runs. */
-const NOT_DELIVERED_BY_BUN: Readonly<Record<string, string>> = {
-  SIGPWR: "JavaScriptCore's thread suspend/resume signal in Bun: a listener never runs",
-  SIGSTKFLT: "Bun installs no handler for it: a listener never runs and the default action applies",
+/**
+ * Measured with Bun 1.4.5: process.on accepts these names, but no listener
+ * ever runs. SIGPWR carries JavaScriptCore's handler: never touched. SIGSTKFLT
+ * has none: it is caught natively (native-signals.ts), like the real-time ones.
+ */
+const NOT_DELIVERED_BY_BUN = ["SIGPWR", "SIGSTKFLT"];
+const RUNTIME_OWN_IN_BUN: Readonly<Record<string, string>> = {
+  SIGPWR: "JavaScriptCore's thread suspend/resume signal in Bun: used by the runtime itself",
 };
 
 export interface SignalPlan {
   /** Forwarded to the child (or its group): names process.on delivers in this runtime. */
   readonly forwarded: readonly NodeJS.Signals[];
-  /** Signal numbers the runtime cannot deliver to JavaScript (real-time ones included): ignored by the init, so none kills it. */
-  readonly ignored: readonly number[];
-  /** Why each signal name left out of `forwarded` is. */
+  /** Signal numbers no process.on can listen to here (real-time ones; SIGSTKFLT in Bun): caught natively, else ignored. */
+  readonly caughtNatively: readonly number[];
+  /** Why each signal name left out of both is. */
   readonly notForwarded: Readonly<Record<string, string>>;
 }
 
@@ -49,15 +56,19 @@ function classicSignalNames(): string[] {
   return [...byNumber.entries()].sort(([a], [b]) => a - b).map(([, name]) => name);
 }
 
-/** The signals forwarded here (runtime and libc decide), and those the init ignores because it cannot forward them. */
+/** The signals process.on delivers here, and forwards: needs no libc, so it can be the first thing `run` does. */
+export function forwardedSignals(runtimeIsBun = process.versions.bun !== undefined): NodeJS.Signals[] {
+  const skipped = runtimeIsBun ? [...Object.keys(NOT_FORWARDED), ...NOT_DELIVERED_BY_BUN] : Object.keys(NOT_FORWARDED);
+  return classicSignalNames().filter((name) => !skipped.includes(name)) as NodeJS.Signals[];
+}
+
+/** Which signals are forwarded here and how (runtime and libc decide), and why the rest are not. */
 export function planSignals(libc: Libc, runtimeIsBun = process.versions.bun !== undefined): SignalPlan {
-  const notForwarded: Record<string, string> = { ...NOT_FORWARDED, ...(runtimeIsBun ? NOT_DELIVERED_BY_BUN : {}) };
-  const forwarded = classicSignalNames().filter((name) => !(name in notForwarded)) as NodeJS.Signals[];
+  const notForwarded = { ...NOT_FORWARDED, ...(runtimeIsBun ? RUNTIME_OWN_IN_BUN : {}) };
+  const cannotListen = runtimeIsBun ? NOT_DELIVERED_BY_BUN.filter((name) => !(name in notForwarded) && name in SIGNAL_NUMBERS) : [];
   const { min, max } = libc.realtimeSignalRange();
-  notForwarded[`SIGRTMIN..SIGRTMAX (${min}-${max})`] = "neither Bun's nor Node's process.on can listen to a real-time signal";
-  const cannotListen = Object.keys(NOT_DELIVERED_BY_BUN).filter((name) => runtimeIsBun && name in SIGNAL_NUMBERS);
-  const ignored = [...cannotListen.map((name) => SIGNAL_NUMBERS[name]!), ...range(min, max)];
-  return { forwarded, ignored, notForwarded };
+  const caughtNatively = [...cannotListen.map((name) => SIGNAL_NUMBERS[name]!), ...range(min, max)];
+  return { forwarded: forwardedSignals(runtimeIsBun), caughtNatively, notForwarded };
 }
 
 function range(from: number, to: number): number[] {
@@ -75,32 +86,60 @@ export function ignoreUnforwardable(libc: Libc, signals: readonly number[]): num
   return ignored;
 }
 
-/**
- * The first thing `run` does, before the rest of it loads: listen to every
- * forwarded signal (held until the command runs) and ignore the ones no
- * listener can catch here.
- */
-export function holdSignals(libc: Libc): { relay: SignalRelay; plan: SignalPlan } {
-  const plan = planSignals(libc);
-  const relay = new SignalRelay(plan.forwarded);
-  ignoreUnforwardable(libc, plan.ignored);
-  return { relay, plan };
+export interface HeldSignals {
+  readonly relay: SignalRelay;
+  readonly plan: SignalPlan;
+  /** Why `plan.caughtNatively` could not be caught (they are ignored then, so none kills the init). */
+  readonly notCaughtNatively?: string;
 }
 
-export type SignalTarget = (signal: NodeJS.Signals) => void;
+/**
+ * The first thing `run` does, before anything else loads (the libc seam
+ * included): listen to every forwarded signal; they are held until the
+ * command runs.
+ */
+export function listenToSignals(): SignalRelay {
+  return new SignalRelay(forwardedSignals());
+}
 
-/** Listens to every forwarded signal; holds them until a target is set. */
+/**
+ * Once libc is loaded: catch natively the signals no listener can catch
+ * here, and where that fails, ignore them. A signal that carries a handler
+ * of the runtime's is never taken from it.
+ */
+export function holdSignals(libc: Libc, relay: SignalRelay): HeldSignals {
+  const plan = planSignals(libc);
+  const free = plan.caughtNatively.filter((signal) => libc.signalDisposition(signal) !== "handler");
+  try {
+    relay.addNative(catchNatively(libc, free));
+    return { relay, plan };
+  } catch (err) {
+    ignoreUnforwardable(libc, free);
+    return { relay, plan, notCaughtNatively: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** A signal number: those caught natively have no name in Node's table. */
+export type SignalTarget = (signal: number) => void;
+
+/**
+ * Listens to every forwarded signal, and to SIGCHLD for the records of the
+ * natively caught ones; holds them all until a target is set.
+ */
 export class SignalRelay {
-  private held: NodeJS.Signals[] = [];
+  private held: number[] = [];
   private target: SignalTarget | undefined;
-  private readonly removers: (() => void)[];
+  private readonly removers: (() => void)[] = [];
 
   constructor(signals: readonly NodeJS.Signals[]) {
-    this.removers = signals.map((signal) => {
-      const listener = () => this.receive(signal);
-      process.on(signal, listener);
-      return () => process.off(signal, listener);
-    });
+    for (const signal of signals) this.listen(signal, () => this.receive(SIGNAL_NUMBERS[signal]!));
+  }
+
+  /** Relays the natively caught signals too: their records are drained on each SIGCHLD. */
+  addNative(native: NativeSignals): void {
+    const drain = () => native.drain().forEach((signal) => this.receive(signal));
+    this.listen("SIGCHLD", drain);
+    drain(); // a record written before the listener was in place woke nobody
   }
 
   /** From now on signals go to `target`; those held so far go first, in the order they came. */
@@ -112,7 +151,7 @@ export class SignalRelay {
   }
 
   /** Signals held and not delivered (the command never ran). */
-  get heldSignals(): readonly NodeJS.Signals[] {
+  get heldSignals(): readonly number[] {
     return this.held;
   }
 
@@ -120,7 +159,12 @@ export class SignalRelay {
     for (const remove of this.removers) remove();
   }
 
-  private receive(signal: NodeJS.Signals): void {
+  private listen(signal: NodeJS.Signals, listener: () => void): void {
+    process.on(signal, listener);
+    this.removers.push(() => process.off(signal, listener));
+  }
+
+  private receive(signal: number): void {
     if (this.target) this.target(signal);
     else this.held.push(signal);
   }

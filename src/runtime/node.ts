@@ -59,6 +59,12 @@ export function bindLibc(path: string): Libc {
     signal: lib.func("intptr_t signal(int, intptr_t)"),
     sigaction: lib.func("int sigaction(int, void *, void *)"),
     sigprocmask: lib.func("int sigprocmask(int, void *, void *)"),
+    pipe2: lib.func("int pipe2(int *, int)"),
+    read: lib.func("long read(int, void *, unsigned long)"),
+    // Addresses as integers: they cross as numbers, never as koffi pointer objects.
+    mmap: lib.func("intptr_t mmap(void *, unsigned long, int, int, int, long)"),
+    mprotect: lib.func("int mprotect(intptr_t, unsigned long, int)"),
+    memcpy: lib.func("intptr_t memcpy(intptr_t, void *, unsigned long)"),
     sigrtmin: lib.func("int __libc_current_sigrtmin()"),
     sigrtmax: lib.func("int __libc_current_sigrtmax()"),
     execvp: lib.func("int execvp(const char *, const char **)"),
@@ -94,7 +100,13 @@ export function bindLibc(path: string): Libc {
     // SIG_ERR is (void *)-1: the only negative handler value.
     signal: (signal, handler) => (Number(c.signal(signal, handler)) === -1 ? -1 : 0),
     sigactionQuery: (signal, old) => c.sigaction(signal, null, old),
+    sigactionSet: (signal, act) => c.sigaction(signal, act, null),
     sigprocmask: (how, set) => c.sigprocmask(how, set, null),
+    pipe2: (fds, flags) => c.pipe2(fds, flags),
+    read: (fd, into, length) => Number(c.read(fd, into, length)),
+    mmapAnonymous: (length, prot, flags) => Number(c.mmap(null, length, prot, flags, -1, 0)),
+    mprotect: (address, length, prot) => c.mprotect(address, length, prot),
+    copyToAddress: (address, from, length) => void c.memcpy(address, from, length),
     sigrtmin: () => c.sigrtmin(),
     sigrtmax: () => c.sigrtmax(),
     // koffi turns a JS array of strings into a NULL-terminated char*[] for the call.

@@ -7,34 +7,42 @@ import { describe, expect, test } from "bun:test";
 import { constants } from "node:os";
 import { loadLibc } from "../../src/runtime/index.ts";
 import { planSignals } from "../../src/cli/signals.ts";
-import { unshareUnavailable } from "../helpers/cli.ts";
+import { runCli, unshareUnavailable } from "../helpers/cli.ts";
 import { waitUntil } from "../helpers/processes.ts";
-import { InitUnderTest, ourInit, RECORDER, SCALE, type Ready } from "./init-harness.ts";
+import { InitUnderTest, ourInit, PID1_PREFIX, RECORDER, SCALE, type Ready } from "./init-harness.ts";
 
-/** 1-31 without KILL and STOP (uncatchable), CHLD (the init's own), the four fault signals, and, in Bun, PWR and STKFLT. */
-const FORWARDED_IN_BUN = [
+/** 1-31 without KILL and STOP (uncatchable), CHLD (the init's own), the four fault signals, and, in Bun, PWR (JavaScriptCore's). */
+const FORWARDED_BY_ALL = [
   "HUP", "INT", "QUIT", "TRAP", "ABRT", "USR1", "USR2", "PIPE", "ALRM", "TERM", "CONT",
   "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "SYS",
 ];
 const isBun = process.versions.bun !== undefined;
-const FORWARDED = isBun ? FORWARDED_IN_BUN : [...FORWARDED_IN_BUN, "STKFLT", "PWR"];
-const REALTIME = ["RTMIN+1", "RTMAX-1"];
+const FORWARDED = isBun ? [...FORWARDED_BY_ALL, "STKFLT"] : [...FORWARDED_BY_ALL, "STKFLT", "PWR"];
+/** No process.on can listen to these: caught by the native handler (native-signals.ts). */
+const REALTIME = ["RTMIN", "RTMIN+1", "RTMAX"];
 
-test("the signal plan: what is forwarded, and why the rest is not", () => {
-  const plan = planSignals(loadLibc());
-  expect(plan.forwarded.map((name) => name.slice(3)).sort()).toEqual([...FORWARDED].sort());
-  for (const name of ["SIGKILL", "SIGSTOP", "SIGCHLD", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL"]) {
+test("the signal plan: what is forwarded and how, and why the rest is not", () => {
+  const libc = loadLibc();
+  const plan = planSignals(libc);
+  const { min, max } = libc.realtimeSignalRange();
+  expect(plan.caughtNatively.filter((signal) => signal < min)).toEqual(isBun ? [constants.signals.SIGSTKFLT] : []);
+  const names = [...plan.forwarded.map((name) => name.slice(3)), ...(isBun ? ["STKFLT"] : [])];
+  expect(names.sort()).toEqual([...FORWARDED].sort());
+  expect(plan.caughtNatively.filter((signal) => signal >= min)).toEqual(Array.from({ length: max - min + 1 }, (_, i) => min + i));
+  for (const name of ["SIGKILL", "SIGSTOP", "SIGCHLD", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", ...(isBun ? ["SIGPWR"] : [])]) {
     expect(plan.notForwarded[name]).toEqual(expect.any(String));
   }
-  const { min, max } = loadLibc().realtimeSignalRange();
-  expect(plan.ignored).toContain(min);
-  expect(plan.ignored).toContain(max);
 });
 
 function realtimeNumber(name: string): number {
   const { min, max } = loadLibc().realtimeSignalRange();
   const [base, offset] = name.split(/(?=[+-])/);
   return (base === "RTMIN" ? min : max) + Number(offset ?? 0);
+}
+
+/** kill(2) with a signal name of ours ("TERM", "RTMIN+1"). */
+function signalNumber(name: string): number {
+  return name.startsWith("RT") ? realtimeNumber(name) : constants.signals[`SIG${name}` as NodeJS.Signals];
 }
 
 const MODES = [
@@ -53,26 +61,30 @@ for (const { pid1, label } of MODES) {
         try {
           recorder = await init.ready(pid1);
           expect(recorder.pgid).toBe(recorder.pid); // a process group of its own
-          for (const name of FORWARDED) {
-            process.kill(init.initPid, `SIG${name}` as NodeJS.Signals);
+          for (const name of [...FORWARDED, ...REALTIME]) {
+            process.kill(init.initPid, signalNumber(name));
             expect({ name, arrived: await init.waitForLine(`got ${name}`) }).toEqual({ name, arrived: true });
             expect({ name, initAlive: init.initAlive() }).toEqual({ name, initAlive: true });
           }
-          // Real-time signals: no runtime lets JavaScript listen to them, so run ignores them (documented).
-          for (const name of REALTIME) process.kill(init.initPid, realtimeNumber(name));
           process.kill(init.initPid, "SIGUSR1"); // a marker: signals from one sender arrive in order
           await init.waitForLine("got USR1");
           await Bun.sleep(200 * SCALE); // let a duplicate show up, if any
           expect(init.initAlive()).toBe(true);
-          const counts = Object.fromEntries(FORWARDED.map((name) => [name, init.count(`got ${name}`)]));
-          expect(counts).toEqual({ ...Object.fromEntries(FORWARDED.map((name) => [name, 1])), USR1: 2 });
-          for (const name of REALTIME) expect(init.count(`got ${name}`)).toBe(0);
+          const counts = Object.fromEntries([...FORWARDED, ...REALTIME].map((name) => [name, init.count(`got ${name}`)]));
+          expect(counts).toEqual({ ...Object.fromEntries([...FORWARDED, ...REALTIME].map((name) => [name, 1])), USR1: 2 });
           expect(await init.finish(7)).toBe(7);
         } finally {
           init.end(recorder);
         }
       }, 60_000 * SCALE);
     }
+
+    test("the command starts with every signal at its default action and none blocked: exec dropped the native handler", async () => {
+      const result = await runCli(["run", "--", "cat", "/proc/self/status"], pid1 ? PID1_PREFIX : []);
+      expect(result.exitCode).toBe(0);
+      const masks = Object.fromEntries(result.stdout.split("\n").filter((line) => /^Sig(Blk|Ign|Cgt):/.test(line)).map((line) => line.split(":\t")));
+      expect(masks).toEqual({ SigBlk: "0000000000000000", SigIgn: "0000000000000000", SigCgt: "0000000000000000" });
+    }, 30_000 * SCALE);
 
     test("-e 143 turns the child's 143 into 0; without it 143 comes back", async () => {
       for (const [flags, expected] of [[["-e", "143"], 0], [[], 143]] as const) {
@@ -107,14 +119,14 @@ describe.skipIf(pid1Skip !== undefined)("the anchors as PID 1 (comparison)", () 
     const absent = Bun.which(name) ? undefined : `${name} is not installed (apt-get install ${name})`;
     if (absent) console.log(`skipping the comparison with ${name}: ${absent}`);
     test.skipIf(absent !== undefined)(`${name} forwards all but ${missing.join(", ")}, real-time ones included`, async () => {
-      const all = [...FORWARDED_IN_BUN, "PWR", ...REALTIME];
+      const all = [...FORWARDED_BY_ALL, "PWR", ...REALTIME];
       const init = new InitUnderTest([...argv, "bash", RECORDER, ...all], true);
       let recorder: Ready | undefined;
       try {
         recorder = await init.ready(true);
         const notArrived: string[] = [];
         for (const signal of all) {
-          process.kill(init.initPid, REALTIME.includes(signal) ? realtimeNumber(signal) : constants.signals[`SIG${signal}` as NodeJS.Signals]);
+          process.kill(init.initPid, signalNumber(signal));
           if (!(await waitUntil(() => init.lines.includes(`got ${signal}`), (missing.includes(signal) ? 500 : 5_000) * SCALE))) notArrived.push(signal);
         }
         expect(notArrived).toEqual(missing);

@@ -8,6 +8,7 @@
  */
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
+import { constants } from "node:os";
 import { SignalRelay } from "../../src/cli/signals.ts";
 import { unshareUnavailable } from "../helpers/cli.ts";
 import { waitUntil } from "../helpers/processes.ts";
@@ -18,9 +19,9 @@ test("the relay holds a signal until it has a target, then delivers it once", as
   try {
     process.kill(process.pid, "SIGUSR2");
     expect(await waitUntil(() => relay.heldSignals.length === 1, 2_000 * SCALE)).toBe(true);
-    const delivered: string[] = [];
+    const delivered: number[] = [];
     relay.deliverTo((signal) => delivered.push(signal));
-    expect(delivered).toEqual(["SIGUSR2"]);
+    expect(delivered).toEqual([constants.signals.SIGUSR2]);
     process.kill(process.pid, "SIGUSR2");
     expect(await waitUntil(() => delivered.length === 2, 2_000 * SCALE)).toBe(true);
     expect(relay.heldSignals).toEqual([]);
@@ -56,7 +57,7 @@ async function termDuringStart(delayMs: number, pid1: boolean): Promise<Outcome>
   const [key, value] = marker.split("=") as [string, string];
   const init = new InitUnderTest([...ourInit(["-v"]), "bash", RECORDER, "TERM"], pid1, { [key]: value });
   try {
-    await Bun.sleep(delayMs);
+    await Bun.sleep(delayMs * SCALE);
     // As PID 1 the init is unshare's child: signal it, not unshare.
     const target = pid1 ? await waitForInitUnder(init.process.pid) : init.process.pid;
     if (target) process.kill(target, "SIGTERM");

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync, writeSync } from "node:fs";
 import { test } from "node:test";
 import { ErrnoError } from "../../dist/errno.js";
 import { CLD_EXITED, P_ALL, P_PIDFD, WEXITED, WNOHANG, WNOWAIT } from "../../dist/libc.js";
@@ -94,6 +95,25 @@ test("datagrams: send, receive (-1 when empty), readable by poll, a socket filte
   } finally {
     pair.close();
   }
+});
+
+test("pipe and code page: a non-blocking close-on-exec pipe reads -1 when empty, then the bytes; mapCode gives an executable page", () => {
+  const [readFd, writeFd] = libc.nonBlockingPipe();
+  try {
+    const buffer = new Uint8Array(16);
+    assert.equal(libc.readNonBlocking(readFd, buffer), -1);
+    writeSync(writeFd, Buffer.from("abc"));
+    assert.equal(libc.readNonBlocking(readFd, buffer), 3);
+    assert.equal(Buffer.from(buffer.subarray(0, 3)).toString(), "abc");
+    const flags = parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${readFd}`, "utf8"))[1], 8);
+    assert.equal(flags & 0o2004000, 0o2004000); // O_CLOEXEC | O_NONBLOCK
+  } finally {
+    libc.close(readFd);
+    libc.close(writeFd);
+  }
+  const address = libc.mapCode(new Uint8Array([0xc3]));
+  const mapping = readFileSync("/proc/self/maps", "utf8").split("\n").find((line) => parseInt(line, 16) === address);
+  assert.match(mapping ?? "", /^\S+ r-xp /);
 });
 
 test("clock: monotonicNs is CLOCK_MONOTONIC, Node's hrtime clock", () => {

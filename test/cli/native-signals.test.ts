@@ -1,0 +1,107 @@
+/**
+ * The native signal handler (src/cli/native-signals.ts): in this process
+ * through the relay (real-time signals queue, one record each, in order,
+ * woken by SIGCHLD), its refusal where there is no code, and its bytes run
+ * outside any runtime by a small C host, natively (x86_64) and under
+ * qemu-user (aarch64), when a compiler and qemu are installed.
+ */
+import { expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { catchNatively, handlerCode } from "../../src/cli/native-signals.ts";
+import { SignalRelay } from "../../src/cli/signals.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
+import { waitUntil } from "../helpers/processes.ts";
+import { SCALE } from "./init-harness.ts";
+
+const HOST_SOURCE = join(import.meta.dir, "../fixtures/native-handler-host.c");
+
+test("real-time signals caught natively reach the relay once each, in the order sent, held until it has a target", async () => {
+  const libc = loadLibc();
+  const { min } = libc.realtimeSignalRange();
+  const [first, second] = [min + 2, min + 3];
+  const relay = new SignalRelay([]);
+  try {
+    relay.addNative(catchNatively(libc, [first, second]));
+    for (const signal of [first, first, second, first]) process.kill(process.pid, signal);
+    expect(await waitUntil(() => relay.heldSignals.length >= 4, 5_000)).toBe(true);
+    const delivered: number[] = [];
+    relay.deliverTo((signal) => delivered.push(signal));
+    expect(delivered).toEqual([first, first, second, first]);
+    process.kill(process.pid, second);
+    expect(await waitUntil(() => delivered.length === 5, 5_000)).toBe(true);
+    await Bun.sleep(100 * SCALE); // a duplicate would show up by now
+    expect(delivered).toEqual([first, first, second, first, second]);
+  } finally {
+    relay.stop();
+    for (const signal of [first, second]) libc.setSignalDisposition(signal, "ignore");
+  }
+}, 20_000 * SCALE);
+
+test("no code for the architecture: catchNatively throws why, and leaves no fd open and no handler", () => {
+  const libc = loadLibc();
+  const signal = libc.realtimeSignalRange().min + 4;
+  const fdsBefore = readdirSync("/proc/self/fd").length;
+  expect(() => catchNatively(libc, [signal], "riscv64")).toThrow("no native signal handler for the riscv64 architecture");
+  expect(readdirSync("/proc/self/fd").length).toBe(fdsBefore);
+  expect(libc.signalDisposition(signal)).toBe("default");
+  expect(handlerCode("ia32", 5, 100)).toBeUndefined();
+  expect(handlerCode("arm64", 0x10000, 100)).toBeUndefined(); // one movz cannot name that fd
+});
+
+interface HostReport {
+  readonly errnoKept: number;
+  readonly sigchlds: number;
+  readonly records: readonly { signal: number; fromUs: boolean }[];
+  readonly rtmin: number;
+  readonly readAfterFork: number;
+}
+
+/** Builds the host with `compiler`, runs it (under `runner`), hands it the bytes for `arch`. */
+async function runHost(arch: string, compiler: string, runner: readonly string[]): Promise<HostReport> {
+  const dir = mkdtempSync(join(tmpdir(), "native-handler-"));
+  try {
+    const binary = join(dir, "host");
+    const built = Bun.spawnSync([compiler, "-O1", "-static", "-o", binary, HOST_SOURCE], { stderr: "pipe" });
+    if (built.exitCode !== 0) throw new Error(`${compiler} failed: ${built.stderr.toString()}`);
+    const host = Bun.spawn([...runner, binary], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => host.kill("SIGKILL"), 20_000 * SCALE);
+    const reader = host.stdout.getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    const [pid, fd] = text.split("\n")[0]!.split(" ").map(Number);
+    host.stdin.write(handlerCode(arch, fd!, pid!)!);
+    await host.stdin.end();
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value);
+    const status = await host.exited;
+    clearTimeout(timer);
+    if (status !== 0) throw new Error(`the host exited with ${status}: ${await new Response(host.stderr).text()}`);
+    return JSON.parse(text.split("\n")[1]!) as HostReport;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const HOSTS = [
+  { arch: "x64", compiler: "x86_64-linux-gnu-gcc", runner: [], needs: "x86_64 Linux and gcc" },
+  { arch: "arm64", compiler: "aarch64-linux-gnu-gcc", runner: ["qemu-aarch64-static"], needs: "gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user-static" },
+];
+
+for (const { arch, compiler, runner, needs } of HOSTS) {
+  const missing = [compiler, ...runner].filter((tool) => !Bun.which(tool));
+  const skip = arch === "x64" && process.arch !== "x64" ? "not an x86_64 machine" : missing.length ? `${missing.join(", ")} not installed (${needs})` : undefined;
+  if (skip) console.log(`skipping the ${arch} handler bytes outside a runtime: ${skip}`);
+  test.skipIf(skip !== undefined)(`the ${arch} bytes outside any runtime: one record per signal, in order, errno kept, SIGCHLD sent, nothing from a forked child`, async () => {
+    const report = await runHost(arch, compiler, runner);
+    const { rtmin } = report;
+    expect(report.records).toEqual([rtmin, rtmin + 1, rtmin].map((signal) => ({ signal, fromUs: true })));
+    expect(report.errnoKept).toBe(1);
+    expect(report.sigchlds).toBe(3);
+    expect(report.readAfterFork).toBe(-1); // EAGAIN: the child's handler wrote nothing
+  }, 60_000 * SCALE);
+}
