@@ -82,7 +82,7 @@ export interface PeekedReap {
  * reaped: the core's judge takes it from there.
  */
 export function reapPeekedUnlessHeld(libc: Libc, look: RuntimePidfdLook, pid: number, wantsComm: boolean): PeekedReap | undefined {
-  if (look.heldAmong([pid]).size > 0) return undefined;
+  if (look.holds(pid)) return undefined;
   const comm = wantsComm ? (readStat(pid)?.comm ?? "") : "";
   const outcome = reapPeekedZombie(libc, pid);
   return outcome.kind === "reaped" ? { status: outcome.exit, comm } : undefined;

@@ -48,7 +48,8 @@ export class Reporter {
   #report(reaped: ReapedProcess): void {
     const { logger, reapLogLevel, onReap, record } = this.#settings;
     record(reaped);
-    logger[reapLogLevel]({ orphan: reaped }, "reaped orphan");
+    // Checked first: the line's fields are not built at a level nobody listens to.
+    if (logger.isLevelEnabled(reapLogLevel)) logger[reapLogLevel]({ orphan: reaped }, "reaped orphan");
     if (!onReap) return;
     try {
       onReap(reaped);

@@ -17,6 +17,8 @@ export interface RuntimePidfdProbe {
   readonly reason: string;
 }
 
+const NO_FDS: ReadonlySet<number> = new Set();
+
 /** Up to this many fds, asking each costs less than a poll over them first. */
 const FEW_FDS = 16;
 
@@ -60,31 +62,47 @@ export class RuntimePidfdLook {
   /** The fds that may be pidfds: those listed, or only the pidfds among them once each was asked. */
   #fds: number[] = [];
   #lastPidAtListing: number | undefined;
+  readonly #named: number[] = [];
 
   constructor(libc: Libc) {
     this.#libc = libc;
   }
 
   /** Which of `pids` (waitable zombies) the runtime holds a pidfd on; `ownPidfds` are the caller's pins, not the runtime's. */
-  heldAmong(pids: readonly number[], ownPidfds: ReadonlySet<number> = new Set()): Set<number> {
+  heldAmong(pids: readonly number[], ownPidfds: ReadonlySet<number> = NO_FDS): Set<number> {
     const held = unmarkedAmong(pids);
+    const named = this.#namedByPidfds(ownPidfds);
+    for (const pid of pids) if (named.includes(pid)) held.add(pid);
+    return held;
+  }
+
+  /** heldAmong for one zombie, with no pins of the caller's: the per-exit path, allocating nothing. */
+  holds(pid: number): boolean {
+    return childrenWithoutPidfd().has(pid) || this.#namedByPidfds(NO_FDS).includes(pid);
+  }
+
+  /** The waitable children the runtime's pidfds name now (one array, reused). */
+  #namedByPidfds(ownPidfds: ReadonlySet<number>): readonly number[] {
     const lastPid = this.#lastPid?.read();
     if (lastPid === undefined || lastPid !== this.#lastPidAtListing) {
       this.#fds = listOwnFds();
       this.#lastPidAtListing = lastPid;
     }
-    const candidates = this.#fds.filter((fd) => !ownPidfds.has(fd));
+    const candidates: number[] = ownPidfds.size === 0 ? this.#fds : this.#fds.filter((fd) => !ownPidfds.has(fd));
     const askAll = candidates.length <= FEW_FDS;
-    const wanted = new Set(pids);
-    const pidfds: number[] = [];
+    this.#named.length = 0;
+    let pidfds = 0;
     for (const fd of askAll ? candidates : this.#libc.readableAmong(candidates)) {
       const pid = this.#libc.waitablePidOfFd(fd);
-      if (pid !== -1) pidfds.push(fd);
-      if (wanted.has(pid)) held.add(pid);
+      if (pid > 0) this.#named.push(pid);
+      // Every fd is asked: keep only the pidfds, in place, as no other fd can become one without a new PID.
+      if (askAll && pid !== -1) candidates[pidfds++] = fd;
     }
-    // Every fd was asked: those that are no pidfd cannot become one without a new PID.
-    if (askAll) this.#fds = pidfds;
-    return held;
+    if (askAll) {
+      candidates.length = pidfds;
+      this.#fds = candidates;
+    }
+    return this.#named;
   }
 
   close(): void {
