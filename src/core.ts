@@ -1,14 +1,15 @@
 /**
  * The reaper core: every source funnels into it, so there is one policy and
  * one reap path. It finds waitable zombies of the main thread in the cheapest
- * way the situation allows, pins them in batches, has the judge
- * (src/judge.ts) decide, reaps what it may and reports each reap. One pass
- * runs at a time; requests that arrive meanwhile are merged into the next.
+ * way the situation allows; what is proven adopted is reaped at once
+ * (src/adopted.ts), the rest is pinned and judged (src/judged-reap.ts). One
+ * pass runs at a time; requests that arrive meanwhile join it.
  *
  * The ways in, cheapest first:
  * - an exit the proc connector named: pinned and reaped by its PID, O(1);
- * - a waitid peek, when SIGCHLD came with no exit the proc connector named
- *   (a zombie reparented to us after its exit): the kernel names one zombie;
+ * - a waitid peek: on SIGCHLD without the proc connector, or with it when no
+ *   exit named explains the signal (a zombie reparented to us after its
+ *   exit): the kernel names one zombie;
  * - a scan of all our children: the sweep, an overrun, or a peek blocked by
  *   a zombie that stays (the runtime's, vetoed, in its grace window).
  */
