@@ -5,13 +5,16 @@
  * daemon of its own. Prints, per source: runtime children stolen, wrong exit
  * codes, zombies left, orphans reaped; exits 1 if any is wrong.
  *
- *   bun scripts/soak.ts [--minutes N] [--sources netlink,sigchld,sweep] [--pid1]
+ *   bun scripts/soak.ts [--minutes N] [--sources netlink,sigchld,sweep] [--pid1] [--main-spawns]
  *
  * --minutes is per source (default 10). --pid1 runs each daemon as PID 1 of a
  * new PID namespace (root and unshare needed; netlink does not serve there).
+ * --main-spawns has the main thread spawn through every API too, beside the
+ * reaper (each spawn moves the PID namespace's last PID, which the
+ * runtime-pidfd look keys its fd list on).
  */
 import { parseArgs } from "node:util";
-import { AS_PID1, BASE_PLAN, problems, runDaemon, summary, type DaemonPlan } from "../test/runtime-safety/run-daemon.ts";
+import { AS_PID1, BASE_PLAN, MAIN_SPAWNS_EVERY_API, problems, runDaemon, summary, type DaemonPlan } from "../test/runtime-safety/run-daemon.ts";
 
 const SOURCES = {
   netlink: { source: "netlink" },
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     minutes: { type: "string", default: "10" },
     sources: { type: "string", default: Object.keys(SOURCES).join(",") },
     pid1: { type: "boolean", default: false },
+    "main-spawns": { type: "boolean", default: false },
   },
 });
 const minutes = Number(values.minutes);
@@ -32,10 +36,12 @@ if (!(minutes > 0)) throw new Error(`--minutes must be a positive number, got ${
 const sources = values.sources.split(",") as Source[];
 for (const source of sources) if (!(source in SOURCES)) throw new Error(`unknown source ${source}: one of ${Object.keys(SOURCES).join(", ")}`);
 
-console.log(`soak: ${minutes} min per source (${sources.join(", ")}), as ${values.pid1 ? "PID 1 of a new PID namespace" : "child subreaper"}`);
+const where = values.pid1 ? "PID 1 of a new PID namespace" : "child subreaper";
+console.log(`soak: ${minutes} min per source (${sources.join(", ")}), as ${where}${values["main-spawns"] ? ", the main thread spawning too" : ""}`);
 let failed = false;
 for (const source of sources) {
-  const plan: DaemonPlan = { ...BASE_PLAN, reaper: SOURCES[source], durationMs: minutes * 60_000, settleMs: 15_000 };
+  const main = values["main-spawns"] ? MAIN_SPAWNS_EVERY_API : BASE_PLAN.main;
+  const plan: DaemonPlan = { ...BASE_PLAN, main, reaper: SOURCES[source], durationMs: minutes * 60_000, settleMs: 15_000 };
   const startedAt = new Date().toISOString();
   const run = await runDaemon(plan, values.pid1 ? AS_PID1 : []);
   const counts = summary(run);
