@@ -43,7 +43,7 @@ test("no code for the architecture: catchNatively throws why, and leaves no fd o
   const libc = loadLibc();
   const signal = libc.realtimeSignalRange().min + 4;
   const fdsBefore = readdirSync("/proc/self/fd").length;
-  expect(() => catchNatively(libc, [signal], "riscv64")).toThrow("no native signal handler for the riscv64 architecture");
+  expect(() => catchNatively(libc, [signal], [], "riscv64")).toThrow("no native signal handler for the riscv64 architecture");
   expect(readdirSync("/proc/self/fd").length).toBe(fdsBefore);
   expect(libc.signalDisposition(signal)).toBe("default");
   expect(handlerCode("ia32", 5, 100)).toBeUndefined();
