@@ -8,9 +8,10 @@
  * and the verbose line says why.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, test } from "node:test";
 import { catchNatively } from "../../dist/cli/native-signals.js";
@@ -48,6 +49,23 @@ test("real-time signals caught natively reach the relay once each, in the order 
   } finally {
     relay.stop();
     for (const signal of [first, second]) libc.setSignalDisposition(signal, "ignore");
+  }
+});
+
+test("in front of Node's SIGSEGV handler: a SIGSEGV kill sent is forwarded; a real fault still ends the process by SIGSEGV", async () => {
+  const child = spawn(process.execPath, [join(import.meta.dirname, "fixtures/fault-in-front.mjs")], { stdio: ["ignore", "pipe", "pipe"] });
+  const timer = setTimeout(() => child.kill("SIGKILL"), scaled(20_000));
+  try {
+    const lines = [];
+    child.stdout.on("data", (chunk) => lines.push(...chunk.toString().split("\n").filter(Boolean)));
+    const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+    assert.equal(await waitUntil(() => lines.includes("ready"), 10_000), true);
+    child.kill("SIGSEGV");
+    assert.deepEqual(await exited, { code: null, signal: "SIGSEGV" });
+    assert.deepEqual(lines, ["ready", "got 11"]);
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
 });
 
