@@ -148,7 +148,7 @@ export function processControlFromCalls(c: ProcessControlCalls, checked: (syscal
       disposition: handler === SIG_DFL ? "default" : handler === SIG_IGN ? "ignore" : "handler",
       handler: Number(handler),
       // libc adds its own restorer where the architecture needs one
-      flags: flags & ~SA_RESTORER,
+      flags: (flags & ~SA_RESTORER) >>> 0,
       mask: sigactionView.getBigUint64(SIGACTION_MASK, true),
       resetsToDefault: (flags & SA_RESETHAND) !== 0,
     };

@@ -23,6 +23,9 @@ const SI_USER = 0;
 const SI_QUEUE = -1;
 const SI_TKILL = -6;
 const SEGV_MAPERR = 1;
+// <asm-generic/signal.h>
+const SA_ONSTACK = 0x08000000;
+const SA_RESETHAND = 0x80000000;
 
 test("real-time signals caught natively reach the relay once each, in the order sent, held until it has a target", async () => {
   const libc = loadLibc();
@@ -55,6 +58,29 @@ test("no code for the architecture: catchNatively throws why, and leaves no fd o
   expect(libc.signalDisposition(signal)).toBe("default");
   expect(handlerCode("ia32", 5, 100)).toBeUndefined();
   expect(handlerCode("arm64", 0x10000, 100)).toBeUndefined(); // one movz cannot name that fd
+});
+
+test("in front of the runtime's handler: installed with its flags (SA_ONSTACK kept, SA_RESETHAND dropped) and mask; restoreSignalAction puts it back", () => {
+  const libc = loadLibc();
+  const { SIGFPE } = constants.signals;
+  const previous = libc.signalAction(SIGFPE);
+  // Bun's crash handler, measured: SA_SIGINFO | SA_ONSTACK | SA_RESTART | SA_RESETHAND.
+  expect(previous.disposition).toBe("handler");
+  expect(previous.resetsToDefault).toBe(true);
+  try {
+    catchNatively(libc, [], [SIGFPE]);
+    const inFront = libc.signalAction(SIGFPE);
+    expect(inFront.handler).not.toBe(previous.handler);
+    expect({ flags: inFront.flags, mask: inFront.mask, resetsToDefault: inFront.resetsToDefault }).toEqual({
+      flags: (previous.flags & ~SA_RESETHAND) >>> 0,
+      mask: previous.mask,
+      resetsToDefault: false,
+    });
+    expect(inFront.flags & SA_ONSTACK).toBe(SA_ONSTACK);
+  } finally {
+    libc.restoreSignalAction(SIGFPE, previous);
+  }
+  expect(libc.signalAction(SIGFPE)).toEqual(previous);
 });
 
 interface HostRecord {
