@@ -110,14 +110,11 @@ function x86_64NotForwarded(notForwarded: NotForwarded, sigactionFrom: number): 
   ];
 }
 
-/** The length of x86_64NotForwarded's code (it does not depend on the offset). */
-const x86_64NotForwardedLength = (notForwarded: NotForwarded) => x86_64NotForwarded(notForwarded, 0).length;
-
 /** handler(signo in edi, siginfo in rsi, context in rdx); syscall clobbers rax, rcx, r11 only. */
 function x86_64Handler(pipeFd: number, pid: number, notForwarded?: NotForwarded): Uint8Array {
   const forward = x86_64Forward(pipeFd, pid);
   if (!notForwarded) return new Uint8Array(forward);
-  const elsewhere = x86_64NotForwardedLength(notForwarded);
+  const elsewhere = x86_64NotForwarded(notForwarded, 0).length; // the same for any offset
   const filter = [
     0x83, 0x7e, SIGINFO_CODE, SI_USER, // cmp dword [rsi + 8], SI_USER
     0x74, 6 + elsewhere, // je forward
