@@ -152,9 +152,7 @@ const movk32Lsl16 = (rd: number, imm16: number) => 0x72a00000 | (imm16 << 5) | r
 const SVC_0 = 0xd4000001;
 const RET = 0xd65f03c0;
 const CMP_W0_W9 = 0x6b09001f; // subs wzr, w0, w9
-const MOV_W0_W9 = 0x2a0903e0; // orr w0, wzr, w9
 const bNe = (instructions: number) => 0x54000000 | (instructions << 5) | 0x1;
-
 const movk64 = (rd: number, imm16: number, shift: number) => 0xf2800000 | ((shift / 16) << 21) | (imm16 << 5) | rd;
 const movX = (rd: number, rm: number) => 0xaa0003e0 | (rm << 16) | rd; // orr xd, xzr, xm
 const movW = (rd: number, rm: number) => 0x2a0003e0 | (rm << 16) | rd; // orr wd, wzr, wm
@@ -201,7 +199,7 @@ function aarch64Handler(pipeFd: number, pid: number, notForwarded?: NotForwarded
 function aarch64Forward(pipeFd: number, pid: number): number[] {
   const sendRecord = [
     movz64(0, pipeFd), movz64(2, SIGINFO_SIZE), movz64(8, AARCH64.write), SVC_0, // write(pipeFd, x1, 128)
-    MOV_W0_W9, movz64(1, SIGCHLD), movz64(8, AARCH64.kill), SVC_0, // kill(pid, SIGCHLD)
+    movW(0, 9), movz64(1, SIGCHLD), movz64(8, AARCH64.kill), SVC_0, // kill(pid, SIGCHLD)
   ];
   return [
     movz64(8, AARCH64.getpid), SVC_0,
