@@ -91,7 +91,9 @@ export interface ProcessControl {
    * SA_SIGINFO | SA_RESTART; or, in front of `previous` (a handler it jumps
    * to), with that handler's flags (SA_ONSTACK above all: crash handlers run
    * on the alternate stack) and mask, plus SA_SIGINFO, minus SA_RESETHAND
-   * (the code resets the handler itself, only before it jumps).
+   * (the code resets the handler itself, only before it jumps), plus
+   * SA_RESTART (a forwarded signal must not fail a blocking call of the
+   * runtime with EINTR; a fault never interrupts one).
    */
   setNativeSignalHandler(signal: number, address: number, previous?: SignalAction): void;
   /** prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent exits. */
@@ -189,7 +191,7 @@ export function processControlFromCalls(c: ProcessControlCalls, checked: (syscal
       return address;
     },
     setNativeSignalHandler(signal, address, previous) {
-      if (previous?.disposition === "handler") setSigaction(BigInt(address), (previous.flags & ~SA_RESETHAND) | SA_SIGINFO, previous.mask);
+      if (previous?.disposition === "handler") setSigaction(BigInt(address), (previous.flags & ~SA_RESETHAND) | SA_SIGINFO | SA_RESTART, previous.mask);
       else setSigaction(BigInt(address), SA_SIGINFO | SA_RESTART, 0n);
       checked("sigaction", c.sigactionSet(signal, sigaction));
     },

@@ -25,6 +25,7 @@ const SI_TKILL = -6;
 const SEGV_MAPERR = 1;
 // <asm-generic/signal.h>
 const SA_ONSTACK = 0x08000000;
+const SA_RESTART = 0x10000000;
 const SA_RESETHAND = 0x80000000;
 
 test("real-time signals caught natively reach the relay once each, in the order sent, held until it has a target", async () => {
@@ -60,7 +61,7 @@ test("no code for the architecture: catchNatively throws why, and leaves no fd o
   expect(handlerCode("arm64", 0x10000, 100)).toBeUndefined(); // one movz cannot name that fd
 });
 
-test("in front of the runtime's handler: installed with its flags (SA_ONSTACK kept, SA_RESETHAND dropped) and mask; restoreSignalAction puts it back", () => {
+test("in front of the runtime's handler: installed with its flags (SA_ONSTACK kept, SA_RESETHAND dropped, SA_RESTART added) and mask; restoreSignalAction puts it back", () => {
   const libc = loadLibc();
   const { SIGFPE } = constants.signals;
   const previous = libc.signalAction(SIGFPE);
@@ -72,7 +73,7 @@ test("in front of the runtime's handler: installed with its flags (SA_ONSTACK ke
     const inFront = libc.signalAction(SIGFPE);
     expect(inFront.handler).not.toBe(previous.handler);
     expect({ flags: inFront.flags, mask: inFront.mask, resetsToDefault: inFront.resetsToDefault }).toEqual({
-      flags: (previous.flags & ~SA_RESETHAND) >>> 0,
+      flags: ((previous.flags & ~SA_RESETHAND) | SA_RESTART) >>> 0,
       mask: previous.mask,
       resetsToDefault: false,
     });
