@@ -2,10 +2,10 @@
  * Which signals `orphan-reaper run` forwards, and the relay that forwards
  * them: those process.on delivers, and those caught by the native handler
  * (native-signals.ts) that no listener can catch or that must stay the
- * runtime's or the kernel's when no other process sent them. The relay listens from the
- * moment it is made; what arrives before the command runs is held, in order,
- * and delivered once it runs: a signal that comes once it is caught neither
- * kills the init nor is lost.
+ * runtime's or the kernel's when no other process sent them. The relay
+ * listens from the moment it is made; what arrives before the command runs
+ * is held, in order, and delivered once it runs: a signal that comes once it
+ * is caught neither kills the init nor is lost.
  */
 import { constants } from "node:os";
 import type { Libc } from "../libc.ts";
@@ -46,7 +46,7 @@ export interface SignalPlan {
   readonly caughtNatively: readonly number[];
   /** Caught natively in front of the runtime's handler or the default action (fault signals; SIGPWR in Bun): only what another process sent is forwarded. */
   readonly caughtInFront: readonly number[];
-  /** Why each signal name left out of both is. */
+  /** Why each signal name left out of all three is. */
   readonly notForwarded: Readonly<Record<string, string>>;
 }
 
