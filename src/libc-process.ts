@@ -23,9 +23,12 @@ const SIG_SETMASK = 2;
 const SIGACTION_SIZE = 152;
 const SIGSET_SIZE = 128;
 const SIGACTION_FLAGS = 8 + SIGSET_SIZE;
-// <asm-generic/signal.h>
+const SIGACTION_MASK = 8; // the kernel's sigset is its first 8 bytes
+// <asm-generic/signal.h> (SA_RESTORER: <asm/signal.h> of x86_64 and aarch64)
 const SA_SIGINFO = 0x4;
+const SA_RESTORER = 0x04000000;
 const SA_RESTART = 0x10000000;
+const SA_RESETHAND = 0x80000000;
 // <asm-generic/fcntl.h>
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
@@ -40,6 +43,18 @@ const PAGE_SIZE = 4096; // the smallest page on x86_64 and aarch64; a larger pag
 /** What a signal does to this process now: its disposition. */
 export type SignalDisposition = "default" | "ignore" | "handler";
 
+/** sigaction(signal, NULL, &old): the disposition, and for a handler its address, flags and mask. */
+export interface SignalAction {
+  readonly disposition: SignalDisposition;
+  /** The handler's address (0 for SIG_DFL, 1 for SIG_IGN). */
+  readonly handler: number;
+  readonly flags: number;
+  /** The signals blocked while the handler runs: the 8 bytes of sa_mask the kernel reads. */
+  readonly mask: bigint;
+  /** SA_RESETHAND: the kernel sets SIG_DFL as the handler starts. */
+  readonly resetsToDefault: boolean;
+}
+
 export interface ProcessControl {
   /** setpgid(2). */
   setpgid(pid: number, pgid: number): void;
@@ -52,6 +67,9 @@ export interface ProcessControl {
   /** fcntl(F_SETFD): whether `fd` closes on exec. */
   setCloseOnExec(fd: number, on: boolean): void;
   signalDisposition(signal: number): SignalDisposition;
+  signalAction(signal: number): SignalAction;
+  /** sigaction(2) back to `action`, as signalAction read it. */
+  restoreSignalAction(signal: number, action: SignalAction): void;
   /** signal(2) with SIG_DFL or SIG_IGN only: no handler code crosses the FFI boundary. */
   setSignalDisposition(signal: number, disposition: "default" | "ignore"): void;
   /** sigprocmask(SIG_SETMASK, empty) on the calling thread, the one that will exec. */
@@ -68,8 +86,16 @@ export interface ProcessControl {
    * a W^X policy (SELinux execmem, PaX) that refuses it. Never unmapped.
    */
   mapCode(code: Uint8Array): number;
-  /** sigaction(2): machine code at `address` becomes the handler (SA_SIGINFO | SA_RESTART). */
-  setNativeSignalHandler(signal: number, address: number): void;
+  /**
+   * sigaction(2): machine code at `address` becomes the handler, with
+   * SA_SIGINFO | SA_RESTART; or, in front of `previous` (a handler it jumps
+   * to), with that handler's flags (SA_ONSTACK above all: crash handlers run
+   * on the alternate stack) and mask, plus SA_SIGINFO, minus SA_RESETHAND
+   * (the code resets the handler itself, only before it jumps), plus
+   * SA_RESTART (a forwarded signal must not fail a blocking call of the
+   * runtime with EINTR; a fault never interrupts one).
+   */
+  setNativeSignalHandler(signal: number, address: number, previous?: SignalAction): void;
   /** prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent exits. */
   setParentDeathSignal(signal: number): void;
   /** execvp(3): returns only by throwing, when the command cannot be run. */
@@ -110,6 +136,25 @@ export function processControlFromCalls(c: ProcessControlCalls, checked: (syscal
   const sigaction = new Uint8Array(SIGACTION_SIZE);
   const sigactionView = new DataView(sigaction.buffer);
   const emptySet = new Uint8Array(SIGSET_SIZE);
+  const setSigaction = (handler: bigint, flags: number, mask: bigint) => {
+    sigaction.fill(0);
+    sigactionView.setBigUint64(0, handler, true);
+    sigactionView.setBigUint64(SIGACTION_MASK, mask, true);
+    sigactionView.setUint32(SIGACTION_FLAGS, flags >>> 0, true);
+  };
+  const signalAction = (signal: number): SignalAction => {
+    checked("sigaction", c.sigactionQuery(signal, sigaction));
+    const handler = sigactionView.getBigUint64(0, true);
+    const flags = sigactionView.getUint32(SIGACTION_FLAGS, true);
+    return {
+      disposition: handler === SIG_DFL ? "default" : handler === SIG_IGN ? "ignore" : "handler",
+      handler: Number(handler),
+      // libc adds its own restorer where the architecture needs one
+      flags: (flags & ~SA_RESTORER) >>> 0,
+      mask: sigactionView.getBigUint64(SIGACTION_MASK, true),
+      resetsToDefault: (flags & SA_RESETHAND) !== 0,
+    };
+  };
   return {
     setpgid: (pid, pgid) => void checked("setpgid", c.setpgid(pid, pgid)),
     getpgrp: () => c.getpgrp(),
@@ -117,10 +162,11 @@ export function processControlFromCalls(c: ProcessControlCalls, checked: (syscal
     tcgetpgrp: (fd) => checked("tcgetpgrp", c.tcgetpgrp(fd)),
     isatty: (fd) => c.isatty(fd) === 1,
     setCloseOnExec: (fd, on) => void checked("fcntl", c.fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0)),
-    signalDisposition(signal) {
-      checked("sigaction", c.sigactionQuery(signal, sigaction));
-      const handler = sigactionView.getBigUint64(0, true);
-      return handler === SIG_DFL ? "default" : handler === SIG_IGN ? "ignore" : "handler";
+    signalDisposition: (signal) => signalAction(signal).disposition,
+    signalAction,
+    restoreSignalAction(signal, { handler, flags, mask }) {
+      setSigaction(BigInt(handler), flags, mask);
+      checked("sigaction", c.sigactionSet(signal, sigaction));
     },
     setSignalDisposition: (signal, disposition) => void checked("signal", c.signal(signal, disposition === "ignore" ? SIG_IGN : SIG_DFL)),
     unblockAllSignals: () => void checked("sigprocmask", c.sigprocmask(SIG_SETMASK, emptySet)),
@@ -144,10 +190,9 @@ export function processControlFromCalls(c: ProcessControlCalls, checked: (syscal
       checked("mprotect", c.mprotect(address, length, PROT_READ | PROT_EXEC));
       return address;
     },
-    setNativeSignalHandler(signal, address) {
-      sigaction.fill(0); // an empty sa_mask
-      sigactionView.setBigUint64(0, BigInt(address), true);
-      sigactionView.setInt32(SIGACTION_FLAGS, SA_SIGINFO | SA_RESTART, true);
+    setNativeSignalHandler(signal, address, previous) {
+      if (previous?.disposition === "handler") setSigaction(BigInt(address), (previous.flags & ~SA_RESETHAND) | SA_SIGINFO | SA_RESTART, previous.mask);
+      else setSigaction(BigInt(address), SA_SIGINFO | SA_RESTART, 0n);
       checked("sigaction", c.sigactionSet(signal, sigaction));
     },
     setParentDeathSignal: (signal) => void checked("prctl", c.prctl(PR_SET_PDEATHSIG, signal)),

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { ErrnoError } from "./errno.ts";
 import { processControlFromCalls, type ProcessControl, type ProcessControlCalls } from "./libc-process.ts";
 
-export type { SignalDisposition } from "./libc-process.ts";
+export type { SignalAction, SignalDisposition } from "./libc-process.ts";
 
 // <asm-generic/errno-base.h>
 const EBADF = 9;

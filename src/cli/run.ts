@@ -93,7 +93,10 @@ export async function runCommand(options: RunOptions, { relay, plan, notCaughtNa
   const logger = cliLogger(options.logLevel, options.logFormat ?? defaultLogFormat());
   const log = logger.child({ component: "orphan-reaper run" });
   if (notCaughtNatively === undefined) log.debug(plan, "signals");
-  else log.info({ ignored: plan.caughtNatively }, `real-time signals (and SIGSTKFLT in Bun) are ignored, not forwarded: ${notCaughtNatively}`);
+  else {
+    const message = `real-time signals (and SIGSTKFLT in Bun) are ignored, not forwarded; nor are the fault signals (and SIGPWR in Bun): ${notCaughtNatively}`;
+    log.info({ ignored: plan.caughtNatively, notForwarded: plan.caughtInFront }, message);
+  }
   const reaper = await startOrphanReaper({ logger });
   if (reaper.source === "off") log.warn({ reason: reaper.stats().notChosen.off }, "running the command without a reaper");
 

@@ -1,10 +1,11 @@
 /**
  * Which signals `orphan-reaper run` forwards, and the relay that forwards
  * them: those process.on delivers, and those caught by the native handler
- * (native-signals.ts) that no listener can catch. The relay listens from the
- * moment it is made; what arrives before the command runs is held, in order,
- * and delivered once it runs: a signal that comes once it is caught neither
- * kills the init nor is lost.
+ * (native-signals.ts) that no listener can catch or that must stay the
+ * runtime's or the kernel's when no other process sent them. The relay
+ * listens from the moment it is made; what arrives before the command runs
+ * is held, in order, and delivered once it runs: a signal that comes once it
+ * is caught neither kills the init nor is lost.
  */
 import { constants } from "node:os";
 import type { Libc } from "../libc.ts";
@@ -19,31 +20,33 @@ const NOT_FORWARDED: Readonly<Record<string, string>> = {
   SIGKILL: "cannot be caught",
   SIGSTOP: "cannot be caught",
   SIGCHLD: "the init's own: a child of ours changed state",
-  // A listener on a fault signal makes a real fault in the init a hang: the
-  // handler returns to the faulting instruction (measured in Bun: hung until
-  // killed). tini leaves these out of its forwarded set for the same reason.
-  SIGSEGV: "a fault signal: a listener would turn a fault of the init into a hang",
-  SIGBUS: "a fault signal: a listener would turn a fault of the init into a hang",
-  SIGFPE: "a fault signal: a listener would turn a fault of the init into a hang",
-  SIGILL: "a fault signal: a listener would turn a fault of the init into a hang",
 };
 
 /**
+ * A listener on a fault signal makes a real fault in the init a hang (the
+ * handler returns to the faulting instruction: measured in Bun), and the
+ * runtime's crash handler must still see it: the native handler sits in
+ * front and forwards only what another process sent.
+ */
+const FAULT_SIGNALS = ["SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL"];
+
+/**
  * Measured with Bun 1.4.5: process.on accepts these names, but no listener
- * ever runs. SIGPWR carries JavaScriptCore's handler: never touched. SIGSTKFLT
- * has none: it is caught natively (native-signals.ts), like the real-time ones.
+ * ever runs. SIGPWR carries JavaScriptCore's thread suspend/resume handler:
+ * the native handler sits in front of it. SIGSTKFLT has none: it is caught
+ * natively (native-signals.ts), like the real-time ones.
  */
 const NOT_DELIVERED_BY_BUN = ["SIGPWR", "SIGSTKFLT"];
-const RUNTIME_OWN_IN_BUN: Readonly<Record<string, string>> = {
-  SIGPWR: "JavaScriptCore's thread suspend/resume signal in Bun: used by the runtime itself",
-};
+const RUNTIME_OWN_IN_BUN = ["SIGPWR"];
 
 export interface SignalPlan {
   /** Forwarded to the child (or its group): names process.on delivers in this runtime. */
   readonly forwarded: readonly NodeJS.Signals[];
   /** Signal numbers no process.on can listen to here (real-time ones; SIGSTKFLT in Bun): caught natively, else ignored. */
   readonly caughtNatively: readonly number[];
-  /** Why each signal name left out of both is. */
+  /** Caught natively in front of the runtime's handler or the default action (fault signals; SIGPWR in Bun): only what another process sent is forwarded. */
+  readonly caughtInFront: readonly number[];
+  /** Why each signal name left out of all three is. */
   readonly notForwarded: Readonly<Record<string, string>>;
 }
 
@@ -58,17 +61,18 @@ function classicSignalNames(): string[] {
 
 /** The signals process.on delivers here, and forwards: needs no libc, so it can be the first thing `run` does. */
 export function forwardedSignals(runtimeIsBun = process.versions.bun !== undefined): NodeJS.Signals[] {
-  const skipped = runtimeIsBun ? [...Object.keys(NOT_FORWARDED), ...NOT_DELIVERED_BY_BUN] : Object.keys(NOT_FORWARDED);
+  const skipped = [...Object.keys(NOT_FORWARDED), ...FAULT_SIGNALS, ...(runtimeIsBun ? NOT_DELIVERED_BY_BUN : [])];
   return classicSignalNames().filter((name) => !skipped.includes(name)) as NodeJS.Signals[];
 }
 
 /** Which signals are forwarded here and how (runtime and libc decide), and why the rest are not. */
 export function planSignals(libc: Libc, runtimeIsBun = process.versions.bun !== undefined): SignalPlan {
-  const notForwarded = { ...NOT_FORWARDED, ...(runtimeIsBun ? RUNTIME_OWN_IN_BUN : {}) };
-  const cannotListen = runtimeIsBun ? NOT_DELIVERED_BY_BUN.filter((name) => !(name in notForwarded) && name in SIGNAL_NUMBERS) : [];
+  const inFront = [...FAULT_SIGNALS, ...(runtimeIsBun ? RUNTIME_OWN_IN_BUN : [])].filter((name) => name in SIGNAL_NUMBERS);
+  const cannotListen = runtimeIsBun ? NOT_DELIVERED_BY_BUN.filter((name) => !inFront.includes(name) && name in SIGNAL_NUMBERS) : [];
   const { min, max } = libc.realtimeSignalRange();
   const caughtNatively = [...cannotListen.map((name) => SIGNAL_NUMBERS[name]!), ...range(min, max)];
-  return { forwarded: forwardedSignals(runtimeIsBun), caughtNatively, notForwarded };
+  const caughtInFront = inFront.map((name) => SIGNAL_NUMBERS[name]!);
+  return { forwarded: forwardedSignals(runtimeIsBun), caughtNatively, caughtInFront, notForwarded: NOT_FORWARDED };
 }
 
 function range(from: number, to: number): number[] {
@@ -89,7 +93,7 @@ export function ignoreUnforwardable(libc: Libc, signals: readonly number[]): num
 export interface HeldSignals {
   readonly relay: SignalRelay;
   readonly plan: SignalPlan;
-  /** Why `plan.caughtNatively` could not be caught (they are ignored then, so none kills the init). */
+  /** Why `plan.caughtNatively` could not be caught (they are ignored then, so none kills the init; `plan.caughtInFront` keep their disposition, not forwarded). */
   readonly notCaughtNatively?: string;
 }
 
@@ -105,13 +109,14 @@ export function listenToSignals(): SignalRelay {
 /**
  * Once libc is loaded: catch natively the signals no listener can catch
  * here, and where that fails, ignore them. A signal that carries a handler
- * of the runtime's is never taken from it.
+ * of the runtime's is never taken from it: the handler sits in front of it
+ * (plan.caughtInFront), or the signal is left alone.
  */
 export function holdSignals(libc: Libc, relay: SignalRelay): HeldSignals {
   const plan = planSignals(libc);
   const free = plan.caughtNatively.filter((signal) => libc.signalDisposition(signal) !== "handler");
   try {
-    relay.addNative(catchNatively(libc, free));
+    relay.addNative(catchNatively(libc, free, plan.caughtInFront));
     return { relay, plan };
   } catch (err) {
     ignoreUnforwardable(libc, free);

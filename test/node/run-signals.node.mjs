@@ -8,9 +8,10 @@
  * and the verbose line says why.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, test } from "node:test";
 import { catchNatively } from "../../dist/cli/native-signals.js";
@@ -19,9 +20,9 @@ import { loadLibc } from "../../dist/runtime/index.js";
 import { scaled, unshareMissing } from "./helpers.mjs";
 import { firstChildOf, isLive, NodeInit, RECORDER, waitUntil } from "./init-harness.mjs";
 
-/** 1-31 without KILL and STOP (uncatchable), CHLD (the init's own) and the four fault signals. */
+/** 1-31 without KILL and STOP (uncatchable) and CHLD (the init's own); the fault signals are caught natively in front of the runtime's handler. */
 const FORWARDED = [
-  "HUP", "INT", "QUIT", "TRAP", "ABRT", "USR1", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CONT",
+  "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CONT",
   "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
 ];
 const REALTIME = ["RTMIN", "RTMIN+1", "RTMAX"];
@@ -48,6 +49,23 @@ test("real-time signals caught natively reach the relay once each, in the order 
   } finally {
     relay.stop();
     for (const signal of [first, second]) libc.setSignalDisposition(signal, "ignore");
+  }
+});
+
+test("in front of Node's SIGSEGV handler: a SIGSEGV kill sent is forwarded; a real fault still ends the process by SIGSEGV", async () => {
+  const child = spawn(process.execPath, [join(import.meta.dirname, "fixtures/fault-in-front.mjs")], { stdio: ["ignore", "pipe", "pipe"] });
+  const timer = setTimeout(() => child.kill("SIGKILL"), scaled(20_000));
+  try {
+    const lines = [];
+    child.stdout.on("data", (chunk) => lines.push(...chunk.toString().split("\n").filter(Boolean)));
+    const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+    assert.equal(await waitUntil(() => lines.includes("ready"), 10_000), true);
+    child.kill("SIGSEGV");
+    assert.deepEqual(await exited, { code: null, signal: "SIGSEGV" });
+    assert.deepEqual(lines, ["ready", "got 11"]);
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
 });
 
@@ -162,8 +180,9 @@ test("under a W^X policy (PR_SET_MDWE) run ignores the real-time signals, says w
   try {
     await init.ready();
     const line = init.stderr.split("\n").filter((text) => text.startsWith("{")).map((text) => JSON.parse(text)).find((entry) => entry.ignored);
-    assert.match(line?.msg ?? "", /real-time signals .* are ignored, not forwarded: mprotect failed: EACCES/);
+    assert.match(line?.msg ?? "", /real-time signals .* are ignored, not forwarded; nor are the fault signals .*: mprotect failed: EACCES/);
     assert.deepEqual(line.ignored, Array.from({ length: SIGRTMAX - SIGRTMIN + 1 }, (_, i) => SIGRTMIN + i));
+    assert.deepEqual(line.notForwarded, ["SEGV", "BUS", "FPE", "ILL"].map((name) => constants.signals[`SIG${name}`]));
     process.kill(init.initPid, SIGRTMIN);
     process.kill(init.initPid, "SIGUSR1"); // after the RT one: once it arrives, the RT one has been dealt with
     assert.equal(await init.waitForLine("got USR1"), true);
