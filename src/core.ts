@@ -65,10 +65,10 @@ export class Core {
   readonly #reporter: Reporter;
   readonly #runtimeLook: RuntimePidfdLook;
   readonly #judged: JudgedReaper;
-  readonly #alwaysGrace: boolean;
-  /** A veto is asked for: every reap goes through the judge. */
-  readonly #shouldReap: boolean;
-  readonly #runtimeMarksChildren: boolean;
+  /** No grace rule everywhere (alwaysGrace) and no veto (shouldReap): a zombie proven adopted is reaped at once, without the judge. */
+  readonly #provenIsReaped: boolean;
+  /** And the runtime marks every child it spawns with a pidfd (probed at start): without the proc connector, no pidfd held proves adoption. */
+  readonly #markProves: boolean;
   readonly #counts = { reaped: 0, reapedBySource: zeroBySource(), overruns: 0, malformed: 0, vetoed: 0, failures: 0 };
   #exact: NetlinkSource | undefined;
   readonly #notices: ExitNotices;
@@ -90,9 +90,8 @@ export class Core {
     this.#errors = new RateLimitedLog(settings.logger);
     this.selfPid = settings.libc.getpid();
     this.#notices = new ExitNotices(settings.graceMs);
-    this.#alwaysGrace = settings.alwaysGrace;
-    this.#shouldReap = settings.shouldReap !== undefined;
-    this.#runtimeMarksChildren = settings.runtimeMarksChildrenWithPidfd;
+    this.#provenIsReaped = !settings.alwaysGrace && settings.shouldReap === undefined;
+    this.#markProves = this.#provenIsReaped && settings.runtimeMarksChildrenWithPidfd;
     this.#judge = new Judge(settings);
     this.#runtimeLook = new RuntimePidfdLook(settings.libc);
     this.#reporter = new Reporter({
@@ -243,7 +242,7 @@ export class Core {
 
   /** Exits the proc connector proves adopted, reaped here and now where no grace or veto applies (src/policy.ts: "adopted" is reaped at once). */
   #reapAdoptedNow(): void {
-    if (this.#alwaysGrace || this.#shouldReap || this.#notices.adoptedCount === 0 || !this.#exact) return;
+    if (!this.#provenIsReaped || this.#notices.adoptedCount === 0 || !this.#exact) return;
     const batch = this.#notices.takeAdopted(ZOMBIES_PER_BATCH);
     const { reaped, left } = reapProvenAdopted(this.#libc, this.selfPid, this.#exact, batch, this.#reporter.wantsComm, () => this.#drainExact());
     this.#notices.putBack(left);
@@ -265,16 +264,15 @@ export class Core {
    * it stopped at PEEKS_PER_LOOK with more to look at.
    */
   #peekLoop(by: SourceName): boolean {
-    // Without the proc connector, where the runtime's pidfd marks prove adoption (src/policy.ts) and no grace
-    // or veto applies, a zombie the runtime holds no pidfd on needs no judge.
-    const markProves = !this.#exact && this.#runtimeMarksChildren && !this.#alwaysGrace && !this.#shouldReap;
+    // A zombie the runtime holds no pidfd on needs no judge where that proves adoption (src/policy.ts).
+    const fastPath = !this.#exact && this.#markProves;
     for (let looked = 0; looked < PEEKS_PER_LOOK; looked++) {
       const pid = peekWaitableChild(this.#libc);
       if (pid === 0) {
         this.#blockedBy = 0;
         return false;
       }
-      const reap = markProves && pid !== this.#blockedBy ? reapPeekedUnlessHeld(this.#libc, this.#runtimeLook, pid, this.#reporter.wantsComm) : undefined;
+      const reap = fastPath && pid !== this.#blockedBy ? reapPeekedUnlessHeld(this.#libc, this.#runtimeLook, pid, this.#reporter.wantsComm) : undefined;
       if (reap) this.#reporter.reaped(pid, reap.comm, reap.status, by, "adopted", undefined, performance.now());
       else if (this.#judgeAndReap([pid], by) === 0) {
         this.#blocked(pid, by);
