@@ -5,8 +5,6 @@
  * them, and their constants and structs, named once beside their headers.
  * libc.ts joins it to the reaper's half; nothing else imports it.
  */
-import { constants } from "node:os";
-import { ErrnoError } from "./errno.ts";
 
 // <linux/prctl.h>
 const PR_SET_PDEATHSIG = 1;
@@ -104,7 +102,6 @@ export interface ProcessControl {
 
 /** The C calls behind ProcessControl, as LibcCalls describes them. */
 export interface ProcessControlCalls {
-  errno(): number;
   prctl(option: number, value: number): number;
   setpgid(pid: number, pgid: number): number;
   getpgrp(): number;
@@ -112,8 +109,8 @@ export interface ProcessControlCalls {
   tcgetpgrp(fd: number): number;
   isatty(fd: number): number;
   fcntl(fd: number, command: number, argument: number): number;
-  /** signal(2) with SIG_DFL (0) or SIG_IGN (1); returns -1 on failure. */
-  signal(signal: number, handler: bigint): number;
+  /** signal(2) with SIG_DFL (0) or SIG_IGN (1): the previous handler, or SIG_ERR (-1). */
+  signal(signal: number, handler: bigint): number | bigint;
   /** sigaction(signal, NULL, old). */
   sigactionQuery(signal: number, old: Uint8Array): number;
   /** sigaction(signal, act, NULL). */
@@ -132,7 +129,10 @@ export interface ProcessControlCalls {
   execvp(file: string, args: readonly string[]): number;
 }
 
-export function processControlFromCalls(c: ProcessControlCalls, checked: (syscall: string, result: number) => number): ProcessControl {
+type Check = (syscall: string, result: number) => number;
+
+/** `checked` throws the call's ErrnoError on -1; `checkedOrEmpty` answers -1 for EAGAIN instead (libc.ts). */
+export function processControlFromCalls(c: ProcessControlCalls, checked: Check, checkedOrEmpty: Check): ProcessControl {
   const sigaction = new Uint8Array(SIGACTION_SIZE);
   const sigactionView = new DataView(sigaction.buffer);
   const emptySet = new Uint8Array(SIGSET_SIZE);
@@ -168,7 +168,11 @@ export function processControlFromCalls(c: ProcessControlCalls, checked: (syscal
       setSigaction(BigInt(handler), flags, mask);
       checked("sigaction", c.sigactionSet(signal, sigaction));
     },
-    setSignalDisposition: (signal, disposition) => void checked("signal", c.signal(signal, disposition === "ignore" ? SIG_IGN : SIG_DFL)),
+    setSignalDisposition(signal, disposition) {
+      // SIG_ERR is (void *)-1: the only negative handler value.
+      const previous = Number(c.signal(signal, disposition === "ignore" ? SIG_IGN : SIG_DFL));
+      checked("signal", previous === -1 ? -1 : 0);
+    },
     unblockAllSignals: () => void checked("sigprocmask", c.sigprocmask(SIG_SETMASK, emptySet)),
     realtimeSignalRange: () => ({ min: c.sigrtmin(), max: c.sigrtmax() }),
     nonBlockingPipe() {
@@ -176,13 +180,7 @@ export function processControlFromCalls(c: ProcessControlCalls, checked: (syscal
       checked("pipe2", c.pipe2(fds, O_NONBLOCK | O_CLOEXEC));
       return [fds[0]!, fds[1]!];
     },
-    readNonBlocking(fd, into) {
-      const read = c.read(fd, into, into.byteLength);
-      if (read >= 0) return read;
-      const errno = c.errno();
-      if (errno === constants.errno.EAGAIN) return -1;
-      throw new ErrnoError("read", errno);
-    },
+    readNonBlocking: (fd, into) => checkedOrEmpty("read", c.read(fd, into, into.byteLength)),
     mapCode(code) {
       const length = Math.ceil(code.byteLength / PAGE_SIZE) * PAGE_SIZE;
       const address = checked("mmap", c.mmapAnonymous(length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));

@@ -100,7 +100,6 @@ export interface Libc extends ProcessControl {
   monotonicNs(): bigint;
   /** Of `fds`, those open and readable now: one poll(2) with POLLIN and no wait. */
   readableAmong(fds: readonly number[]): number[];
-
 }
 
 /**
@@ -146,6 +145,14 @@ export function libcFromCalls(c: LibcCalls): Libc {
     return result;
   }
 
+  /** `checked` for a non-blocking fd: EAGAIN (nothing there now) answers -1. */
+  function checkedOrEmpty(syscall: string, result: number): number {
+    if (result >= 0) return result;
+    const errno = c.errno();
+    if (errno === EAGAIN) return -1;
+    throw new ErrnoError(syscall, errno);
+  }
+
   const intBox = new Int32Array(1);
   const lengthBox = new Uint32Array(1);
   const siginfo = new Uint8Array(SIGINFO_SIZE);
@@ -185,11 +192,7 @@ export function libcFromCalls(c: LibcCalls): Libc {
     send: (fd, data) => checked("send", c.send(fd, data, data.byteLength, 0)),
     receive(fd, into, address) {
       lengthBox[0] = address.byteLength;
-      const read = c.recvfrom(fd, into, into.byteLength, 0, address, lengthBox);
-      if (read >= 0) return read;
-      const errno = c.errno();
-      if (errno === EAGAIN) return -1;
-      throw new ErrnoError("recvfrom", errno);
+      return checkedOrEmpty("recvfrom", c.recvfrom(fd, into, into.byteLength, 0, address, lengthBox));
     },
     setsockopt: (fd, level, name, value) => void checked("setsockopt", c.setsockopt(fd, level, name, value, value.byteLength)),
     getsockoptInt(fd, level, name) {
@@ -212,6 +215,6 @@ export function libcFromCalls(c: LibcCalls): Libc {
       // A closed fd reports POLLNVAL, not POLLIN.
       return fds.filter((_, i) => ((pollfds[i * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0);
     },
-    ...processControlFromCalls(c, checked),
+    ...processControlFromCalls(c, checked, checkedOrEmpty),
   };
 }

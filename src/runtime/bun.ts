@@ -88,8 +88,7 @@ export function bindLibc(path: string): Libc {
     tcgetpgrp: (fd) => lib.tcgetpgrp(fd),
     isatty: (fd) => lib.isatty(fd),
     fcntl: (fd, command, argument) => lib.fcntl(fd, command, argument),
-    // SIG_ERR is (void *)-1: the only negative handler value.
-    signal: (signal, handler) => (Number(lib.signal(signal, handler)) === -1 ? -1 : 0),
+    signal: (signal, handler) => lib.signal(signal, handler),
     sigactionQuery: (signal, old) => lib.sigaction(signal, null, old),
     sigactionSet: (signal, act) => lib.sigaction(signal, act, null),
     sigprocmask: (how, set) => lib.sigprocmask(how, set, null),

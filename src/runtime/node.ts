@@ -97,8 +97,7 @@ export function bindLibc(path: string): Libc {
     tcgetpgrp: (fd) => c.tcgetpgrp(fd),
     isatty: (fd) => c.isatty(fd),
     fcntl: (fd, command, argument) => c.fcntl(fd, command, argument),
-    // SIG_ERR is (void *)-1: the only negative handler value.
-    signal: (signal, handler) => (Number(c.signal(signal, handler)) === -1 ? -1 : 0),
+    signal: (signal, handler) => c.signal(signal, handler),
     sigactionQuery: (signal, old) => c.sigaction(signal, null, old),
     sigactionSet: (signal, act) => c.sigaction(signal, act, null),
     sigprocmask: (how, set) => c.sigprocmask(how, set, null),
