@@ -2,8 +2,7 @@
  * The fast paths for zombies proven adopted, run inside the SIGCHLD handler
  * with no judge, no promise and no /proc read unless someone wants the comm:
  * - exits the proc connector proves adopted (an EXIT with no FORK by us
- *   before it). Per zombie: pidfd_open, waitid through the pidfd, close; one
- *   drain per batch;
+ *   before it), right after a drain. Per zombie: waitid by PID;
  * - without it, a zombie a waitid peek names that the runtime holds no pidfd
  *   on, where the probe showed the runtime marks every child it spawns. Per
  *   zombie: the peek, the runtime-pidfd look, waitid by PID.
@@ -16,7 +15,7 @@ import { readStat } from "./procfs.ts";
 import type { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
 import type { ExitNotice } from "./types.ts";
-import { openPidfd, reapPeekedZombie, reapZombie, releaseZombies, type ExitStatus, type PinnedZombie } from "./zombie.ts";
+import { reapPeekedZombie, type ExitStatus } from "./zombie.ts";
 
 export interface AdoptedReap {
   readonly exit: ExitNotice;
@@ -31,43 +30,28 @@ export interface AdoptedReaps {
 }
 
 /**
- * `drainQueued` reads what the proc connector queued since (the core's own
- * drain, which keeps every kind of news it brings: more exits, an overrun).
+ * Reaps each of `exits` by its PID. The caller drained the proc connector to
+ * the end in this same synchronous step: a PID the main thread forked again
+ * since an exit would have its FORK event read by now (queued before fork
+ * returns), and the main thread, running this, forks nothing meanwhile. So
+ * whatever waitable child of the main thread holds the PID is the zombie the
+ * EXIT named, or an orphan reparented to us since; a Worker's child is
+ * never one (__WNOTHREAD). No pidfd is needed to pin it.
  */
-export function reapProvenAdopted(
-  libc: Libc,
-  selfPid: number,
-  exact: NetlinkSource,
-  exits: readonly ExitNotice[],
-  wantsComm: boolean,
-  drainQueued: () => void,
-): AdoptedReaps {
+export function reapProvenAdopted(libc: Libc, exact: NetlinkSource, exits: readonly ExitNotice[], wantsComm: boolean): AdoptedReaps {
   const reaped: AdoptedReap[] = [];
   const left: ExitNotice[] = [];
-  const pinned: { exit: ExitNotice; zombie: PinnedZombie }[] = [];
-  try {
-    for (const exit of exits) {
-      const pidfd = openPidfd(libc, exit.pid);
-      if (pidfd === "gone") continue;
-      if (pidfd === "unsupported") left.push(exit);
-      else pinned.push({ exit, zombie: { pid: exit.pid, pidfd } });
+  for (const exit of exits) {
+    if (exact.forkedBySelf(exit.pid) !== false) {
+      left.push(exit);
+      continue;
     }
-    // Pinned, then drained: a child we forked since under a reused PID has its FORK event read now.
-    drainQueued();
-    for (const { exit, zombie } of pinned) {
-      if (exact.forkedBySelf(exit.pid) !== false) {
-        left.push(exit);
-        continue;
-      }
-      const comm = wantsComm ? (readStat(exit.pid)?.comm ?? "") : "";
-      const outcome = reapZombie(libc, selfPid, zombie);
-      if (outcome.kind === "reaped") reaped.push({ exit, status: outcome.exit, comm });
-      else if (outcome.kind === "not-yet") left.push(exit);
-    }
-    return { reaped, left };
-  } finally {
-    releaseZombies(libc, pinned.map(({ zombie }) => zombie));
+    const comm = wantsComm ? (readStat(exit.pid)?.comm ?? "") : "";
+    const outcome = reapPeekedZombie(libc, exit.pid);
+    if (outcome.kind === "reaped") reaped.push({ exit, status: outcome.exit, comm });
+    else if (outcome.kind === "not-yet") left.push(exit);
   }
+  return { reaped, left };
 }
 
 export interface PeekedReap {

@@ -77,6 +77,8 @@ export class Core {
   #blockedBy = 0;
   #lastBlockedScanAt = -Infinity;
   #lastReparentCheckAt = -Infinity;
+  /** The last drain read the socket to the end (it did not stop at its bound). */
+  #drainedAll = true;
   #running = false;
   #stopped = false;
   /** Zombies and own exits due, and work deferred: a reparent check, a rate-limited scan, a retry after a failure. */
@@ -144,7 +146,8 @@ export class Core {
     if (!this.#exact || this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "peek", "sigchld");
     try {
       this.#checkReparented(this.#drainExact());
-      this.#reapAdoptedNow();
+      // In the same synchronous step as the drain: what src/adopted.ts relies on.
+      if (this.#drainedAll) this.#reapAdoptedNow();
     } catch (err) {
       this.#failed(err);
     }
@@ -219,6 +222,7 @@ export class Core {
     const drained = this.#exact.drain();
     this.#counts.malformed += drained.malformed + drained.forged;
     if (drained.forged > 0) this.#errors.log("warn", { forged: drained.forged }, "ignored proc connector messages not sent by the kernel");
+    this.#drainedAll = !drained.more;
     if (drained.more) this.#wanted.add("exits");
     if (drained.overrun) {
       this.#counts.overruns += 1;
@@ -244,7 +248,7 @@ export class Core {
   #reapAdoptedNow(): void {
     if (!this.#provenIsReaped || this.#notices.adoptedCount === 0 || !this.#exact) return;
     const batch = this.#notices.takeAdopted(ZOMBIES_PER_BATCH);
-    const { reaped, left } = reapProvenAdopted(this.#libc, this.selfPid, this.#exact, batch, this.#reporter.wantsComm, () => this.#drainExact());
+    const { reaped, left } = reapProvenAdopted(this.#libc, this.#exact, batch, this.#reporter.wantsComm);
     this.#notices.putBack(left);
     for (const { exit, status, comm } of reaped) this.#reporter.reaped(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
   }

@@ -55,7 +55,7 @@ export interface AckEvent {
 export interface ForkEvent {
   readonly type: "fork";
   /** ktime_get_ns() at the event: CLOCK_MONOTONIC nanoseconds. */
-  readonly timestampNs: bigint;
+  readonly timestampNs: number;
   readonly parentPid: number;
   readonly parentTgid: number;
   readonly childPid: number;
@@ -64,7 +64,7 @@ export interface ForkEvent {
 
 export interface ExitEvent {
   readonly type: "exit";
-  readonly timestampNs: bigint;
+  readonly timestampNs: number;
   readonly pid: number;
   readonly tgid: number;
   /** Wait status form (768 = exit(3), 9 = SIGKILL). */
@@ -83,88 +83,129 @@ export interface ParsedDatagram {
 }
 
 const alignMessage = (length: number) => (length + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
+/** Word order of the u64 timestamp: host order, like every netlink field. */
+const LOW_WORD_FIRST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Every proc event in one datagram (the kernel may pack several). */
+/**
+ * Reads proc events from one buffer, as 32- and 16-bit words in host byte
+ * order (netlink's): every message starts 4-byte aligned and every field
+ * we read is aligned to its size. Typed-array reads, not DataView calls:
+ * this runs once per exit, mostly before the JIT has compiled it.
+ */
+export class ProcEventParser {
+  readonly #words: Int32Array;
+  readonly #halves: Uint16Array;
+
+  /** `buffer` must start 4-byte aligned in its ArrayBuffer. */
+  constructor(buffer: Uint8Array) {
+    this.#words = new Int32Array(buffer.buffer, buffer.byteOffset, buffer.byteLength >>> 2);
+    this.#halves = new Uint16Array(buffer.buffer, buffer.byteOffset, buffer.byteLength >>> 1);
+  }
+
+  /** Every proc event in the first `byteLength` bytes (the kernel may pack several messages in a datagram). */
+  parse(byteLength: number): ParsedDatagram {
+    const events: ProcEvent[] = [];
+    const malformed: string[] = [];
+    let offset = 0;
+    while (offset < byteLength) {
+      const remaining = byteLength - offset;
+      if (remaining < NLMSG_HDRLEN) {
+        malformed.push(`${remaining} trailing bytes, shorter than a netlink header`);
+        break;
+      }
+      const length = this.#u32(offset + NLMSG_LEN);
+      if (length < NLMSG_HDRLEN || length > remaining) {
+        // Without a trustworthy length the next message cannot be found.
+        malformed.push(`nlmsg_len ${length} does not fit the ${remaining} bytes left`);
+        break;
+      }
+      const result = this.#message(offset, length);
+      if (typeof result === "string") malformed.push(result);
+      else if (result) events.push(result);
+      offset += alignMessage(length);
+    }
+    return { events, malformed };
+  }
+
+  #u32(at: number): number {
+    return this.#words[at >>> 2]! >>> 0;
+  }
+
+  #i32(at: number): number {
+    return this.#words[at >>> 2]!;
+  }
+
+  #u16(at: number): number {
+    return this.#halves[at >>> 1]!;
+  }
+
+  /** The netlink message of `length` bytes at `at`: an event, undefined for a type we do not use, or why it is malformed. */
+  #message(at: number, length: number): ProcEvent | undefined | string {
+    const type = this.#u16(at + NLMSG_TYPE);
+    if (type !== NLMSG_DONE) return `nlmsg_type ${type} is not NLMSG_DONE`;
+    // A sanity check only: the sender writes this field. The source address decides (src/sources/netlink.ts).
+    const senderPort = this.#u32(at + NLMSG_PID);
+    if (senderPort !== 0) return `sender port ${senderPort} is not the kernel`;
+    if (length < NLMSG_HDRLEN + CN_MSG_SIZE) return `nlmsg_len ${length} too short for a cn_msg`;
+    const cn = at + NLMSG_HDRLEN;
+    const idx = this.#u32(cn + CN_IDX);
+    const val = this.#u32(cn + CN_VAL);
+    if (idx !== CN_IDX_PROC || val !== CN_VAL_PROC) return `connector id ${idx}:${val} is not the proc connector`;
+    const payloadLength = this.#u16(cn + CN_LEN);
+    const payloadRoom = length - NLMSG_HDRLEN - CN_MSG_SIZE;
+    if (payloadLength > payloadRoom) return `cn_msg.len ${payloadLength} exceeds the ${payloadRoom} bytes after it`;
+    return this.#event(cn + CN_MSG_SIZE, payloadLength, this.#u32(cn + CN_SEQ), this.#u32(cn + CN_ACK));
+  }
+
+  /** The struct proc_event of `length` bytes at `at`. */
+  #event(at: number, length: number, seq: number, ack: number): ProcEvent | undefined | string {
+    if (length < PROC_EVENT_HEADER_SIZE) return `proc_event of ${length} bytes is truncated`;
+    const what = this.#u32(at + PROC_EVENT_WHAT);
+    const data = at + PROC_EVENT_DATA;
+    const room = length - PROC_EVENT_DATA;
+    switch (what) {
+      case PROC_EVENT_NONE:
+        if (room < 4) return "ack event is truncated";
+        return { type: "ack", err: this.#u32(data + ACK_ERR), seq, ack };
+      case PROC_EVENT_FORK:
+        if (room < FORK_SIZE) return "fork event is truncated";
+        return {
+          type: "fork",
+          timestampNs: this.#timestampNs(at),
+          parentPid: this.#i32(data + FORK_PARENT_PID),
+          parentTgid: this.#i32(data + FORK_PARENT_TGID),
+          childPid: this.#i32(data + FORK_CHILD_PID),
+          childTgid: this.#i32(data + FORK_CHILD_TGID),
+        };
+      case PROC_EVENT_EXIT:
+        if (room < EXIT_SIZE) return "exit event is truncated";
+        return {
+          type: "exit",
+          timestampNs: this.#timestampNs(at),
+          pid: this.#i32(data + EXIT_PROCESS_PID),
+          tgid: this.#i32(data + EXIT_PROCESS_TGID),
+          exitCode: this.#i32(data + EXIT_CODE),
+          exitSignal: this.#i32(data + EXIT_SIGNAL),
+          parentPid: this.#i32(data + EXIT_PARENT_PID),
+          parentTgid: this.#i32(data + EXIT_PARENT_TGID),
+        };
+      default:
+        return undefined; // exec, uid, comm, ...: not ours to use, not malformed
+    }
+  }
+
+  /** The u64 of nanoseconds as a double: exact for 104 days of uptime, to the microsecond far beyond. */
+  #timestampNs(event: number): number {
+    const first = this.#u32(event + PROC_EVENT_TIMESTAMP);
+    const second = this.#u32(event + PROC_EVENT_TIMESTAMP + 4);
+    return LOW_WORD_FIRST ? first + second * 2 ** 32 : second + first * 2 ** 32;
+  }
+}
+
+/** Every proc event in one datagram; `bytes` is copied when it does not start 4-byte aligned. */
 export function parseProcEvents(bytes: Uint8Array): ParsedDatagram {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const events: ProcEvent[] = [];
-  const malformed: string[] = [];
-  let offset = 0;
-  while (offset < bytes.byteLength) {
-    const remaining = bytes.byteLength - offset;
-    if (remaining < NLMSG_HDRLEN) {
-      malformed.push(`${remaining} trailing bytes, shorter than a netlink header`);
-      break;
-    }
-    const length = view.getUint32(offset + NLMSG_LEN, true);
-    if (length < NLMSG_HDRLEN || length > remaining) {
-      // Without a trustworthy length the next message cannot be found.
-      malformed.push(`nlmsg_len ${length} does not fit the ${remaining} bytes left`);
-      break;
-    }
-    const result = parseMessage(new DataView(bytes.buffer, bytes.byteOffset + offset, length));
-    if (typeof result === "string") malformed.push(result);
-    else if (result) events.push(result);
-    offset += alignMessage(length);
-  }
-  return { events, malformed };
-}
-
-/** One netlink message: an event, undefined for a type we do not use, or why it is malformed. */
-function parseMessage(message: DataView): ProcEvent | undefined | string {
-  const type = message.getUint16(NLMSG_TYPE, true);
-  if (type !== NLMSG_DONE) return `nlmsg_type ${type} is not NLMSG_DONE`;
-  // A sanity check only: the sender writes this field. The source address decides (src/sources/netlink.ts).
-  const senderPort = message.getUint32(NLMSG_PID, true);
-  if (senderPort !== 0) return `sender port ${senderPort} is not the kernel`;
-  if (message.byteLength < NLMSG_HDRLEN + CN_MSG_SIZE) return `nlmsg_len ${message.byteLength} too short for a cn_msg`;
-  const cn = NLMSG_HDRLEN;
-  const idx = message.getUint32(cn + CN_IDX, true);
-  const val = message.getUint32(cn + CN_VAL, true);
-  if (idx !== CN_IDX_PROC || val !== CN_VAL_PROC) return `connector id ${idx}:${val} is not the proc connector`;
-  const payloadLength = message.getUint16(cn + CN_LEN, true);
-  const payloadRoom = message.byteLength - NLMSG_HDRLEN - CN_MSG_SIZE;
-  if (payloadLength > payloadRoom) return `cn_msg.len ${payloadLength} exceeds the ${payloadRoom} bytes after it`;
-  const event = new DataView(message.buffer, message.byteOffset + cn + CN_MSG_SIZE, payloadLength);
-  return parseProcEvent(event, message.getUint32(cn + CN_SEQ, true), message.getUint32(cn + CN_ACK, true));
-}
-
-function parseProcEvent(event: DataView, seq: number, ack: number): ProcEvent | undefined | string {
-  if (event.byteLength < PROC_EVENT_HEADER_SIZE) return `proc_event of ${event.byteLength} bytes is truncated`;
-  const what = event.getUint32(PROC_EVENT_WHAT, true);
-  const timestampNs = event.getBigUint64(PROC_EVENT_TIMESTAMP, true);
-  const data = PROC_EVENT_DATA;
-  const need = (size: number) => event.byteLength >= data + size;
-  const i32 = (field: number) => event.getInt32(data + field, true);
-  switch (what) {
-    case PROC_EVENT_NONE:
-      if (!need(4)) return "ack event is truncated";
-      return { type: "ack", err: event.getUint32(data + ACK_ERR, true), seq, ack };
-    case PROC_EVENT_FORK:
-      if (!need(FORK_SIZE)) return "fork event is truncated";
-      return {
-        type: "fork",
-        timestampNs,
-        parentPid: i32(FORK_PARENT_PID),
-        parentTgid: i32(FORK_PARENT_TGID),
-        childPid: i32(FORK_CHILD_PID),
-        childTgid: i32(FORK_CHILD_TGID),
-      };
-    case PROC_EVENT_EXIT:
-      if (!need(EXIT_SIZE)) return "exit event is truncated";
-      return {
-        type: "exit",
-        timestampNs,
-        pid: i32(EXIT_PROCESS_PID),
-        tgid: i32(EXIT_PROCESS_TGID),
-        exitCode: i32(EXIT_CODE),
-        exitSignal: i32(EXIT_SIGNAL),
-        parentPid: i32(EXIT_PARENT_PID),
-        parentTgid: i32(EXIT_PARENT_TGID),
-      };
-    default:
-      return undefined; // exec, uid, comm, ...: not ours to use, not malformed
-  }
+  const aligned = bytes.byteOffset % NLMSG_ALIGNTO === 0 ? bytes : bytes.slice();
+  return new ProcEventParser(aligned).parse(bytes.byteLength);
 }
 
 /**

@@ -31,7 +31,7 @@ import {
   sendListen,
   setReceiveBuffer,
 } from "../netlink/socket.ts";
-import { parseProcEvents, type ProcEvent } from "../netlink/structs.ts";
+import { ProcEventParser, type ProcEvent } from "../netlink/structs.ts";
 import { INITIAL_NAMESPACE_INODE, readNamespaceInode, readTaskChildren } from "../procfs.ts";
 import type { ExitNotice } from "../types.ts";
 import type { EventSource } from "./source.ts";
@@ -141,6 +141,7 @@ export class NetlinkSource implements EventSource {
   readonly #clockOffsetMs: number;
   readonly #nonce = (Math.random() * 0xffff_fffe) >>> 0;
   readonly #datagram = new Uint8Array(DATAGRAM_BYTES);
+  readonly #parser = new ProcEventParser(this.#datagram);
   readonly #sender = new Uint8Array(SOCKADDR_NL_SIZE);
   readonly #senderView = new DataView(this.#sender.buffer);
   #ackError: number | undefined;
@@ -216,7 +217,7 @@ export class NetlinkSource implements EventSource {
         drained.forged += 1;
         continue;
       }
-      const { events, malformed } = parseProcEvents(this.#datagram.subarray(0, length));
+      const { events, malformed } = this.#parser.parse(length);
       drained.malformed += malformed.length;
       for (const event of events) this.#handleEvent(event, drained);
     }
@@ -240,7 +241,7 @@ export class NetlinkSource implements EventSource {
       if (event.parentTgid === this.#selfPid && event.childPid === event.childTgid) this.#provenance.recordFork(event.childPid);
     } else if (event.pid === event.tgid && event.parentTgid === this.#selfPid) {
       const origin = this.#provenance.recordExit(event.pid);
-      const notice = { pid: event.pid, exitedAt: Number(event.timestampNs / 1000n) / 1000 - this.#clockOffsetMs };
+      const notice = { pid: event.pid, exitedAt: event.timestampNs / 1e6 - this.#clockOffsetMs };
       // A child of another thread (a Worker's) is not ours to reap, adopted or not.
       if (origin === "adopted" && event.parentPid === this.#selfPid) drained.adoptedExits.push(notice);
       else drained.ownExits.push(notice);

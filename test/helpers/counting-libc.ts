@@ -1,5 +1,7 @@
 /** The real libc, with each call counted by name (waitid by id type): for tests that bound what a reap costs. */
-import { P_ALL, type Libc } from "../../src/libc.ts";
+import { P_ALL, P_PID, P_PIDFD, type Libc } from "../../src/libc.ts";
+
+const ID_TYPES: Record<number, string> = { [P_ALL]: "P_ALL", [P_PID]: "P_PID", [P_PIDFD]: "P_PIDFD" };
 
 export function countingLibc(libc: Libc): { libc: Libc; calls: Map<string, number> } {
   const calls = new Map<string, number>();
@@ -9,7 +11,7 @@ export function countingLibc(libc: Libc): { libc: Libc; calls: Map<string, numbe
       const value = Reflect.get(target, name) as unknown;
       if (typeof value !== "function") return value;
       return (...args: unknown[]) => {
-        count(name === "waitid" && args[0] === P_ALL ? "waitid(P_ALL)" : name);
+        count(name === "waitid" ? `waitid(${ID_TYPES[args[0] as number]})` : name);
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },

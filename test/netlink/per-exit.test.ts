@@ -1,6 +1,6 @@
 /**
  * O(1) per exit on the netlink path: an exit the proc connector names is
- * reaped by its PID. Every libc call the core makes is counted: no
+ * reaped by its PID, right after the drain that read it, with no pidfd. Every libc call the core makes is counted: no
  * waitid(P_ALL) peek per exit (only the once-a-second check for zombies
  * reparented to us after their exit event), and never a runtime-pidfd look
  * (a poll over the fd table) for a zombie the kernel's events prove adopted.
@@ -41,7 +41,9 @@ test(`${ORPHANS} adopted exits: each reaped by its PID, no P_ALL peek per exit, 
 
   expect(reaped.every((p) => p.source === "netlink" && p.provenance === "adopted" && p.exitCode === 4)).toBe(true);
   expect(await zombieChildren()).toEqual([]);
-  expect(calls.get("pidfdOpen")).toBeGreaterThanOrEqual(ORPHANS);
+  // Reaped by PID right after the drain that read the exit: no pidfd pin per exit.
+  expect(calls.get("waitid(P_PID)") ?? 0).toBeGreaterThanOrEqual(ORPHANS);
+  expect(calls.get("pidfdOpen") ?? 0).toBe(0);
   // Peeks come only from the once-a-second check for reparented zombies and from SIGCHLDs whose exits
   // an earlier drain already read (signals merge and arrive late): far fewer than one per exit.
   expect(calls.get("waitid(P_ALL)") ?? 0).toBeLessThan(ORPHANS / 4);

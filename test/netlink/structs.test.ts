@@ -54,7 +54,7 @@ describe("parseProcEvents on bytes captured from the kernel", () => {
       exitSignal: 17, // SIGCHLD, the signal the parent gets
       parentTgid: fixture.exit3.parent,
     });
-    expect(event?.type === "exit" && event.timestampNs > 0n).toBe(true);
+    expect(event?.type === "exit" && event.timestampNs > 0).toBe(true);
   });
 
   test("a SIGKILLed process reads as wait status 9", () => {
