@@ -90,6 +90,8 @@ export interface Libc extends ProcessControl {
    * never throws.
    */
   waitablePidOfFd(fd: number): number;
+  /** pread(2) at `position` into `into`: the bytes read. */
+  readAt(fd: number, into: Uint8Array, position: number): number;
   /** recvfrom(2) on a non-blocking socket: the bytes read (filling `address`), or -1 when nothing is queued (EAGAIN). */
   receive(fd: number, into: Uint8Array, address: Uint8Array): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
@@ -121,6 +123,7 @@ export interface LibcCalls extends ProcessControlCalls {
   bind(fd: number, address: Uint8Array, length: number): number;
   connect(fd: number, address: Uint8Array, length: number): number;
   send(fd: number, data: Uint8Array, length: number, flags: number): number;
+  pread(fd: number, into: Uint8Array, length: number, offset: number): number;
   recvfrom(fd: number, into: Uint8Array, length: number, flags: number, address: Uint8Array, addressLength: Uint32Array): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
   getsockopt(fd: number, level: number, name: number, value: Int32Array, length: Uint32Array): number;
@@ -190,6 +193,7 @@ export function libcFromCalls(c: LibcCalls): Libc {
     bind: (fd, address) => void checked("bind", c.bind(fd, address, address.byteLength)),
     connect: (fd, address) => void checked("connect", c.connect(fd, address, address.byteLength)),
     send: (fd, data) => checked("send", c.send(fd, data, data.byteLength, 0)),
+    readAt: (fd, into, position) => checked("pread", c.pread(fd, into, into.byteLength, position)),
     receive(fd, into, address) {
       lengthBox[0] = address.byteLength;
       return checkedOrEmpty("recvfrom", c.recvfrom(fd, into, into.byteLength, 0, address, lengthBox));

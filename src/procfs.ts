@@ -6,7 +6,8 @@
  * daemon with thousands of processes never stalls for more than a couple of
  * milliseconds.
  */
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import type { Libc } from "./libc.ts";
 
 /** The fields of /proc/PID/stat the reaper needs (see proc(5)). */
 export interface ProcStat {
@@ -25,6 +26,7 @@ const STAT_STATE = 0;
 const STAT_PPID = 1;
 const STAT_STARTTIME = 19;
 const FILES_PER_CHUNK = 64;
+const ASCII_ZERO = 0x30;
 
 /**
  * Parses one /proc/PID/stat line. comm may hold spaces, parentheses and
@@ -143,19 +145,23 @@ export async function readStats(pids: readonly number[]): Promise<ProcStat[]> {
 /**
  * /proc/sys/kernel/ns_last_pid: the last PID (or thread ID) the kernel handed
  * out in the reader's PID namespace, so any fork or new thread in it changes
- * it. Kept open and read with one pread. Undefined where it cannot be read.
+ * it. Kept open and read with one pread through the libc seam, digits taken
+ * from the bytes: this is read once per exit on the sigchld path. Undefined
+ * where it cannot be read.
  */
 export class LastPidCounter {
+  readonly #libc: Libc;
   readonly #fd: number;
-  readonly #buffer = Buffer.alloc(16);
+  readonly #buffer = new Uint8Array(16);
 
-  private constructor(fd: number) {
+  private constructor(libc: Libc, fd: number) {
+    this.#libc = libc;
     this.#fd = fd;
   }
 
-  static open(): LastPidCounter | undefined {
+  static open(libc: Libc): LastPidCounter | undefined {
     try {
-      const counter = new LastPidCounter(openSync("/proc/sys/kernel/ns_last_pid", "r"));
+      const counter = new LastPidCounter(libc, openSync("/proc/sys/kernel/ns_last_pid", "r"));
       return counter.read() === undefined ? (counter.close(), undefined) : counter;
     } catch {
       return undefined;
@@ -163,13 +169,21 @@ export class LastPidCounter {
   }
 
   read(): number | undefined {
+    let length: number;
     try {
-      const length = readSync(this.#fd, this.#buffer, 0, this.#buffer.length, 0);
-      const pid = Number(this.#buffer.toString("latin1", 0, length).trim());
-      return Number.isInteger(pid) && length > 0 ? pid : undefined;
+      length = this.#libc.readAt(this.#fd, this.#buffer, 0);
     } catch {
       return undefined;
     }
+    // "12345\n": decimal digits up to the newline.
+    let pid = 0;
+    let digits = 0;
+    for (; digits < length; digits++) {
+      const digit = this.#buffer[digits]! - ASCII_ZERO;
+      if (digit < 0 || digit > 9) break;
+      pid = pid * 10 + digit;
+    }
+    return digits > 0 ? pid : undefined;
   }
 
   close(): void {

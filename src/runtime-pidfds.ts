@@ -58,7 +58,7 @@ function unmarkedAmong(pids: readonly number[]): Set<number> {
  */
 export class RuntimePidfdLook {
   readonly #libc: Libc;
-  readonly #lastPid = LastPidCounter.open();
+  readonly #lastPid: LastPidCounter | undefined;
   /** The fds that may be pidfds: those listed, or only the pidfds among them once each was asked. */
   #fds: number[] = [];
   #lastPidAtListing: number | undefined;
@@ -66,6 +66,7 @@ export class RuntimePidfdLook {
 
   constructor(libc: Libc) {
     this.#libc = libc;
+    this.#lastPid = LastPidCounter.open(libc);
   }
 
   /** Which of `pids` (waitable zombies) the runtime holds a pidfd on; `ownPidfds` are the caller's pins, not the runtime's. */

@@ -3,7 +3,10 @@
  * (test/fixtures/proc-stat.json), plus reads of live processes.
  */
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { loadLibc } from "../src/runtime/index.ts";
 import {
+  LastPidCounter,
   listOwnChildren,
   parseChildren,
   parseNsPids,
@@ -63,6 +66,24 @@ describe("live /proc", () => {
     await child.exited;
     expect(await listOwnChildren(process.pid)).not.toContain(child.pid);
   }, scaled(20_000));
+  test("ns_last_pid read through pread gives the file's number, and moves with a spawn", async () => {
+    const counter = LastPidCounter.open(loadLibc());
+    if (!counter) throw new Error("/proc/sys/kernel/ns_last_pid cannot be read here");
+    try {
+      // Other processes may fork between two reads: one of a few tries sees the file unchanged around it.
+      const fromFile = () => Number(readFileSync("/proc/sys/kernel/ns_last_pid", "utf8").trim());
+      const agrees = () => {
+        const first = counter.read();
+        return first === fromFile() && counter.read() === first;
+      };
+      expect(Array.from({ length: 20 }, agrees).some(Boolean)).toBe(true);
+      const before = counter.read();
+      await Bun.spawn(["true"]).exited;
+      expect(counter.read()).not.toBe(before);
+    } finally {
+      counter.close();
+    }
+  });
   test("our own NSpid ends with our PID", () => {
     expect(readOwnNsPids().at(-1)).toBe(process.pid);
   });

@@ -22,6 +22,7 @@ const symbols = {
   connect: { args: [i32, ptr, u32], returns: i32 },
   send: { args: [i32, ptr, u64, i32], returns: i64 },
   recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
+  pread: { args: [i32, ptr, u64, i64], returns: i64 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
@@ -67,6 +68,7 @@ export function bindLibc(path: string): Libc {
     bind: (fd, address, length) => lib.bind(fd, address, length),
     connect: (fd, address, length) => lib.connect(fd, address, length),
     send: (fd, data, length, flags) => Number(lib.send(fd, data, length, flags)),
+    pread: (fd, into, length, offset) => Number(lib.pread(fd, into, length, offset)),
     recvfrom: (fd, into, length, flags, address, addressLength) =>
       Number(lib.recvfrom(fd, into, length, flags, address, addressLength)),
     setsockopt: (fd, level, name, value, length) => lib.setsockopt(fd, level, name, value, length),

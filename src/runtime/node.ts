@@ -45,6 +45,7 @@ export function bindLibc(path: string): Libc {
     connect: lib.func("int connect(int, void *, uint32_t)"),
     send: lib.func("long send(int, void *, unsigned long, int)"),
     recvfrom: lib.func("long recvfrom(int, void *, unsigned long, int, void *, uint32_t *)"),
+    pread: lib.func("long pread(int, void *, unsigned long, long)"),
     setsockopt: lib.func("int setsockopt(int, int, int, void *, uint32_t)"),
     setsockoptFilter: lib.func("setsockopt", "int", ["int", "int", "int", sockFprog, "uint32_t"]),
     getsockopt: lib.func("int getsockopt(int, int, int, int *, uint32_t *)"),
@@ -82,6 +83,7 @@ export function bindLibc(path: string): Libc {
     bind: (fd, address, length) => c.bind(fd, address, length),
     connect: (fd, address, length) => c.connect(fd, address, length),
     send: (fd, data, length, flags) => Number(c.send(fd, data, length, flags)),
+    pread: (fd, into, length, offset) => Number(c.pread(fd, into, length, offset)),
     recvfrom: (fd, into, length, flags, address, addressLength) =>
       Number(c.recvfrom(fd, into, length, flags, address, addressLength)),
     setsockopt: (fd, level, name, value, length) => c.setsockopt(fd, level, name, value, length),
