@@ -62,11 +62,12 @@ export interface PeekedReap {
 /**
  * Reaps `pid`, which a waitid peek just named, if the runtime holds no pidfd
  * on it. Peek, look and reap are one synchronous step (see
- * reapPeekedZombie). Undefined when the runtime holds it or it could not be
- * reaped: the core's judge takes it from there.
+ * reapPeekedZombie). "held" when the runtime holds it (it is the runtime's to
+ * reap); undefined when it could not be reaped: the core's judge takes it
+ * from there.
  */
-export function reapPeekedUnlessHeld(libc: Libc, look: RuntimePidfdLook, pid: number, wantsComm: boolean): PeekedReap | undefined {
-  if (look.holds(pid)) return undefined;
+export function reapPeekedUnlessHeld(libc: Libc, look: RuntimePidfdLook, pid: number, wantsComm: boolean): PeekedReap | "held" | undefined {
+  if (look.holds(pid)) return "held";
   const comm = wantsComm ? (readStat(pid)?.comm ?? "") : "";
   const outcome = reapPeekedZombie(libc, pid);
   return outcome.kind === "reaped" ? { status: outcome.exit, comm } : undefined;

@@ -35,6 +35,13 @@ const ZOMBIES_PER_BATCH = 64;
 const PEEKS_PER_LOOK = 64;
 /** Beside the proc connector, how often SIGCHLD that came with exits is checked for a reparented zombie. */
 const REPARENT_CHECK_MS = 1_000;
+/**
+ * Without the proc connector, a SIGCHLD's pass reaps the zombie its peek names
+ * and stops; the look for more (exits whose SIGCHLD merged into that one) comes
+ * within this: one walk over all children per this, not the empty peek per
+ * exit that ends a loop (with many live children, the costliest call there is).
+ */
+const MERGED_SIGNALS_CHECK_MS = 10;
 /** A peek blocked by the same zombie twice: at most one full scan per this. */
 const BLOCKED_SCAN_INTERVAL_MS = 100;
 /** After a failed pass (say /proc unreadable), look again after this. */
@@ -54,8 +61,8 @@ export interface CoreSettings {
   readonly record?: (reaped: ReapedProcess) => void;
 }
 
-/** What a pass does: drain the proc connector, peek, scan all children, look at zombies whose time is due. */
-type Work = "exits" | "peek" | "scan" | "due";
+/** What a pass does: drain the proc connector, peek for one zombie (a SIGCHLD) or all, scan all children, look at zombies whose time is due. */
+type Work = "exits" | "signal" | "peek" | "scan" | "due";
 
 export class Core {
   readonly selfPid: number;
@@ -143,7 +150,7 @@ export class Core {
    */
   onChildSignal(): void {
     this.lastActivityAt = performance.now();
-    if (!this.#exact || this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "peek", "sigchld");
+    if (!this.#exact || this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "signal", "sigchld");
     try {
       this.#checkReparented(this.#drainExact());
       // In the same synchronous step as the drain: what src/adopted.ts relies on.
@@ -169,7 +176,7 @@ export class Core {
 
   #request(work: Work, by: SourceName): void {
     if (this.#stopped) return;
-    if (work === "scan" || work === "peek") this.#scanBy = by;
+    if (work !== "exits" && work !== "due") this.#scanBy = by;
     this.#wanted.add(work);
     this.#startRun();
   }
@@ -190,7 +197,8 @@ export class Core {
         if (this.#notices.adoptedCount > 0) more = this.#reapAdoptedExits();
         else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
         else if (this.#takeWork("due")) this.#lookAtDue();
-        else if (this.#takeWork("peek")) more = this.#peekLoop(this.#scanBy);
+        else if (this.#takeWork("peek")) more = this.#peekLoop(this.#scanBy, true);
+        else if (this.#takeWork("signal")) more = this.#peekLoop(this.#scanBy, false);
         // A long run of reaps lets the event loop in between batches.
         if (more) await yieldToEventLoop();
       }
@@ -264,10 +272,11 @@ export class Core {
    * Reaps the zombies waitid names, one at a time, without listing our
    * children. A zombie that stays hides the rest from the peek: the first time,
    * look again next turn (the runtime reaps its own within one); the second,
-   * scan all children (at most once per BLOCKED_SCAN_INTERVAL_MS). True when
-   * it stopped at PEEKS_PER_LOOK with more to look at.
+   * scan all children (at most once per BLOCKED_SCAN_INTERVAL_MS). Not
+   * `untilEmpty` (a SIGCHLD's), it stops after one reap and owes the look for
+   * more. True when it stopped at PEEKS_PER_LOOK with more to look at.
    */
-  #peekLoop(by: SourceName): boolean {
+  #peekLoop(by: SourceName, untilEmpty: boolean): boolean {
     // A zombie the runtime holds no pidfd on needs no judge where that proves adoption (src/policy.ts).
     const fastPath = !this.#exact && this.#markProves;
     for (let looked = 0; looked < PEEKS_PER_LOOK; looked++) {
@@ -276,10 +285,18 @@ export class Core {
         this.#blockedBy = 0;
         return false;
       }
-      const reap = fastPath && pid !== this.#blockedBy ? reapPeekedUnlessHeld(this.#libc, this.#runtimeLook, pid, this.#reporter.wantsComm) : undefined;
+      const reap = fastPath ? reapPeekedUnlessHeld(this.#libc, this.#runtimeLook, pid, this.#reporter.wantsComm) : undefined;
+      if (reap === "held") {
+        this.#blocked(pid, by);
+        return false;
+      }
       if (reap) this.#reporter.reaped(pid, reap.comm, reap.status, by, "adopted", undefined, performance.now());
       else if (this.#judgeAndReap([pid], by) === 0) {
         this.#blocked(pid, by);
+        return false;
+      }
+      if (!untilEmpty) {
+        this.#owe("peek", performance.now() + MERGED_SIGNALS_CHECK_MS);
         return false;
       }
     }
