@@ -143,22 +143,27 @@ export class Core {
   }
 
   /**
-   * SIGCHLD: a child of ours exited (or stopped). Without the proc connector:
-   * a peek pass, run at once. With it: read it here and reap the exits it
-   * proves adopted at once (src/adopted.ts); the pass gets only what is left.
-   * While a pass runs, it does the work.
+   * SIGCHLD: a child of ours exited (or stopped), handled here, with no
+   * pass unless work is left. With the proc connector: read it and reap the
+   * exits it proves adopted (src/adopted.ts). Without: reap the zombie a peek
+   * names. While a pass runs, it does the work.
    */
   onChildSignal(): void {
     this.lastActivityAt = performance.now();
-    if (!this.#exact || this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "signal", "sigchld");
+    if (this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "signal", "sigchld");
     try {
-      this.#checkReparented(this.#drainExact());
-      // In the same synchronous step as the drain: what src/adopted.ts relies on.
-      if (this.#drainedAll) this.#reapAdoptedNow();
+      if (this.#exact) {
+        this.#checkReparented(this.#drainExact());
+        // In the same synchronous step as the drain: what src/adopted.ts relies on.
+        if (this.#drainedAll) this.#reapAdoptedNow();
+      } else {
+        this.#peekLoop("sigchld", false);
+      }
     } catch (err) {
       this.#failed(err);
     }
     if (this.#wanted.size > 0 || this.#notices.adoptedCount > 0) this.#startRun();
+    else this.#armTimer();
   }
 
   /** The sweep: drain, then look at every child. */
