@@ -54,15 +54,17 @@ function unmarkedAmong(pids: readonly number[]): Set<number> {
  * PID has not moved: a runtime opens the pidfd on a child in the step that
  * spawns it, and a spawn takes a new PID, so with no new PID since the
  * listing no new pidfd exists (ns_last_pid would have to wrap all the way
- * round between two looks). Where ns_last_pid cannot be read, every look lists.
+ * round between two looks), and an fd found to be none is not asked again.
+ * Where ns_last_pid cannot be read, every look lists.
  */
 export class RuntimePidfdLook {
   readonly #libc: Libc;
   readonly #lastPid: LastPidCounter | undefined;
-  /** The fds that may be pidfds: those listed, or only the pidfds among them once each was asked. */
+  /** The fds that may be pidfds: those listed, less those found to be none since. */
   #fds: number[] = [];
   #lastPidAtListing: number | undefined;
   readonly #named: number[] = [];
+  readonly #notPidfds: number[] = [];
 
   constructor(libc: Libc) {
     this.#libc = libc;
@@ -89,20 +91,16 @@ export class RuntimePidfdLook {
       this.#fds = listOwnFds();
       this.#lastPidAtListing = lastPid;
     }
-    const candidates: number[] = ownPidfds.size === 0 ? this.#fds : this.#fds.filter((fd) => !ownPidfds.has(fd));
-    const askAll = candidates.length <= FEW_FDS;
+    const candidates = ownPidfds.size === 0 ? this.#fds : this.#fds.filter((fd) => !ownPidfds.has(fd));
     this.#named.length = 0;
-    let pidfds = 0;
-    for (const fd of askAll ? candidates : this.#libc.readableAmong(candidates)) {
+    this.#notPidfds.length = 0;
+    for (const fd of candidates.length <= FEW_FDS ? candidates : this.#libc.readableAmong(candidates)) {
       const pid = this.#libc.waitablePidOfFd(fd);
       if (pid > 0) this.#named.push(pid);
-      // Every fd is asked: keep only the pidfds, in place, as no other fd can become one without a new PID.
-      if (askAll && pid !== -1) candidates[pidfds++] = fd;
+      else if (pid === -1) this.#notPidfds.push(fd);
     }
-    if (askAll) {
-      candidates.length = pidfds;
-      this.#fds = candidates;
-    }
+    // No fd becomes a pidfd without a new PID (a spawn): until then, an fd that is none is not asked again.
+    if (this.#notPidfds.length > 0) this.#fds = candidates.filter((fd) => !this.#notPidfds.includes(fd));
     return this.#named;
   }
 
