@@ -14,7 +14,7 @@
  *   a zombie that stays (the runtime's, vetoed, in its grace window).
  */
 import type { Logger } from "pino";
-import { DueTimer } from "./due-timer.ts";
+import { DueTimer, QuietTimer } from "./due-timer.ts";
 import { ExitNotices } from "./exit-notices.ts";
 import { Judge } from "./judge.ts";
 import { JudgedReaper } from "./judged-reap.ts";
@@ -36,10 +36,11 @@ const PEEKS_PER_LOOK = 64;
 /** Beside the proc connector, how often SIGCHLD that came with exits is checked for a reparented zombie. */
 const REPARENT_CHECK_MS = 1_000;
 /**
- * Without the proc connector, a SIGCHLD's pass reaps the zombie its peek names
- * and stops; the look for more (exits whose SIGCHLD merged into that one) comes
- * within this: one walk over all children per this, not the empty peek per
- * exit that ends a loop (with many live children, the costliest call there is).
+ * Without the proc connector, a SIGCHLD's peeks go on until one finds no
+ * zombie (exits whose signal merged into this one) at most once per this; in
+ * between, a SIGCHLD reaps the zombie its peek names and stops, and the empty
+ * peek comes with a later SIGCHLD, or this long after the last one. With many
+ * live children that peek, a walk over all of them, is the costliest call.
  */
 const MERGED_SIGNALS_CHECK_MS = 10;
 /** A peek blocked by the same zombie twice: at most one full scan per this. */
@@ -84,6 +85,9 @@ export class Core {
   #blockedBy = 0;
   #lastBlockedScanAt = -Infinity;
   #lastReparentCheckAt = -Infinity;
+  /** When a peek last found no zombie left: a walk over all children. */
+  #lastEmptyPeekAt = -Infinity;
+  readonly #mergedSignalsCheck = new QuietTimer(MERGED_SIGNALS_CHECK_MS, () => this.#request("peek", "sigchld"));
   /** The last drain read the socket to the end (it did not stop at its bound). */
   #drainedAll = true;
   #running = false;
@@ -157,7 +161,7 @@ export class Core {
         // In the same synchronous step as the drain: what src/adopted.ts relies on.
         if (this.#drainedAll) this.#reapAdoptedNow();
       } else {
-        this.#peekLoop("sigchld", false);
+        this.#peekLoop("sigchld", true);
       }
     } catch (err) {
       this.#failed(err);
@@ -175,6 +179,7 @@ export class Core {
   stop(): void {
     this.#stopped = true;
     this.#timer.stop();
+    this.#mergedSignalsCheck.cancel();
     this.#runtimeLook.close();
     this.#notices.clear();
   }
@@ -202,8 +207,8 @@ export class Core {
         if (this.#notices.adoptedCount > 0) more = this.#reapAdoptedExits();
         else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
         else if (this.#takeWork("due")) this.#lookAtDue();
-        else if (this.#takeWork("peek")) more = this.#peekLoop(this.#scanBy, true);
-        else if (this.#takeWork("signal")) more = this.#peekLoop(this.#scanBy, false);
+        else if (this.#takeWork("peek")) more = this.#peekLoop(this.#scanBy, false);
+        else if (this.#takeWork("signal")) more = this.#peekLoop(this.#scanBy, true);
         // A long run of reaps lets the event loop in between batches.
         if (more) await yieldToEventLoop();
       }
@@ -277,17 +282,21 @@ export class Core {
    * Reaps the zombies waitid names, one at a time, without listing our
    * children. A zombie that stays hides the rest from the peek: the first time,
    * look again next turn (the runtime reaps its own within one); the second,
-   * scan all children (at most once per BLOCKED_SCAN_INTERVAL_MS). Not
-   * `untilEmpty` (a SIGCHLD's), it stops after one reap and owes the look for
-   * more. True when it stopped at PEEKS_PER_LOOK with more to look at.
+   * scan all children (at most once per BLOCKED_SCAN_INTERVAL_MS). For a
+   * SIGCHLD, within MERGED_SIGNALS_CHECK_MS of the last empty peek, it stops
+   * after one reap and owes the empty peek. True when it stopped at
+   * PEEKS_PER_LOOK with more to look at.
    */
-  #peekLoop(by: SourceName, untilEmpty: boolean): boolean {
+  #peekLoop(by: SourceName, forSignal: boolean): boolean {
+    const untilEmpty = !forSignal || performance.now() - this.#lastEmptyPeekAt >= MERGED_SIGNALS_CHECK_MS;
     // A zombie the runtime holds no pidfd on needs no judge where that proves adoption (src/policy.ts).
     const fastPath = !this.#exact && this.#markProves;
     for (let looked = 0; looked < PEEKS_PER_LOOK; looked++) {
       const pid = peekWaitableChild(this.#libc);
       if (pid === 0) {
         this.#blockedBy = 0;
+        this.#lastEmptyPeekAt = performance.now();
+        this.#mergedSignalsCheck.cancel();
         return false;
       }
       const reap = fastPath ? reapPeekedUnlessHeld(this.#libc, this.#runtimeLook, pid, this.#reporter.wantsComm) : undefined;
@@ -301,7 +310,7 @@ export class Core {
         return false;
       }
       if (!untilEmpty) {
-        this.#owe("peek", performance.now() + MERGED_SIGNALS_CHECK_MS);
+        this.#mergedSignalsCheck.touch();
         return false;
       }
     }

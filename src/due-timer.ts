@@ -41,3 +41,33 @@ export class DueTimer<Work> {
     this.#onDue(owed, due);
   }
 }
+
+/**
+ * Fires `delayMs` after the last `touch()`, unless cancelled: a look owed
+ * after a run of events, which the events themselves make when they come
+ * often enough. Unref'd, like DueTimer.
+ */
+export class QuietTimer {
+  readonly #delayMs: number;
+  readonly #onQuiet: () => void;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(delayMs: number, onQuiet: () => void) {
+    this.#delayMs = delayMs;
+    this.#onQuiet = onQuiet;
+  }
+
+  touch(): void {
+    if (this.#timer) return void this.#timer.refresh();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#onQuiet();
+    }, this.#delayMs);
+    this.#timer.unref();
+  }
+
+  cancel(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
