@@ -160,8 +160,9 @@ export class Core {
         this.#checkReparented(this.#drainExact());
         // In the same synchronous step as the drain: what src/adopted.ts relies on.
         if (this.#drainedAll) this.#reapAdoptedNow();
-      } else {
-        this.#peekLoop("sigchld", true);
+      } else if (this.#peekLoop("sigchld", true)) {
+        // A long run of reaps lets the event loop in before the rest.
+        return void setImmediate(() => this.#startRun());
       }
     } catch (err) {
       this.#failed(err);
@@ -314,6 +315,7 @@ export class Core {
         return false;
       }
     }
+    this.#scanBy = by;
     this.#wanted.add("peek");
     return true;
   }

@@ -5,7 +5,7 @@
  * waits in time.ts.
  */
 import { execFile } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
 import { listOwnChildren, readStat, readStats } from "../../src/procfs.ts";
 
 export { waitUntil } from "./time.ts";
@@ -34,6 +34,24 @@ export function parentOf(pid: number): number | undefined {
 /** Open file descriptors of this process. */
 export function openFdCount(): number {
   return readdirSync("/proc/self/fd").length;
+}
+
+/** Each open fd with what it links to ("5 -> anon_inode:[pidfd]"): fds closed and reopened as something else differ. */
+export function openFds(): Set<string> {
+  const fds = new Set<string>();
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      fds.add(`${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`);
+    } catch {
+      // closed meanwhile (the listing's own fd)
+    }
+  }
+  return fds;
+}
+
+/** The fds open now that were not in `before`. */
+export function fdsOpenedSince(before: ReadonlySet<string>): string[] {
+  return [...openFds()].filter((fd) => !before.has(fd));
 }
 
 /** Whether a command exists on PATH (for tests that need unshare, python3...). */
