@@ -6,10 +6,11 @@
  * pass runs at a time; requests that arrive meanwhile join it.
  *
  * The ways in, cheapest first:
- * - an exit the proc connector named: pinned and reaped by its PID, O(1);
- * - a waitid peek: on SIGCHLD without the proc connector, or with it when no
- *   exit named explains the signal (a zombie reparented to us after its
- *   exit): the kernel names one zombie;
+ * - an exit the proc connector named: reaped by its PID right after the
+ *   drain that read it, O(1);
+ * - a waitid peek (src/peeks.ts): on SIGCHLD without the proc connector, or
+ *   with it when no exit named explains the signal (a zombie reparented to
+ *   us after its exit): the kernel names one zombie;
  * - a scan of all our children: the sweep, an overrun, or a peek blocked by
  *   a zombie that stays (the runtime's, vetoed, in its grace window).
  */
@@ -26,23 +27,14 @@ import { Reporter } from "./report.ts";
 import { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
 import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReaperCounts, type SourceName } from "./types.ts";
-import { isChildWaitable, peekWaitableChild } from "./zombie.ts";
-import { reapPeekedUnlessHeld, reapProvenAdopted } from "./adopted.ts";
+import { isChildWaitable } from "./zombie.ts";
+import { reapProvenAdopted } from "./adopted.ts";
+import { MERGED_SIGNALS_CHECK_MS, ZombiePeeks } from "./peeks.ts";
 
 /** Zombies pinned, judged and reaped together; the loop runs between batches. */
 const ZOMBIES_PER_BATCH = 64;
-/** Reaps one look makes by waitid peeks before it yields to the loop. */
-const PEEKS_PER_LOOK = 64;
 /** Beside the proc connector, how often SIGCHLD that came with exits is checked for a reparented zombie. */
 const REPARENT_CHECK_MS = 1_000;
-/**
- * Without the proc connector, a SIGCHLD's peeks go on until one finds no
- * zombie (exits whose signal merged into this one) at most once per this; in
- * between, a SIGCHLD reaps the zombie its peek names and stops, and the empty
- * peek comes with a later SIGCHLD, or this long after the last one. With many
- * live children that peek, a walk over all of them, is the costliest call.
- */
-const MERGED_SIGNALS_CHECK_MS = 10;
 /** A peek blocked by the same zombie twice: at most one full scan per this. */
 const BLOCKED_SCAN_INTERVAL_MS = 100;
 /** After a failed pass (say /proc unreadable), look again after this. */
@@ -85,8 +77,8 @@ export class Core {
   #blockedBy = 0;
   #lastBlockedScanAt = -Infinity;
   #lastReparentCheckAt = -Infinity;
-  /** When a peek last found no zombie left: a walk over all children. */
-  #lastEmptyPeekAt = -Infinity;
+  readonly #peeks: ZombiePeeks;
+  /** The empty peek a SIGCHLD's run owes (src/peeks.ts), made if no SIGCHLD makes it first. */
   readonly #mergedSignalsCheck = new QuietTimer(MERGED_SIGNALS_CHECK_MS, () => this.#request("peek", "sigchld"));
   /** The last drain read the socket to the end (it did not stop at its bound). */
   #drainedAll = true;
@@ -118,6 +110,7 @@ export class Core {
         settings.record?.(reaped);
       },
     });
+    this.#peeks = new ZombiePeeks({ libc: settings.libc, runtimeLook: this.#runtimeLook, reporter: this.#reporter });
     this.#judged = new JudgedReaper({
       libc: settings.libc, selfPid: this.selfPid, logger: settings.logger, judge: this.#judge,
       runtimeLook: this.#runtimeLook, reporter: this.#reporter, notices: this.#notices,
@@ -160,7 +153,7 @@ export class Core {
         this.#checkReparented(this.#drainExact());
         // In the same synchronous step as the drain: what src/adopted.ts relies on.
         if (this.#drainedAll) this.#reapAdoptedNow();
-      } else if (this.#peekLoop("sigchld", true)) {
+      } else if (this.#peek("sigchld", true)) {
         // A long run of reaps lets the event loop in before the rest.
         return void setImmediate(() => this.#startRun());
       }
@@ -208,8 +201,8 @@ export class Core {
         if (this.#notices.adoptedCount > 0) more = this.#reapAdoptedExits();
         else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
         else if (this.#takeWork("due")) this.#lookAtDue();
-        else if (this.#takeWork("peek")) more = this.#peekLoop(this.#scanBy, false);
-        else if (this.#takeWork("signal")) more = this.#peekLoop(this.#scanBy, true);
+        else if (this.#takeWork("peek")) more = this.#peek(this.#scanBy, false);
+        else if (this.#takeWork("signal")) more = this.#peek(this.#scanBy, true);
         // A long run of reaps lets the event loop in between batches.
         if (more) await yieldToEventLoop();
       }
@@ -280,44 +273,26 @@ export class Core {
   }
 
   /**
-   * Reaps the zombies waitid names, one at a time, without listing our
-   * children. A zombie that stays hides the rest from the peek: the first time,
-   * look again next turn (the runtime reaps its own within one); the second,
-   * scan all children (at most once per BLOCKED_SCAN_INTERVAL_MS). For a
-   * SIGCHLD, within MERGED_SIGNALS_CHECK_MS of the last empty peek, it stops
-   * after one reap and owes the empty peek. True when it stopped at
-   * PEEKS_PER_LOOK with more to look at.
+   * Reaps the zombies waitid names (src/peeks.ts); true when more may wait.
+   * A zombie that stays hides the rest from the peek: the first time, look
+   * again next turn (the runtime reaps its own within one); the second, scan
+   * all children (at most once per BLOCKED_SCAN_INTERVAL_MS).
    */
-  #peekLoop(by: SourceName, forSignal: boolean): boolean {
-    const untilEmpty = !forSignal || performance.now() - this.#lastEmptyPeekAt >= MERGED_SIGNALS_CHECK_MS;
-    // A zombie the runtime holds no pidfd on needs no judge where that proves adoption (src/policy.ts).
-    const fastPath = !this.#exact && this.#markProves;
-    for (let looked = 0; looked < PEEKS_PER_LOOK; looked++) {
-      const pid = peekWaitableChild(this.#libc);
-      if (pid === 0) {
-        this.#blockedBy = 0;
-        this.#lastEmptyPeekAt = performance.now();
-        this.#mergedSignalsCheck.cancel();
-        return false;
-      }
-      const reap = fastPath ? reapPeekedUnlessHeld(this.#libc, this.#runtimeLook, pid, this.#reporter.wantsComm) : undefined;
-      if (reap === "held") {
-        this.#blocked(pid, by);
-        return false;
-      }
-      if (reap) this.#reporter.reaped(pid, reap.comm, reap.status, by, "adopted", undefined, performance.now());
-      else if (this.#judgeAndReap([pid], by) === 0) {
-        this.#blocked(pid, by);
-        return false;
-      }
-      if (!untilEmpty) {
-        this.#mergedSignalsCheck.touch();
-        return false;
-      }
+  #peek(by: SourceName, forSignal: boolean): boolean {
+    // Without the proc connector, no pidfd held by the runtime proves adoption where the runtime marks its children.
+    const end = this.#peeks.run(by, forSignal, !this.#exact && this.#markProves, (pid) => this.#judgeAndReap([pid], by));
+    if (end.kind === "none-left") {
+      this.#blockedBy = 0;
+      this.#mergedSignalsCheck.cancel();
+    } else if (end.kind === "blocked") {
+      this.#blocked(end.pid, by);
+    } else if (end.kind === "owed") {
+      this.#mergedSignalsCheck.touch();
+    } else {
+      this.#scanBy = by;
+      this.#wanted.add("peek");
     }
-    this.#scanBy = by;
-    this.#wanted.add("peek");
-    return true;
+    return end.kind === "bound";
   }
 
   #blocked(pid: number, by: SourceName): void {

@@ -20,10 +20,13 @@ interface Workload {
   readonly live: number;
   readonly exits: number;
   readonly rate: number;
+  /** Orphans that exit at the same rate before the window: the reaper has reaped before (JIT code compiled). */
+  readonly warm?: number;
 }
 
-const describe = ({ live, exits, rate }: Workload) =>
-  live === exits ? `${live} adopted orphans exit at ${rate}/s` : `${live} live adopted orphans, ${exits} of them exit at ${rate}/s`;
+const describe = ({ live, exits, rate, warm }: Workload) =>
+  (live === exits ? `${live} adopted orphans exit at ${rate}/s` : `${live} live adopted orphans, ${exits} of them exit at ${rate}/s`) +
+  (warm ? `, after ${warm} others did (warmed up)` : "");
 
 const PER_EXIT_METRICS: readonly Metric[] = [
   ...LIFETIME_METRICS.filter((m) => m.key !== "source"),
@@ -78,8 +81,8 @@ function arms(tools: Tools, command: (report: string) => string[], measure: Meas
 export function buildPerExitScenarios(tools: Tools, scale = 1): Scenario[] {
   const sized = (live: number, exits: number, rate: number): Workload =>
     ({ live: Math.max(1, Math.round(live * scale)), exits: Math.max(1, Math.round(exits * scale)), rate });
-  const adopted = ({ live, exits, rate }: Workload, extra: (report: string) => string[] = () => []) => (report: string) =>
-    [tools.workload, "adopted", "--live", String(live), "--exit", String(exits), "--rate", String(rate), ...extra(report)];
+  const adopted = ({ live, exits, rate, warm = 0 }: Workload, extra: (report: string) => string[] = () => []) => (report: string) =>
+    [tools.workload, "adopted", "--live", String(live), "--exit", String(exits), "--rate", String(rate), "--warm", String(warm), ...extra(report)];
   const lifetimes: Measure = (argv, report) => measureWorkload(argv, report);
   const row = (id: string, workload: Workload, where = "", cgroup?: CpuCgroup): Scenario => ({
     id: `per-exit-${id}`,
@@ -93,6 +96,7 @@ export function buildPerExitScenarios(tools: Tools, scale = 1): Scenario[] {
   });
 
   const paced = sized(1000, 1000, 200);
+  const pacedWarm = { ...paced, warm: paced.exits };
   const crowded = sized(2000, 1000, 200);
   const storm = sized(2000, 2000, 1000);
   const perf = findPerf();
@@ -115,6 +119,7 @@ export function buildPerExitScenarios(tools: Tools, scale = 1): Scenario[] {
       : row("crowded-half-cpu", crowded, `, everything in a cgroup of 0.5 CPU (${half.describe})`, half);
   return [
     row("paced", paced),
+    row("paced-warm", pacedWarm),
     syscalls,
     row("crowded", crowded),
     cpuLimited,

@@ -9,6 +9,7 @@
  *   workload adopted --live N --exit M --rate R   N orphans made and adopted
  *            [--poll-us U] [--settle-ms S]        first; then M of them exit at
  *            [--perf-ctl DIR]                     R/s while the rest stay alive
+ *            [--warm W]                           W more exit at R/s before it
  *   workload churn --count N              N fork/exit/wait, nothing orphaned
  *
  * Each grandchild writes its pid and, just before _exit, its exit time
@@ -21,7 +22,10 @@
  *
  * In `adopted` mode the measured window starts once every orphan is alive and
  * adopted (the reaper has N live children) and ends when the M released ones
- * are gone; the rest are released and reaped after it. With --perf-ctl, the
+ * are gone; the rest are released and reaped after it. With --warm, W more
+ * are made with them and released at the same rate before the window, outside
+ * every figure: what a reaper costs once it has reaped before (for a JIT, with
+ * its code compiled), beside the first exits after its start. With --perf-ctl, the
  * same window is bracketed by `enable` / `disable` on the control FIFOs of a
  * `perf stat --control fifo:DIR/ctl,DIR/ack` attached to the reaper.
  */
@@ -227,22 +231,27 @@ static int run_orphans(long count, long rate, long poll_us, long settle_ms) {
  * `exits` are released at `rate`/s and timed. The rest are released after the
  * window and waited for (up to settle_ms), so that none outlives the run; if
  * the workload dies first, the lifeline pipe hangs up and they exit anyway.
+ * With `warm`, that many more are made and released at `rate`/s first, before
+ * the window: a reaper that has reaped before (a JIT's code compiled).
  */
-static int run_adopted(long live, long exits, long rate, long poll_us, long settle_ms, const char *perf_dir) {
+static int run_adopted(long live, long exits, long rate, long warm, long poll_us, long settle_ms, const char *perf_dir) {
   if (exits > live) exits = live;
-  struct slot *slots = map_slots(live);
+  struct slot *warm_slots = map_slots(warm + live);
+  struct slot *slots = warm_slots + warm;
   pid_t reaper = getppid();
   struct usage setup_before = read_usage(reaper);
   int lifeline[2];
   if (pipe(lifeline) < 0) { perror("pipe"); return 2; }
-  for (long i = 0; i < live; i++) {
-    spawn_orphan(&slots[i], lifeline[0], lifeline[1], 1);
+  for (long i = 0; i < warm + live; i++) {
+    spawn_orphan(&warm_slots[i], lifeline[0], lifeline[1], 1);
     if (i % 64 == 63) reap_intermediates();
   }
   close(lifeline[0]);
-  for (long i = 0; i < live; i++) while (!slots[i].adopted) { reap_intermediates(); sleep_ns(1000000); }
+  for (long i = 0; i < warm + live; i++) while (!warm_slots[i].adopted) { reap_intermediates(); sleep_ns(1000000); }
   reap_intermediates();
   struct usage setup_after = read_usage(reaper);
+  struct perf_ctl no_perf = { -1, -1 };
+  if (warm > 0) free(watch(warm_slots, warm, rate, 0, release_next, -1, poll_us, settle_ms, no_perf).intervals);
   struct perf_ctl perf = perf_open(perf_dir);
   struct window w = watch(slots, exits, rate, 0, release_next, -1, poll_us, settle_ms, perf);
   w.kind = "adopted";
@@ -279,12 +288,12 @@ int main(int argc, char **argv) {
     const char *perf_dir = NULL;
     for (int i = 2; i + 1 < argc; i++) if (!strcmp(argv[i], "--perf-ctl")) perf_dir = argv[i + 1];
     return run_adopted(arg_long(argc, argv, "--live", 1000), arg_long(argc, argv, "--exit", 1000),
-                       arg_long(argc, argv, "--rate", 200), arg_long(argc, argv, "--poll-us", 500),
+                       arg_long(argc, argv, "--rate", 200), arg_long(argc, argv, "--warm", 0), arg_long(argc, argv, "--poll-us", 500),
                        arg_long(argc, argv, "--settle-ms", 3000), perf_dir);
   }
   if (!strcmp(mode, "churn")) return run_churn(count);
   fprintf(stderr, "usage: workload orphans --count N --rate R [--poll-us U] [--settle-ms S]\n"
-                  "     | adopted --live N --exit M --rate R [--poll-us U] [--settle-ms S] [--perf-ctl DIR]\n"
+                  "     | adopted --live N --exit M --rate R [--warm W] [--poll-us U] [--settle-ms S] [--perf-ctl DIR]\n"
                   "     | churn --count N\n");
   return 64;
 }

@@ -1,0 +1,72 @@
+/**
+ * Reaping the zombies waitid names, one at a time, without listing our
+ * children: waitid(P_ALL, WNOWAIT) names the first waitable child of the main
+ * thread in the kernel's list, or none after walking all of them. That empty
+ * peek is what ends a run of reaps, and with many live children it is the
+ * costliest call there is: for a SIGCHLD it comes at most once per
+ * MERGED_SIGNALS_CHECK_MS, and in between a SIGCHLD reaps the zombie its peek
+ * names and stops. The caller owes the empty peek then (exits whose signal
+ * merged into this one wait for it): a later SIGCHLD makes it, or a timer.
+ */
+import type { Libc } from "./libc.ts";
+import type { Reporter } from "./report.ts";
+import type { RuntimePidfdLook } from "./runtime-pidfds.ts";
+import type { SourceName } from "./types.ts";
+import { reapPeekedUnlessHeld } from "./adopted.ts";
+import { peekWaitableChild } from "./zombie.ts";
+
+/** Reaps one run of peeks makes before the event loop gets a turn. */
+const PEEKS_PER_RUN = 64;
+/** At most one empty peek per this for SIGCHLDs; also how long one is owed at most after the last. */
+export const MERGED_SIGNALS_CHECK_MS = 10;
+
+/** How a run of peeks ended. */
+export type PeeksEnd =
+  /** A peek found no zombie: every child was walked. */
+  | { readonly kind: "none-left" }
+  /** The zombie named first stays (the runtime's, vetoed, in its grace): it hides the rest. */
+  | { readonly kind: "blocked"; readonly pid: number }
+  /** A SIGCHLD's run reaped one and stopped: the empty peek is owed. */
+  | { readonly kind: "owed" }
+  /** PEEKS_PER_RUN reaps: more may wait. */
+  | { readonly kind: "bound" };
+
+export interface PeeksSettings {
+  readonly libc: Libc;
+  readonly runtimeLook: RuntimePidfdLook;
+  readonly reporter: Reporter;
+}
+
+export class ZombiePeeks {
+  readonly #settings: PeeksSettings;
+  #lastEmptyPeekAt = -Infinity;
+
+  constructor(settings: PeeksSettings) {
+    this.#settings = settings;
+  }
+
+  /**
+   * Peeks and reaps until none is left, a zombie stays, or the bound; for a
+   * SIGCHLD (`forSignal`), within MERGED_SIGNALS_CHECK_MS of the last empty
+   * peek, after one reap. With `markProves` a zombie the runtime holds no
+   * pidfd on is reaped by its PID (src/adopted.ts), else `judgeAndReap`
+   * decides and returns how many it reaped.
+   */
+  run(by: SourceName, forSignal: boolean, markProves: boolean, judgeAndReap: (pid: number) => number): PeeksEnd {
+    const { libc, runtimeLook, reporter } = this.#settings;
+    const untilNoneLeft = !forSignal || performance.now() - this.#lastEmptyPeekAt >= MERGED_SIGNALS_CHECK_MS;
+    for (let reaps = 0; reaps < PEEKS_PER_RUN; reaps++) {
+      const pid = peekWaitableChild(libc);
+      if (pid === 0) {
+        this.#lastEmptyPeekAt = performance.now();
+        return { kind: "none-left" };
+      }
+      const reap = markProves ? reapPeekedUnlessHeld(libc, runtimeLook, pid, reporter.wantsComm) : undefined;
+      if (reap === "held") return { kind: "blocked", pid };
+      if (reap) reporter.reaped(pid, reap.comm, reap.status, by, "adopted", undefined, performance.now());
+      else if (judgeAndReap(pid) === 0) return { kind: "blocked", pid };
+      if (!untilNoneLeft) return { kind: "owed" };
+    }
+    return { kind: "bound" };
+  }
+}
