@@ -52,6 +52,7 @@ export class ExitNotices {
 
   /** When the first own exit's grace ends, or Infinity. */
   ownDueAt(): number {
+    if (this.#own.size === 0) return Infinity;
     const first = this.#own.values().next();
     return first.done ? Infinity : first.value.exitedAt + this.#graceMs;
   }

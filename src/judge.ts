@@ -68,6 +68,7 @@ export class Judge {
 
   /** The earliest time a pending zombie is due, or undefined. */
   nextDueAt(): number | undefined {
+    if (this.#pending.size === 0) return undefined;
     let due: number | undefined;
     for (const entry of this.#pending.values()) due = Math.min(due ?? Infinity, entry.retryAt);
     return due;

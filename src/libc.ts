@@ -159,7 +159,9 @@ export function libcFromCalls(c: LibcCalls): Libc {
   const intBox = new Int32Array(1);
   const lengthBox = new Uint32Array(1);
   const siginfo = new Uint8Array(SIGINFO_SIZE);
-  const siginfoView = new DataView(siginfo.buffer);
+  // The fields read are ints at 4-byte offsets, in host byte order: read as words (once per exit, mostly uncompiled).
+  const siginfoWords = new Int32Array(siginfo.buffer);
+  const siginfoInt = (offset: number) => siginfoWords[offset >>> 2]!;
   const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
   let pollfds = new Int32Array(0);
 
@@ -174,20 +176,20 @@ export function libcFromCalls(c: LibcCalls): Libc {
     },
     pidfdOpen: (pid) => checked("pidfd_open", c.syscall(SYS_pidfd_open, pid, 0)),
     waitid(idType, id, options) {
-      // WNOHANG with nothing to reap leaves si_pid untouched: zero it first.
-      siginfo.fill(0);
+      // WNOHANG with nothing to reap need not write si_pid (POSIX leaves it unspecified): zero it first.
+      siginfoWords[SIGINFO_PID >>> 2] = 0;
       checked("waitid", c.waitid(idType, id, siginfo, options));
       return {
-        pid: siginfoView.getInt32(SIGINFO_PID, true),
-        code: siginfoView.getInt32(SIGINFO_CODE, true),
-        status: siginfoView.getInt32(SIGINFO_STATUS, true),
+        pid: siginfoInt(SIGINFO_PID),
+        code: siginfoInt(SIGINFO_CODE),
+        status: siginfoInt(SIGINFO_STATUS),
       };
     },
     waitablePidOfFd(fd) {
-      siginfo.fill(0);
+      siginfoWords[SIGINFO_PID >>> 2] = 0;
       // EBADF: closed, or no pidfd (kernel pidfd_pid()); ECHILD: a pidfd on no child of this thread.
       if (c.waitid(P_PIDFD, fd, siginfo, WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD) < 0) return c.errno() === EBADF ? -1 : 0;
-      return siginfoView.getInt32(SIGINFO_PID, true);
+      return siginfoInt(SIGINFO_PID);
     },
     socket: (domain, type, protocol) => checked("socket", c.socket(domain, type, protocol)),
     bind: (fd, address) => void checked("bind", c.bind(fd, address, address.byteLength)),

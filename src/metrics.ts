@@ -79,7 +79,7 @@ export class ReaperMetrics {
     let recent = this.#lifetimes.get(reaped.source);
     if (!recent) this.#lifetimes.set(reaped.source, (recent = new RecentValues()));
     recent.add(lifetimeOf(reaped));
-    for (const listener of this.#listeners) listener(reaped);
+    if (this.#listeners.size > 0) for (const listener of this.#listeners) listener(reaped);
   }
 
   /** Lifetime percentiles per source that reaped anything. */

@@ -23,11 +23,12 @@ function spawnSleepers(count: number) {
 test("poll: a pidfd turns readable when its process exits; a fifo when it holds data; a closed fd never", async () => {
   const [child] = spawnSleepers(1);
   const pidfd = libc.pidfdOpen(child!.pid);
-  const closed = libc.pidfdOpen(process.pid);
-  libc.close(closed);
   const fifoPath = `/tmp/orphan-reaper-poll-${process.pid}`;
   expect(Bun.spawnSync(["mkfifo", fifoPath]).exitCode).toBe(0);
   const fifo = openSync(fifoPath, "r+");
+  // Closed last: an fd opened after it would take its number.
+  const closed = libc.pidfdOpen(process.pid);
+  libc.close(closed);
   const readable = () => libc.readableAmong([pidfd, closed, fifo]);
   try {
     for (const fd of [pidfd, closed, fifo]) expect(readable()).not.toContain(fd);
