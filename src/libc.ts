@@ -16,6 +16,7 @@ export type { SignalAction, SignalDisposition } from "./libc-process.ts";
 
 // <asm-generic/errno-base.h>
 const EBADF = 9;
+const EINTR = 4;
 const EAGAIN = 11;
 // <linux/prctl.h>
 export const PR_SET_CHILD_SUBREAPER = 36;
@@ -217,7 +218,11 @@ export function libcFromCalls(c: LibcCalls): Libc {
         pollfds[i * POLLFD_INTS] = fd;
         pollfds[i * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
       });
-      checked("poll", c.poll(pollfds, fds.length, 0));
+      // A signal (SIGCHLD itself) landing in the call fails it with EINTR, even with no wait: ask again.
+      while (c.poll(pollfds, fds.length, 0) < 0) {
+        const errno = c.errno();
+        if (errno !== EINTR) throw new ErrnoError("poll", errno);
+      }
       // A closed fd reports POLLNVAL, not POLLIN.
       return fds.filter((_, i) => ((pollfds[i * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0);
     },
