@@ -15,8 +15,8 @@ import { processControlFromCalls, type ProcessControl, type ProcessControlCalls 
 export type { SignalAction, SignalDisposition } from "./libc-process.ts";
 
 // <asm-generic/errno-base.h>
-const EBADF = 9;
 const EINTR = 4;
+const EBADF = 9;
 const EAGAIN = 11;
 // <linux/prctl.h>
 export const PR_SET_CHILD_SUBREAPER = 36;
