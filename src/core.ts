@@ -281,9 +281,10 @@ export class Core {
   #peek(by: SourceName, forSignal: boolean): boolean {
     // Without the proc connector, no pidfd held by the runtime proves adoption where the runtime marks its children.
     const end = this.#peeks.run(by, forSignal, !this.#exact && this.#markProves, (pid) => this.#judgeAndReap([pid], by));
-    // A check owed stays armed when none is left: refreshed by the next SIGCHLD, never remade for each.
+    // None left: the check owed would only cost a wakeup of its own.
     if (end.kind === "none-left") {
       this.#blockedBy = 0;
+      this.#mergedSignalsCheck.cancel();
     } else if (end.kind === "blocked") {
       this.#blocked(end.pid, by);
     } else if (end.kind === "owed") {
