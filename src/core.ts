@@ -157,6 +157,8 @@ export class Core {
         // A long run of reaps lets the event loop in before the rest.
         return void setImmediate(() => this.#startRun());
       }
+      // Handled without a pass, and it worked: whatever failed before (/proc unmounted, EMFILE) has ended.
+      this.#problem = undefined;
     } catch (err) {
       this.#failed(err);
     }
