@@ -41,9 +41,10 @@ test(`${ORPHANS} adopted exits: each reaped by its PID, no P_ALL peek per exit, 
 
   expect(reaped.every((p) => p.source === "netlink" && p.provenance === "adopted" && p.exitCode === 4)).toBe(true);
   expect(await zombieChildren()).toEqual([]);
-  // Reaped by PID right after the drain that read the exit: no pidfd pin per exit.
-  expect(calls.get("waitid(P_PID)") ?? 0).toBeGreaterThanOrEqual(ORPHANS);
-  expect(calls.get("pidfdOpen") ?? 0).toBe(0);
+  // Reaped by PID right after the drain that read the exit, no pidfd pinned; only an exit read before its
+  // process was waitable (the EXIT event comes first) goes on to the pass, which pins.
+  expect(calls.get("waitid(P_PID)") ?? 0).toBeGreaterThanOrEqual((ORPHANS * 3) / 4);
+  expect(calls.get("pidfdOpen") ?? 0).toBeLessThan(ORPHANS / 4);
   // Peeks come only from the once-a-second check for reparented zombies and from SIGCHLDs whose exits
   // an earlier drain already read (signals merge and arrive late): far fewer than one per exit.
   expect(calls.get("waitid(P_ALL)") ?? 0).toBeLessThan(ORPHANS / 4);
