@@ -76,7 +76,7 @@ export interface PinnedZombie {
 }
 
 /** A pidfd on `pid`, or why not: the process is gone (reaped), or the kernel predates pidfd_open. */
-export function openPidfd(libc: Libc, pid: number): number | "gone" | "unsupported" {
+function openPidfd(libc: Libc, pid: number): number | "gone" | "unsupported" {
   try {
     return libc.pidfdOpen(pid);
   } catch (error) {
