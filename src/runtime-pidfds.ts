@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import type { Libc } from "./libc.ts";
 import { forEachChunked, LastPidCounter, listOwnFds, PIDFD_LINK, readFdLink, readPidfdTarget } from "./procfs.ts";
-import { childrenWithoutPidfd } from "./runtime/index.ts";
+import { childrenWithoutPidfd, listedRuntimeChildren } from "./runtime/index.ts";
 
 export interface RuntimePidfdProbe {
   readonly holds: boolean;
@@ -55,10 +55,12 @@ function unmarkedAmong(pids: readonly number[]): Set<number> {
  * spawns it, and a spawn takes a new PID, so with no new PID since the
  * listing no new pidfd exists (ns_last_pid would have to wrap all the way
  * round between two looks), and an fd found to be none is not asked again.
- * Where ns_last_pid cannot be read, every look lists.
+ * Where ns_last_pid cannot be read, every look lists. Where this process
+ * lists the runtime's children itself (Node), the list answers, no fd.
  */
 export class RuntimePidfdLook {
   readonly #libc: Libc;
+  readonly #listed = listedRuntimeChildren();
   readonly #lastPid: LastPidCounter | undefined;
   /** The fds that may be pidfds: those listed, less those found to be none since. */
   #fds: number[] = [];
@@ -68,20 +70,20 @@ export class RuntimePidfdLook {
 
   constructor(libc: Libc) {
     this.#libc = libc;
-    this.#lastPid = LastPidCounter.open(libc);
+    this.#lastPid = this.#listed ? undefined : LastPidCounter.open(libc);
   }
 
   /** Which of `pids` (waitable zombies) the runtime holds a pidfd on; `ownPidfds` are the caller's pins, not the runtime's. */
   heldAmong(pids: readonly number[], ownPidfds: ReadonlySet<number> = NO_FDS): Set<number> {
-    const held = unmarkedAmong(pids);
+    const listed = this.#listed;
+    if (listed) return new Set(pids.filter((pid) => listed.has(pid)));
     const named = this.#namedByPidfds(ownPidfds);
-    for (const pid of pids) if (named.includes(pid)) held.add(pid);
-    return held;
+    return new Set(pids.filter((pid) => named.includes(pid)));
   }
 
   /** heldAmong for one zombie, with no pins of the caller's: the per-exit path, allocating nothing. */
   holds(pid: number): boolean {
-    return childrenWithoutPidfd().has(pid) || this.#namedByPidfds(NO_FDS).includes(pid);
+    return this.#listed ? this.#listed.has(pid) : this.#namedByPidfds(NO_FDS).includes(pid);
   }
 
   /** The waitable children the runtime's pidfds name now (one array, reused). */

@@ -23,10 +23,20 @@ let installs = 0;
 let unwrapped: Spawn | undefined;
 /** Children whose pidfd could not be opened: the runtime's all the same, until 'exit'. */
 const unmarked = new Set<number>();
+/** Every child of the wrapper, pidfd or not, until 'exit'. */
+const live = new Set<number>();
 
 /** Live children of the wrapper that carry no pidfd (pidfd_open failed: EMFILE, or before Linux 5.3). */
 export function childrenWithoutPidfd(): ReadonlySet<number> {
   return unmarked;
+}
+
+/**
+ * Every live child of the wrapper, with its pidfd or without: the children
+ * the marks are on, so a look for the runtime's zombies needs no fds here.
+ */
+export function wrappedChildren(): ReadonlySet<number> {
+  return live;
 }
 
 /** Installs the wrapper (counted: several reapers may share it); returns its removal. */
@@ -48,6 +58,7 @@ export function holdPidfdOnEachChild(libc: Libc): () => void {
 }
 
 function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {
+  live.add(pid);
   let pidfd: number | undefined;
   try {
     pidfd = libc.pidfdOpen(pid);
@@ -56,5 +67,9 @@ function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {
     // change hands before 'exit', which comes only once libuv has reaped it.
     unmarked.add(pid);
   }
-  child.once("exit", () => (pidfd === undefined ? unmarked.delete(pid) : libc.close(pidfd)));
+  child.once("exit", () => {
+    live.delete(pid);
+    if (pidfd === undefined) unmarked.delete(pid);
+    else libc.close(pidfd);
+  });
 }

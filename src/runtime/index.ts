@@ -5,7 +5,7 @@
  * no koffi), and gives Node's children the mark Bun's already carry.
  */
 import { findLoadedLibc, type Libc } from "../libc.ts";
-import { childrenWithoutPidfd, holdPidfdOnEachChild } from "./child-pidfds.ts";
+import { childrenWithoutPidfd, holdPidfdOnEachChild, wrappedChildren } from "./child-pidfds.ts";
 
 export { childrenWithoutPidfd };
 
@@ -21,6 +21,15 @@ export function loadLibc(): Libc {
   if (process.platform !== "linux") throw new Error(`platform ${process.platform} is not Linux`);
   loaded ??= binding.bindLibc(findLoadedLibc());
   return loaded;
+}
+
+/**
+ * The runtime's live children where this process lists them (Node: the
+ * wrapper that marks them does), or undefined where only the runtime's
+ * pidfds tell (Bun).
+ */
+export function listedRuntimeChildren(): ReadonlySet<number> | undefined {
+  return runtimeName === "bun" ? undefined : wrappedChildren();
 }
 
 /**
