@@ -4,13 +4,14 @@
  * one command as its child, and writes the same JSON report when the
  * command has exited.
  *
- *   node scripts/bench/daemon-node.mjs --reaper netlink|sigchld [--repo DIR] --report FILE -- command args...
+ *   node scripts/bench/daemon-node.mjs --reaper floor|netlink|sigchld [--repo DIR] --report FILE -- command args...
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
+import { startFloorReaper } from "./floor-reaper.mjs";
 
 const dash = process.argv.indexOf("--", 2);
 const { values } = parseArgs({
@@ -20,12 +21,23 @@ const { values } = parseArgs({
 const command = process.argv.slice(dash + 1);
 if (dash < 0 || command.length === 0 || !values.reaper) throw new Error("usage: daemon-node.mjs --reaper SOURCE [--repo DIR] [--report FILE] -- command...");
 const repo = resolve(values.repo ?? join(import.meta.dirname, "../.."));
-const { startOrphanReaper } = await import(pathToFileURL(join(repo, "dist/index.js")).href);
-const { default: pino } = await import(pathToFileURL(join(repo, "node_modules/pino/pino.js")).href);
 
-// Per-reap log lines are at info; the bench keeps them out (tini logs nothing either).
-const reaper = await startOrphanReaper({ source: values.reaper, subreaper: true, logger: pino({ level: "warn" }) });
+async function startReaper(mode) {
+  if (mode === "floor") {
+    const thisRepo = join(import.meta.dirname, "../..");
+    const { loadLibc } = await import(pathToFileURL(join(thisRepo, "dist/runtime/index.js")).href);
+    const wait = await import(pathToFileURL(join(thisRepo, "dist/libc.js")).href);
+    return startFloorReaper(loadLibc(), wait);
+  }
+  const { startOrphanReaper } = await import(pathToFileURL(join(repo, "dist/index.js")).href);
+  const { default: pino } = await import(pathToFileURL(join(repo, "node_modules/pino/pino.js")).href);
+  // Per-reap log lines are at info; the bench keeps them out (tini logs nothing either).
+  return startOrphanReaper({ source: mode, subreaper: true, logger: pino({ level: "warn" }) });
+}
+
+const reaper = await startReaper(values.reaper);
 const child = spawn(command[0], command.slice(1), { stdio: ["ignore", "inherit", "inherit"] });
+reaper.leave?.(child.pid);
 const exitCode = await new Promise((done) => child.on("exit", (code) => done(code)));
 const stats = reaper.stats();
 const report = { pid: process.pid, reaper: values.reaper, repo, runtime: "node", source: reaper.source, reaped: stats.reaped, reapedBySource: stats.reapedBySource, children: 0, exitCode };

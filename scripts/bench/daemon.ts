@@ -2,11 +2,13 @@
  * The Bun daemon under test: starts our reaper (or none), runs one command as
  * its child, and writes a JSON report when the command has exited.
  *
- *   bun scripts/bench/daemon.ts [--reaper none|auto|netlink|sigchld|sweep]
+ *   bun scripts/bench/daemon.ts [--reaper none|floor|auto|netlink|sigchld|sweep]
  *       [--children N] [--loop-delay] [--repo DIR] [--report FILE] -- command args...
  *
  * --reaper none is the baseline: a subreaper (or PID 1) that never reaps, what
- * a Bun daemon is without the library. --children N keeps N long-lived
+ * a Bun daemon is without the library. --reaper floor is the
+ * cheapest reaper Bun can host (floor-reaper.mjs), this repository's, for
+ * reference. --children N keeps N long-lived
  * Bun.spawn children (`sleep`) while the command runs, so every SIGCHLD meets
  * a daemon with many children of its own. --loop-delay samples a 1 ms
  * setInterval and reports how late it fired. --repo DIR loads the library from
@@ -18,9 +20,12 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { OrphanReaper, SourceName } from "../../src/index.ts";
 import type { Libc } from "../../src/libc.ts";
+import * as wait from "../../src/libc.ts";
+import { loadLibc } from "../../src/runtime/index.ts";
+import { startFloorReaper, type FloorReaper } from "./floor-reaper.mjs";
 
-export type ReaperMode = "none" | "auto" | SourceName;
-const REAPER_MODES: readonly string[] = ["none", "auto", "netlink", "sigchld", "sweep"] satisfies ReaperMode[];
+export type ReaperMode = "none" | "floor" | "auto" | SourceName;
+const REAPER_MODES: readonly string[] = ["none", "floor", "auto", "netlink", "sigchld", "sweep"] satisfies ReaperMode[];
 /** The repository whose src/ is measured unless --repo names another. */
 export const THIS_REPO = resolve(import.meta.dir, "../..");
 
@@ -69,7 +74,8 @@ function parseArgs(argv: string[]): DaemonArgs {
   };
 }
 
-async function startReaper(mode: ReaperMode, repo: string): Promise<OrphanReaper | undefined> {
+async function startReaper(mode: ReaperMode, repo: string): Promise<OrphanReaper | FloorReaper | undefined> {
+  if (mode === "floor") return startFloorReaper(loadLibc(), wait);
   if (mode === "none") {
     // Orphans must still come to this process, or the host's init would reap them for us.
     // The libc loader sits in src/runtime/ since the runtime seam, in src/libc.ts before it.
@@ -107,6 +113,7 @@ async function main(args: DaemonArgs): Promise<void> {
   );
   const stopSampling = args.loopDelay ? sampleLoopDelay() : undefined;
   const command = Bun.spawn(args.command, { stdio: ["ignore", "inherit", "inherit"] });
+  if (reaper && "leave" in reaper) reaper.leave(command.pid);
   const exitCode = await command.exited;
   const loopDelay = stopSampling?.();
   for (const child of children) child.kill("SIGKILL");

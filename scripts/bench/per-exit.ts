@@ -4,7 +4,8 @@
  * that many live children), then some exit at a pace. Each row runs our three
  * ways of reaping (netlink, sigchld, sigchld as PID 1 of a PID namespace)
  * against tini -s, tini as PID 1 and catatonit (a child subreaper when it is
- * not PID 1) in the same run.
+ * not PID 1) in the same run, on Bun and on Node, beside each runtime's floor:
+ * the cheapest reaper it can host (floor-reaper.mjs), no provenance at all.
  */
 import { cpuCgroup, type CpuCgroup } from "./cgroup.ts";
 import {
@@ -49,11 +50,13 @@ const RATIOS = [
   ["sigchld", "catatonit"],
   ["node netlink", "tini -s"],
   ["node sigchld", "tini -s"],
+  ["bun floor", "tini -s"],
+  ["node floor", "tini -s"],
 ] as const;
 
 type Measure = (argv: string[], report: string, inPidns: boolean) => Promise<Measured>;
 
-/** The arms (tini, catatonit, ours on Bun and on Node), each running `command(report)`, optionally inside `cgroup`. */
+/** The arms (tini, catatonit, ours on Bun and on Node, each runtime's floor), each running `command(report)`, optionally inside `cgroup`. */
 function arms(tools: Tools, command: (report: string) => string[], measure: Measure, cgroup?: CpuCgroup): Arm[] {
   const wrap = (argv: string[]) => (cgroup ? cgroup.wrap(argv) : argv);
   const arm = (name: string, inPidns: boolean, argv: (report: string) => string[]): Arm => ({
@@ -75,6 +78,9 @@ function arms(tools: Tools, command: (report: string) => string[], measure: Meas
     arm("sigchld PID 1", true, (r) => [...PIDNS, ...ours("sigchld")(r)]),
     arm("node netlink", false, oursOnNode("netlink")),
     arm("node sigchld", false, oursOnNode("sigchld")),
+    // The cheapest reaper each runtime can host (floor-reaper.mjs): what the runtime itself costs per exit.
+    arm("bun floor", false, ours("floor")),
+    arm("node floor", false, oursOnNode("floor")),
   ];
 }
 
