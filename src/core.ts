@@ -260,18 +260,23 @@ export class Core {
 
   /** Exits the proc connector proves adopted, reaped here and now where no grace or veto applies (src/policy.ts: "adopted" is reaped at once). */
   #reapAdoptedNow(): void {
-    if (!this.#provenIsReaped || this.#notices.adoptedCount === 0 || !this.#exact) return;
-    const batch = this.#notices.takeAdopted(ZOMBIES_PER_BATCH);
-    const { reaped, left } = reapProvenAdopted(this.#libc, this.#exact, batch, this.#reporter.wantsComm);
-    this.#notices.putBack(left);
-    for (const { exit, status, comm } of reaped) this.#reporter.reaped(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
+    if (this.#provenIsReaped && this.#notices.adoptedCount > 0) this.#notices.putBack(this.#reapProven(this.#notices.takeAdopted(ZOMBIES_PER_BATCH)));
   }
 
-  /** One batch; true when more are left. */
+  /** One batch: by PID where the drain of this same step read to the end, judged otherwise and for what that leaves; true when more are left. */
   #reapAdoptedExits(): boolean {
-    const exits = new Map(this.#notices.takeAdopted(ZOMBIES_PER_BATCH).map((exit) => [exit.pid, exit]));
-    this.#judgeAndReap(exits.keys(), "netlink", exits);
+    const batch = this.#notices.takeAdopted(ZOMBIES_PER_BATCH);
+    const left = this.#drainedAll ? this.#reapProven(batch) : batch;
+    if (left.length > 0) this.#judgeAndReap(left.map((exit) => exit.pid), "netlink", new Map(left.map((exit) => [exit.pid, exit])));
     return this.#notices.adoptedCount > 0;
+  }
+
+  /** Reaps by PID (src/adopted.ts) the exits of `batch` where no grace or veto applies; returns the rest. */
+  #reapProven(batch: ExitNotice[]): ExitNotice[] {
+    if (!this.#provenIsReaped || !this.#exact || batch.length === 0) return batch;
+    const { reaped, left } = reapProvenAdopted(this.#libc, this.#exact, batch, this.#reporter.wantsComm);
+    for (const { exit, status, comm } of reaped) this.#reporter.reaped(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
+    return left;
   }
 
   /**
