@@ -21,13 +21,16 @@ const prototype = ChildProcess.prototype as unknown as { spawn: Spawn };
 
 let installs = 0;
 let unwrapped: Spawn | undefined;
-/** Children whose pidfd could not be opened: the runtime's all the same, until 'exit'. */
-const unmarked = new Set<number>();
-/** Every child of the wrapper, pidfd or not, until 'exit'. */
-const live = new Set<number>();
+/**
+ * Every live child of the wrapper, until 'exit', with its pidfd, or undefined
+ * where pidfd_open failed (the child is the runtime's all the same).
+ */
+const live = new Map<number, number | undefined>();
 
 /** Live children of the wrapper that carry no pidfd (pidfd_open failed: EMFILE, or before Linux 5.3). */
 export function childrenWithoutPidfd(): ReadonlySet<number> {
+  const unmarked = new Set<number>();
+  for (const [pid, pidfd] of live) if (pidfd === undefined) unmarked.add(pid);
   return unmarked;
 }
 
@@ -35,7 +38,7 @@ export function childrenWithoutPidfd(): ReadonlySet<number> {
  * Every live child of the wrapper, with its pidfd or without: the children
  * the marks are on, so a look for the runtime's zombies needs no fds here.
  */
-export function wrappedChildren(): ReadonlySet<number> {
+export function wrappedChildren(): ReadonlyMap<number, number | undefined> {
   return live;
 }
 
@@ -58,18 +61,16 @@ export function holdPidfdOnEachChild(libc: Libc): () => void {
 }
 
 function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {
-  live.add(pid);
   let pidfd: number | undefined;
   try {
     pidfd = libc.pidfdOpen(pid);
   } catch {
-    // Out of fds, or no pidfd_open: the PID is remembered instead. It cannot
-    // change hands before 'exit', which comes only once libuv has reaped it.
-    unmarked.add(pid);
+    // Out of fds, or no pidfd_open: the PID is remembered without one. It
+    // cannot change hands before 'exit', which comes only once libuv has reaped it.
   }
+  live.set(pid, pidfd);
   child.once("exit", () => {
     live.delete(pid);
-    if (pidfd === undefined) unmarked.delete(pid);
-    else libc.close(pidfd);
+    if (pidfd !== undefined) libc.close(pidfd);
   });
 }

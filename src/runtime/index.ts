@@ -28,7 +28,7 @@ export function loadLibc(): Libc {
  * wrapper that marks them does), or undefined where only the runtime's
  * pidfds tell (Bun).
  */
-export function listedRuntimeChildren(): ReadonlySet<number> | undefined {
+export function listedRuntimeChildren(): ReadonlyMap<number, unknown> | undefined {
   return runtimeName === "bun" ? undefined : wrappedChildren();
 }
 
