@@ -267,7 +267,10 @@ export class Core {
   #reapAdoptedExits(): boolean {
     const batch = this.#notices.takeAdopted(ZOMBIES_PER_BATCH);
     const left = this.#drainedAll ? this.#reapProven(batch) : batch;
-    if (left.length > 0) this.#judgeAndReap(left.map((exit) => exit.pid), "netlink", new Map(left.map((exit) => [exit.pid, exit])));
+    if (left.length > 0) {
+      const exits = new Map(left.map((exit) => [exit.pid, exit]));
+      this.#judgeAndReap(exits.keys(), "netlink", exits);
+    }
     return this.#notices.adoptedCount > 0;
   }
 
