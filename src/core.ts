@@ -50,8 +50,8 @@ export interface CoreSettings {
   readonly shouldReap?: (candidate: ReapCandidate) => boolean;
   /** Whether the runtime holds a pidfd for every child it spawns (probed at start). */
   readonly runtimeMarksChildrenWithPidfd: boolean;
-  /** The reaper's own record of each reap (metrics); never throws. */
-  readonly record?: (reaped: ReapedProcess) => void;
+  /** The reaper's own record of each reap's lifetime (metrics); never throws. */
+  readonly recordLifetime?: (source: SourceName, lifetimeMs: number) => void;
 }
 
 /** What a pass does: drain the proc connector, peek for one zombie (a SIGCHLD) or all, scan all children, look at zombies whose time is due. */
@@ -103,11 +103,11 @@ export class Core {
       logger: settings.logger,
       reapLogLevel: settings.reapLogLevel,
       onReap: settings.onReap,
-      record: (reaped) => {
+      record: (source, lifetimeMs, reapedAt) => {
         this.#counts.reaped += 1;
-        this.#counts.reapedBySource[reaped.source] += 1;
-        this.lastActivityAt = performance.now();
-        settings.record?.(reaped);
+        this.#counts.reapedBySource[source] += 1;
+        this.lastActivityAt = reapedAt;
+        settings.recordLifetime?.(source, lifetimeMs);
       },
     });
     this.#peeks = new ZombiePeeks({ libc: settings.libc, runtimeLook: this.#runtimeLook, reporter: this.#reporter });
@@ -177,6 +177,7 @@ export class Core {
     this.#timer.stop();
     this.#mergedSignalsCheck.cancel();
     this.#runtimeLook.close();
+    this.#reporter.close();
     this.#notices.clear();
   }
 

@@ -4,11 +4,11 @@
  * orphans by source, overruns, malformed messages, a histogram of zombie
  * lifetime and a gauge of orphan zombies right now. prom-client is imported
  * only when a registry is passed, so it is never a hard dependency.
- * Fed by the core's onReaped hook; counters are read from the core itself.
+ * Fed by the core with each reap's source and lifetime; counters are read from the core itself.
  */
 import { listOwnChildren, readStats } from "./procfs.ts";
 import { runtimeHoldsPidfd } from "./runtime-pidfds.ts";
-import type { ReapedProcess, ReaperCounts, SourceName } from "./types.ts";
+import type { ReaperCounts, SourceName } from "./types.ts";
 
 export interface LifetimeSummary {
   /** Reaps counted since start (the percentiles cover the most recent ones). */
@@ -49,11 +49,6 @@ export function summarizeLifetimes(values: readonly number[], count = values.len
   return { count, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted.at(-1) ?? 0 };
 }
 
-/** A zombie's lifetime: from the kernel's exit time when the source knew it, else from first sight. */
-export function lifetimeOf(reaped: ReapedProcess): number {
-  return reaped.lifetimeMs ?? reaped.seenForMs;
-}
-
 class RecentValues {
   readonly #values: number[] = [];
   #next = 0;
@@ -71,15 +66,18 @@ class RecentValues {
   }
 }
 
+type LifetimeListener = (source: SourceName, lifetimeMs: number) => void;
+
 export class ReaperMetrics {
   readonly #lifetimes = new Map<SourceName, RecentValues>();
-  readonly #listeners = new Set<(reaped: ReapedProcess) => void>();
+  readonly #listeners = new Set<LifetimeListener>();
 
-  recordReap(reaped: ReapedProcess): void {
-    let recent = this.#lifetimes.get(reaped.source);
-    if (!recent) this.#lifetimes.set(reaped.source, (recent = new RecentValues()));
-    recent.add(lifetimeOf(reaped));
-    if (this.#listeners.size > 0) for (const listener of this.#listeners) listener(reaped);
+  /** One reap: `lifetimeMs` from the kernel's exit time when the source knew it, else from the reaper's first sight. */
+  recordLifetime(source: SourceName, lifetimeMs: number): void {
+    let recent = this.#lifetimes.get(source);
+    if (!recent) this.#lifetimes.set(source, (recent = new RecentValues()));
+    recent.add(lifetimeMs);
+    if (this.#listeners.size > 0) for (const listener of this.#listeners) listener(source, lifetimeMs);
   }
 
   /** Lifetime percentiles per source that reaped anything. */
@@ -87,7 +85,7 @@ export class ReaperMetrics {
     return Object.fromEntries([...this.#lifetimes].map(([source, recent]) => [source, recent.summary()]));
   }
 
-  onReap(listener: (reaped: ReapedProcess) => void): () => void {
+  onLifetime(listener: LifetimeListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -158,7 +156,7 @@ export async function exportToRegistry(
       this.set(await countOrphanZombies(selfPid));
     },
   });
-  const unsubscribe = metrics.onReap((r) => lifetime.observe({ source: r.source }, lifetimeOf(r) / 1000));
+  const unsubscribe = metrics.onLifetime((source, lifetimeMs) => lifetime.observe({ source }, lifetimeMs / 1000));
   for (const metric of [reaped, overruns, malformed, lifetime, zombies]) registry.registerMetric(metric);
   return () => {
     unsubscribe();

@@ -2,7 +2,9 @@
  * Reporting one reap: the internal record first (counters, lifetimes,
  * activity), then the log line, then the daemon's onReap. The user's callback
  * is kept apart: if it throws, the reap is still counted, and the warning
- * about it is rate-limited.
+ * about it is rate-limited. This runs once per exit, mostly before the JIT
+ * has compiled it, after the process slept: where nobody listens (no onReap,
+ * the line's level off) no record object is built and pino is not asked.
  */
 import type { Logger } from "pino";
 import { RateLimitedLog } from "./log.ts";
@@ -13,28 +15,47 @@ export interface ReportSettings {
   readonly logger: Logger;
   readonly reapLogLevel: "info" | "debug";
   readonly onReap?: (reaped: ReapedProcess) => void;
-  /** The reaper's own bookkeeping; never throws. */
-  readonly record: (reaped: ReapedProcess) => void;
+  /** The reaper's own bookkeeping: the source, the zombie's lifetime and when it was reaped (performance.now() ms); never throws. */
+  readonly record: (source: SourceName, lifetimeMs: number, reapedAt: number) => void;
 }
 
 export class Reporter {
   readonly #settings: ReportSettings;
   readonly #warnings: RateLimitedLog;
+  /** Whether the logger writes the reap line: kept current by pino's level-change event rather than asked per reap. */
+  #logsReaps = false;
+  /** Whether anyone sees a reap's record: the log line or onReap. */
+  #listened = false;
+  readonly #onLevelChange = () => {
+    const { logger, reapLogLevel, onReap } = this.#settings;
+    this.#logsReaps = logger.isLevelEnabled(reapLogLevel);
+    this.#listened = this.#logsReaps || onReap !== undefined;
+  };
 
   constructor(settings: ReportSettings) {
     this.#settings = settings;
     this.#warnings = new RateLimitedLog(settings.logger);
+    this.#onLevelChange();
+    settings.logger.on("level-change", this.#onLevelChange);
   }
 
   /** Whether anyone will see a reaped process's comm (so /proc/PID/stat is worth reading). */
   get wantsComm(): boolean {
-    return this.#settings.onReap !== undefined || this.#settings.logger.isLevelEnabled(this.#settings.reapLogLevel);
+    return this.#listened;
+  }
+
+  close(): void {
+    this.#settings.logger.off("level-change", this.#onLevelChange);
   }
 
   /** A reap just made: `exitedAt` when the kernel told the exit, `firstSeenAt` when the reaper first saw the zombie (performance.now() ms). */
   reaped(pid: number, comm: string, exit: ExitStatus, source: SourceName, provenance: ReapProvenance, exitedAt: number | undefined, firstSeenAt: number): void {
     const reapedAt = performance.now();
-    // Fields written out, not spread: this runs once per exit, mostly before the JIT has compiled it.
+    const lifetimeMs = exitedAt === undefined ? undefined : reapedAt - exitedAt;
+    const seenForMs = reapedAt - firstSeenAt;
+    this.#settings.record(source, lifetimeMs ?? seenForMs, reapedAt);
+    if (!this.#listened) return;
+    // Fields written out, not spread.
     this.#report({
       pid,
       comm,
@@ -43,16 +64,14 @@ export class Reporter {
       coreDumped: exit.coreDumped,
       source,
       provenance,
-      lifetimeMs: exitedAt === undefined ? undefined : reapedAt - exitedAt,
-      seenForMs: reapedAt - firstSeenAt,
+      lifetimeMs,
+      seenForMs,
     });
   }
 
   #report(reaped: ReapedProcess): void {
-    const { logger, reapLogLevel, onReap, record } = this.#settings;
-    record(reaped);
-    // Checked first: the line's fields are not built at a level nobody listens to.
-    if (logger.isLevelEnabled(reapLogLevel)) logger[reapLogLevel]({ orphan: reaped }, "reaped orphan");
+    const { logger, reapLogLevel, onReap } = this.#settings;
+    if (this.#logsReaps) logger[reapLogLevel]({ orphan: reaped }, "reaped orphan");
     if (!onReap) return;
     try {
       onReap(reaped);
