@@ -253,3 +253,9 @@ export function parseNsPids(statusText: string): number[] {
 export function readOwnNsPids(): number[] {
   return parseNsPids(readSmall("/proc/self/status") ?? "");
 }
+
+/** Whether the PIDs /proc shows (fdinfo's "Pid:" above all) are those of this process's own PID namespace: NSpid is then just our PID. */
+export function procShowsOwnPids(selfPid: number): boolean {
+  const nsPids = readOwnNsPids();
+  return nsPids.length === 1 && nsPids[0] === selfPid;
+}

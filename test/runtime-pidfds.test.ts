@@ -10,6 +10,7 @@ import { loadLibc } from "../src/runtime/index.ts";
 import { readStat } from "../src/procfs.ts";
 import { isChildWaitable } from "../src/zombie.ts";
 import { probeRuntimePidfds, runtimeHoldsPidfd, RuntimePidfdLook } from "../src/runtime-pidfds.ts";
+import { unshareUnavailable } from "./helpers/cli.ts";
 import { makeOrphans } from "./helpers/orphans.ts";
 import { zombieChildren } from "./helpers/processes.ts";
 import { scaled, waitUntil } from "./helpers/time.ts";
@@ -83,6 +84,28 @@ test("a look made before a spawn does not hide the new child: a new PID lists th
     look.close();
   }
 });
+
+function runHeldAfterLearning(prefix: readonly string[] = []) {
+  const run = Bun.spawnSync([...prefix, process.execPath, `${import.meta.dir}/fixtures/held-after-learning.ts`], { stderr: "pipe" });
+  expect(run.stderr.toString()).toBe("");
+  return JSON.parse(run.stdout.toString());
+}
+
+test("a look at an unchanged listing learns what each pidfd names: it asks no fd about a PID none names, and still holds the runtime's zombie", () => {
+  const report = runHeldAfterLearning();
+  // A fork anywhere in the namespace between two looks makes the next one list and ask again: most looks of a tight run do not.
+  expect(report.looksAskingNoFd).toBeGreaterThan(0);
+  expect(report).toMatchObject({ held: true, signal: "SIGKILL" });
+});
+
+const outerProcUnavailable = unshareUnavailable(["-p", "-f"]);
+test.skipIf(outerProcUnavailable !== undefined)(
+  `as PID 1 of a namespace that sees the outer /proc, the look never trusts fdinfo's PIDs and still holds the runtime's zombie${outerProcUnavailable ? ` (skipped: ${outerProcUnavailable})` : ""}`,
+  () => {
+    const report = runHeldAfterLearning(["unshare", "-p", "-f"]);
+    expect(report).toMatchObject({ looksAskingNoFd: 0, held: true, signal: "SIGKILL" });
+  },
+);
 
 test("an adopted orphan's zombie is held by nobody", async () => {
   libc.setChildSubreaper(true);
