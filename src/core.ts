@@ -291,7 +291,7 @@ export class Core {
    */
   #peek(by: SourceName, forSignal: boolean): boolean {
     // Without the proc connector, no pidfd held by the runtime proves adoption where the runtime marks its children.
-    const end = this.#peeks.run(by, forSignal, !this.#exact && this.#markProves, (pid) => this.#judgeAndReap([pid], by));
+    const end = this.#peeks.run(by, forSignal, !this.#exact && this.#markProves, this.#judgeOne);
     // None left: the check owed would only cost a wakeup of its own.
     if (end.kind === "none-left") {
       this.#blockedBy = 0;
@@ -333,6 +333,9 @@ export class Core {
     }
     this.#blockedBy = 0;
   }
+
+  /** The one callback every run of peeks gets, rather than a closure made per SIGCHLD. */
+  readonly #judgeOne = (pid: number, by: SourceName) => this.#judgeAndReap([pid], by);
 
   /** Pins, judges and reaps (src/judged-reap.ts); returns how many were reaped. */
   #judgeAndReap(pids: Iterable<number>, by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): number {

@@ -31,6 +31,11 @@ export type PeeksEnd =
   /** PEEKS_PER_RUN reaps: more may wait. */
   | { readonly kind: "bound" };
 
+// The ends that carry nothing, made once: a run ends once per SIGCHLD.
+const NONE_LEFT: PeeksEnd = { kind: "none-left" };
+const OWED: PeeksEnd = { kind: "owed" };
+const BOUND: PeeksEnd = { kind: "bound" };
+
 export interface PeeksSettings {
   readonly libc: Libc;
   readonly runtimeLook: RuntimePidfdLook;
@@ -52,21 +57,21 @@ export class ZombiePeeks {
    * pidfd on is reaped by its PID (src/adopted.ts), else `judgeAndReap`
    * decides and returns how many it reaped.
    */
-  run(by: SourceName, forSignal: boolean, markProves: boolean, judgeAndReap: (pid: number) => number): PeeksEnd {
+  run(by: SourceName, forSignal: boolean, markProves: boolean, judgeAndReap: (pid: number, by: SourceName) => number): PeeksEnd {
     const { libc, runtimeLook, reporter } = this.#settings;
     const untilNoneLeft = !forSignal || performance.now() - this.#lastEmptyPeekAt >= MERGED_SIGNALS_CHECK_MS;
     for (let reaps = 0; reaps < PEEKS_PER_RUN; reaps++) {
       const pid = peekWaitableChild(libc);
       if (pid === 0) {
         this.#lastEmptyPeekAt = performance.now();
-        return { kind: "none-left" };
+        return NONE_LEFT;
       }
       const reap = markProves ? reapPeekedUnlessHeld(libc, runtimeLook, pid, reporter.wantsComm) : undefined;
       if (reap === "held") return { kind: "blocked", pid };
       if (reap) reporter.reaped(pid, reap.comm, reap.status, by, "adopted", undefined, performance.now());
-      else if (judgeAndReap(pid) === 0) return { kind: "blocked", pid };
-      if (!untilNoneLeft) return { kind: "owed" };
+      else if (judgeAndReap(pid, by) === 0) return { kind: "blocked", pid };
+      if (!untilNoneLeft) return OWED;
     }
-    return { kind: "bound" };
+    return BOUND;
   }
 }

@@ -141,7 +141,7 @@ export function releaseZombies(libc: Libc, zombies: readonly PinnedZombie[]): vo
  * those and it is running this.
  */
 export function reapPeekedZombie(libc: Libc, pid: number): ReapOutcome {
-  return reapBy(() => libc.waitid(P_PID, pid, REAP));
+  return reapBy(libc, P_PID, pid);
 }
 
 /**
@@ -153,18 +153,22 @@ export function reapPeekedZombie(libc: Libc, pid: number): ReapOutcome {
 export function reapZombie(libc: Libc, selfPid: number, zombie: PinnedZombie): ReapOutcome {
   const { pid, pidfd, startTime } = zombie;
   // No pidfd: the zombie may have been reaped and its PID reused since the pin.
-  if (pidfd === undefined && zombieChildStartTime(selfPid, pid) !== startTime) return { kind: "gone" };
-  return reapBy(() => (pidfd === undefined ? libc.waitid(P_PID, pid, REAP) : libc.waitid(P_PIDFD, pidfd, REAP)));
+  if (pidfd === undefined && zombieChildStartTime(selfPid, pid) !== startTime) return GONE;
+  return pidfd === undefined ? reapBy(libc, P_PID, pid) : reapBy(libc, P_PIDFD, pidfd);
 }
 
-function reapBy(reap: () => WaitResult): ReapOutcome {
+// The outcomes that carry nothing, made once: a reap runs once per exit.
+const NOT_YET: ReapOutcome = { kind: "not-yet" };
+const GONE: ReapOutcome = { kind: "gone" };
+
+function reapBy(libc: Libc, idType: typeof P_PID | typeof P_PIDFD, id: number): ReapOutcome {
   try {
-    const wait = reap();
-    if (wait.pid === 0) return { kind: "not-yet" };
+    const wait = libc.waitid(idType, id, REAP);
+    if (wait.pid === 0) return NOT_YET;
     return { kind: "reaped", exit: exitStatusOf(wait) };
   } catch (error) {
-    if (hasErrnoCode(error, "ECHILD")) return { kind: "gone" };
-    if (hasErrnoCode(error, "EINTR")) return { kind: "not-yet" };
+    if (hasErrnoCode(error, "ECHILD")) return GONE;
+    if (hasErrnoCode(error, "EINTR")) return NOT_YET;
     throw error;
   }
 }
