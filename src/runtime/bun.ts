@@ -8,21 +8,22 @@ import { dlopen, FFIType, ptr as addressOf, read, type Pointer } from "bun:ffi";
 import { libcFromCalls, SOCK_FILTER_SIZE, SOCK_FPROG_FILTER, SOCK_FPROG_SIZE, type Libc } from "../libc.ts";
 import { SO_ATTACH_FILTER, SOL_SOCKET } from "../netlink/constants.ts";
 
-const { i32, u32, i64, u64, ptr } = FFIType;
+// i64_fast: a result that fits in a double comes back as a number, not a BigInt allocated per call.
+const { i32, u32, i64, i64_fast, u64, ptr } = FFIType;
 
 const symbols = {
   __errno_location: { args: [], returns: ptr },
   getpid: { args: [], returns: i32 },
   close: { args: [i32], returns: i32 },
   prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
-  syscall: { args: [i64, i64, i64], returns: i64 },
+  syscall: { args: [i64, i64, i64], returns: i64_fast },
   waitid: { args: [i32, u32, ptr, i32], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
   bind: { args: [i32, ptr, u32], returns: i32 },
   connect: { args: [i32, ptr, u32], returns: i32 },
-  send: { args: [i32, ptr, u64, i32], returns: i64 },
-  recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
-  pread: { args: [i32, ptr, u64, i64], returns: i64 },
+  send: { args: [i32, ptr, u64, i32], returns: i64_fast },
+  recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64_fast },
+  pread: { args: [i32, ptr, u64, i64], returns: i64_fast },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
@@ -38,7 +39,7 @@ const symbols = {
   sigaction: { args: [i32, ptr, ptr], returns: i32 },
   sigprocmask: { args: [i32, ptr, ptr], returns: i32 },
   pipe2: { args: [ptr, i32], returns: i32 },
-  read: { args: [i32, ptr, u64], returns: i64 },
+  read: { args: [i32, ptr, u64], returns: i64_fast },
   mmap: { args: [ptr, u64, i32, i32, i32, i64], returns: i64 },
   mprotect: { args: [u64, u64, i32], returns: i32 },
   memcpy: { args: [u64, ptr, u64], returns: u64 },
