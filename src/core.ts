@@ -177,7 +177,6 @@ export class Core {
     this.#timer.stop();
     this.#mergedSignalsCheck.cancel();
     this.#runtimeLook.close();
-    this.#reporter.close();
     this.#notices.clear();
   }
 

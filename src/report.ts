@@ -22,30 +22,27 @@ export interface ReportSettings {
 export class Reporter {
   readonly #settings: ReportSettings;
   readonly #warnings: RateLimitedLog;
-  /** Whether the logger writes the reap line: kept current by pino's level-change event rather than asked per reap. */
+  /** The logger's level when #logsReaps was last worked out: a level set on it or on its parent (which a pino child follows) shows here. */
+  #levelVal = Number.NaN;
+  /** Whether the logger writes the reap line: asked of pino only when the level has changed, not per reap. */
   #logsReaps = false;
   /** Whether anyone sees a reap's record: the log line or onReap. */
   #listened = false;
-  readonly #onLevelChange = () => {
-    const { logger, reapLogLevel, onReap } = this.#settings;
-    this.#logsReaps = logger.isLevelEnabled(reapLogLevel);
-    this.#listened = this.#logsReaps || onReap !== undefined;
-  };
 
   constructor(settings: ReportSettings) {
     this.#settings = settings;
     this.#warnings = new RateLimitedLog(settings.logger);
-    this.#onLevelChange();
-    settings.logger.on("level-change", this.#onLevelChange);
   }
 
   /** Whether anyone will see a reaped process's comm (so /proc/PID/stat is worth reading). */
   get wantsComm(): boolean {
+    const { logger, reapLogLevel, onReap } = this.#settings;
+    if (logger.levelVal !== this.#levelVal) {
+      this.#levelVal = logger.levelVal;
+      this.#logsReaps = logger.isLevelEnabled(reapLogLevel);
+      this.#listened = this.#logsReaps || onReap !== undefined;
+    }
     return this.#listened;
-  }
-
-  close(): void {
-    this.#settings.logger.off("level-change", this.#onLevelChange);
   }
 
   /** A reap just made: `exitedAt` when the kernel told the exit, `firstSeenAt` when the reaper first saw the zombie (performance.now() ms). */
@@ -54,7 +51,7 @@ export class Reporter {
     const lifetimeMs = exitedAt === undefined ? undefined : reapedAt - exitedAt;
     const seenForMs = reapedAt - firstSeenAt;
     this.#settings.record(source, lifetimeMs ?? seenForMs, reapedAt);
-    if (!this.#listened) return;
+    if (!this.wantsComm) return;
     // Fields written out, not spread.
     this.#report({
       pid,
