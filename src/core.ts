@@ -10,7 +10,8 @@
  *   drain that read it, O(1);
  * - a waitid peek (src/peeks.ts): on SIGCHLD without the proc connector, or
  *   with it when no exit named explains the signal (a zombie reparented to
- *   us after its exit): the kernel names one zombie;
+ *   us after its exit, or an EXIT not queued yet: do_exit() notifies the
+ *   parent before the proc connector): the kernel names one zombie;
  * - a scan of all our children: the sweep, an overrun, or a peek blocked by
  *   a zombie that stays (the runtime's, vetoed, in its grace window).
  */
@@ -246,7 +247,7 @@ export class Core {
     return this.#notices.add(drained.adoptedExits, drained.ownExits);
   }
 
-  /** SIGCHLD with no exit named: a zombie reparented to us after its exit event. Peek now; beside exits, at most once a second. */
+  /** SIGCHLD with no exit named: a zombie reparented to us after its exit event, or one whose EXIT is queued just after the signal. Peek now; beside exits, at most once a second. */
   #checkReparented(named: number): void {
     const now = performance.now();
     if (named === 0 || now - this.#lastReparentCheckAt >= REPARENT_CHECK_MS) {

@@ -12,9 +12,12 @@
  *
  * The probe decides by evidence: our namespaces, each socket step's errno,
  * the kernel's ack (queued before our send returns), and the FORK and EXIT
- * events of a child spawned for the purpose (queued before its exit is seen).
+ * events of a child spawned for the purpose. Its FORK is queued before it
+ * runs; its EXIT only after the runtime may have seen it exit: do_exit()
+ * notifies the parent (exit_notify) before the proc connector.
  */
 import { spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { hasErrnoCode } from "../errno.ts";
 import type { Libc } from "../libc.ts";
@@ -67,6 +70,8 @@ const MAX_EXITED_CHILDREN = 65_536;
 /** Datagrams read in one drain before the loop gets a turn (one proc event is 76 bytes). */
 const DATAGRAMS_PER_DRAIN = 4096;
 const DATAGRAM_BYTES = 8192;
+/** How often the self-test looks again for the probe child's EXIT once the child has exited. */
+const EXIT_EVENT_RECHECK_MS = 2;
 /** Probe child: the runtime's own executable, always present (PATH may be empty). */
 const PROBE_CHILD_ARGS = ["--version"];
 
@@ -191,13 +196,24 @@ export class NetlinkSource implements EventSource {
     return this.#selfTest(settings.selfTestTimeoutMs);
   }
 
-  /** The probe child's FORK and EXIT must be queued once its exit has been seen. */
+  /**
+   * The probe child's EXIT must come within the probe's time. It may come a
+   * moment after the runtime saw the child exit (the kernel queues it after
+   * notifying the parent; a busy host can preempt the child in between).
+   */
   async #selfTest(timeoutMs: number): Promise<{ reason: string; retryable: boolean } | undefined> {
+    const startedAt = performance.now();
     const child = await runProbeChild(timeoutMs);
     if (!("pid" in child)) return child;
-    const { ownExits } = this.drain();
-    if (ownExits.some((exit) => exit.pid === child.pid)) return undefined;
-    return { reason: "no exit event for the probe child: the kernel sends no proc events (CONFIG_PROC_EVENTS?)", retryable: false };
+    for (;;) {
+      if (this.drain().ownExits.some((exit) => exit.pid === child.pid)) return undefined;
+      if (performance.now() - startedAt >= timeoutMs) break;
+      await sleep(EXIT_EVENT_RECHECK_MS);
+    }
+    // Its FORK read: events flow, the EXIT is late.
+    if (this.#provenance.forkedBySelf(child.pid))
+      return { reason: `the probe child's exit event did not come within ${timeoutMs} ms (netlinkProbeTimeoutMs): a slow or busy host`, retryable: true };
+    return { reason: "no event for the probe child: the kernel sends no proc events (CONFIG_PROC_EVENTS?)", retryable: false };
   }
 
   /** Reads what is queued now, at most DATAGRAMS_PER_DRAIN datagrams. */
