@@ -41,21 +41,35 @@ export function findPerf(): string | undefined {
 /** The FIFO directory an arm's workload is given (`--perf-ctl`), next to the daemon's report. */
 export const perfDir = (report: string) => `${report}-perf`;
 
-/** The first child of `pid`, polled from /proc (no fork) until it appears. */
-async function firstChild(pid: number): Promise<number> {
+/** argv[0] of `pid`, or undefined once it is gone. */
+function commandOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A child of `pid` (running `command`, when given), polled from /proc (no
+ * fork) until it appears. By command, not the first child: the netlink
+ * daemon's probe child comes before the workload, and perf attached while
+ * it lives would count the workload's syscalls too (it did, 2026-11-30).
+ */
+async function childOf(pid: number, command?: string): Promise<number> {
   const until = performance.now() + FIND_CHILD_MS;
   for (;;) {
-    const child = readTaskChildren(pid)?.[0];
+    const child = readTaskChildren(pid)?.find((child) => command === undefined || commandOf(child) === command);
     if (child !== undefined) return child;
-    if (performance.now() > until) throw new Error(`pid ${pid} started no child in ${FIND_CHILD_MS} ms`);
+    if (performance.now() > until) throw new Error(`pid ${pid} started no child${command ? ` running ${command}` : ""} in ${FIND_CHILD_MS} ms`);
     await Bun.sleep(5);
   }
 }
 
-/** The reaper (the arm itself, or under `unshare -p -f` unshare's child), once it has started the workload. */
-async function findReaper(armPid: number, inPidns: boolean): Promise<number> {
-  const reaper = inPidns ? await firstChild(armPid) : armPid;
-  await firstChild(reaper);
+/** The reaper (the arm itself, or under `unshare -p -f` unshare's child), once it has started the workload (the command after `--`). */
+async function findReaper(argv: string[], armPid: number, inPidns: boolean): Promise<number> {
+  const reaper = inPidns ? await childOf(armPid) : armPid;
+  await childOf(reaper, argv[argv.indexOf("--") + 1]);
   return reaper;
 }
 
@@ -88,7 +102,7 @@ export async function measureSyscalls(perf: string, argv: string[], report: stri
   const out = join(dir, "counts.csv");
   let counter: Bun.Subprocess | undefined;
   try {
-    const reaper = await findReaper(arm.pid, inPidns);
+    const reaper = await findReaper(argv, arm.pid, inPidns);
     counter = Bun.spawn(
       [perf, "stat", "-D", "-1", "--control", `fifo:${join(dir, "ctl")},${join(dir, "ack")}`, "-x,", "-o", out,
         "-e", countedEvents(), "-p", String(reaper)],
