@@ -1,7 +1,8 @@
 /**
  * The bench runner: runs every scenario's arms side by side (interleaved,
  * round after round, so that the noise of a shared machine falls on all of
- * them alike) and prints a markdown report: the median of each metric per
+ * them alike; each round starts one arm later, so that no arm always follows
+ * the same one and inherits what it leaves behind) and prints a markdown report: the median of each metric per
  * arm, the ratios (ours / tini, or ours / a Bun daemon without a reaper),
  * and the exact command of every arm. Needs root (unshare -p, a cgroup, perf),
  * tini, catatonit, perf and cc (BENCHMARKS.md, "Running it").
@@ -70,7 +71,7 @@ const REPO_ROOT = `${resolve(import.meta.dir, "../..")}/`;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-/** Every arm once per round, in order; a failed run is logged and left out of the medians. */
+/** Every arm once per round; a failed run is logged and left out of the medians. */
 async function runScenario(scenario: Scenario, rounds: number): Promise<Map<string, Measured[]>> {
   const results = new Map<string, Measured[]>(scenario.arms.map((arm) => [arm.name, []]));
   // Interrupted, the runner still removes what setUp made (the cgroup, and what runs in it).
@@ -89,9 +90,20 @@ async function runScenario(scenario: Scenario, rounds: number): Promise<Map<stri
   return results;
 }
 
+/**
+ * The arms in the order of one round: round r starts at arm r-1. An arm run
+ * right after 2000 processes (or a PID namespace of them) went away can pay
+ * for some of it (frees deferred to softirq run in its time slices); a fixed
+ * order would put that on the same arm every round.
+ */
+function armsInRound<T>(arms: readonly T[], round: number): T[] {
+  const start = (round - 1) % arms.length;
+  return [...arms.slice(start), ...arms.slice(0, start)];
+}
+
 async function runRounds(scenario: Scenario, rounds: number, results: Map<string, Measured[]>): Promise<void> {
   for (let round = 1; round <= rounds; round += 1) {
-    for (const arm of scenario.arms) {
+    for (const arm of armsInRound(scenario.arms, round)) {
       const report = join(SCRATCH_DIR, `report-${process.pid}.json`);
       rmSync(report, { force: true });
       const argv = arm.argv(report);
@@ -206,7 +218,7 @@ async function main(args: RunArgs): Promise<void> {
     `Machine: Linux ${release()}, ${navigator.hardwareConcurrency} CPUs, load average ${loadBefore} before, ${readLoadAverage()} after.`,
     `Measured: ${measuredCode} (at the start of the run).`,
     `Bun ${Bun.version}; ${toolVersion([tools.tini, "--version"])}; ${tools.catatonit ? toolVersion([tools.catatonit, "--version"]) : "catatonit absent"}; $WORKLOAD = \`cc -O2 scripts/bench/workload.c\`; $REPORT = the daemon's report file.`,
-    `Each cell is the median over ${args.rounds} round(s); arms ran interleaved within each round.`,
+    `Each cell is the median over ${args.rounds} round(s); arms ran interleaved within each round, each round starting one arm later.`,
   ];
   const markdown = `${header.join("\n")}\n\n${sections.join("\n\n")}\n`;
   if (args.out) writeFileSync(args.out, markdown);
