@@ -2,10 +2,11 @@
  * The bench runner: runs every scenario's arms side by side (interleaved,
  * round after round, so that the noise of a shared machine falls on all of
  * them alike; each round starts one arm later, so that no arm always follows
- * the same one and inherits what it leaves behind) and prints a markdown report: the median of each metric per
- * arm, the ratios (ours / tini, or ours / a Bun daemon without a reaper),
- * and the exact command of every arm. Needs root (unshare -p, a cgroup, perf),
- * tini, catatonit, perf and cc (BENCHMARKS.md, "Running it").
+ * the same one and inherits what it leaves behind) and prints a markdown
+ * report: the median of each metric per arm, the ratios (ours / tini, or ours
+ * / a Bun daemon without a reaper), and the exact command of every arm.
+ * Needs root (unshare -p, a cgroup, perf), tini, catatonit, perf and cc
+ * (BENCHMARKS.md, "Running it").
  *
  *   bun scripts/bench/run.ts [--rounds N] [--only NAME,...] [--repo DIR] [--scale F] [--list] [--out FILE]
  *
