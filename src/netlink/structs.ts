@@ -1,6 +1,7 @@
 /**
  * Pure parse/format of proc connector messages: a datagram from the socket
- * becomes a list of events, and a subscription request becomes bytes. The
+ * becomes events, handed one by one to a sink (or collected as objects), and
+ * a subscription request becomes bytes. The
  * parser never throws: anything that does not look like the kernel's own
  * message is counted as malformed, with a reason, and skipped.
  */
@@ -82,6 +83,21 @@ export interface ParsedDatagram {
   readonly malformed: string[];
 }
 
+/**
+ * What the parser hands each message to, in order, with the kernel struct's
+ * fields as arguments: no object is made per event on the path that runs
+ * once per exit, mostly before the JIT has compiled it.
+ */
+export interface ProcEventSink {
+  ack(err: number, seq: number, ack: number): void;
+  /** struct fork_proc_event's fields, in its order. */
+  fork(timestampNs: number, parentPid: number, parentTgid: number, childPid: number, childTgid: number): void;
+  /** struct exit_proc_event's fields, in its order; `exitCode` is in wait status form (768 = exit(3), 9 = SIGKILL). */
+  exit(timestampNs: number, pid: number, tgid: number, exitCode: number, exitSignal: number, parentPid: number, parentTgid: number): void;
+  /** Why a message was skipped. */
+  malformed(reason: string): void;
+}
+
 const alignMessage = (length: number) => (length + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
 /** Word order of the u64 timestamp: host order, like every netlink field. */
 const LOW_WORD_FIRST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -89,8 +105,7 @@ const LOW_WORD_FIRST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /**
  * Reads proc events from one buffer, as 32- and 16-bit words in host byte
  * order (netlink's): every message starts 4-byte aligned and every field
- * we read is aligned to its size. Typed-array reads, not DataView calls:
- * this runs once per exit, mostly before the JIT has compiled it.
+ * we read is aligned to its size. Typed-array reads, not DataView calls.
  */
 export class ProcEventParser {
   readonly #words: Int32Array;
@@ -102,110 +117,93 @@ export class ProcEventParser {
     this.#halves = new Uint16Array(buffer.buffer, buffer.byteOffset, buffer.byteLength >>> 1);
   }
 
-  /** Every proc event in the first `byteLength` bytes (the kernel may pack several messages in a datagram). */
-  parse(byteLength: number): ParsedDatagram {
-    const events: ProcEvent[] = [];
-    const malformed: string[] = [];
+  /** Hands `sink` every proc event in the first `byteLength` bytes (the kernel may pack several messages in a datagram). */
+  parse(byteLength: number, sink: ProcEventSink): void {
+    const words = this.#words;
     let offset = 0;
     while (offset < byteLength) {
       const remaining = byteLength - offset;
-      if (remaining < NLMSG_HDRLEN) {
-        malformed.push(`${remaining} trailing bytes, shorter than a netlink header`);
-        break;
-      }
-      const length = this.#u32(offset + NLMSG_LEN);
-      if (length < NLMSG_HDRLEN || length > remaining) {
-        // Without a trustworthy length the next message cannot be found.
-        malformed.push(`nlmsg_len ${length} does not fit the ${remaining} bytes left`);
-        break;
-      }
-      const result = this.#message(offset, length);
-      if (typeof result === "string") malformed.push(result);
-      else if (result) events.push(result);
+      if (remaining < NLMSG_HDRLEN) return sink.malformed(`${remaining} trailing bytes, shorter than a netlink header`);
+      const length = words[(offset + NLMSG_LEN) >>> 2]! >>> 0;
+      // Without a trustworthy length the next message cannot be found.
+      if (length < NLMSG_HDRLEN || length > remaining) return sink.malformed(`nlmsg_len ${length} does not fit the ${remaining} bytes left`);
+      const problem = this.#message(offset, length, sink);
+      if (problem !== undefined) sink.malformed(problem);
       offset += alignMessage(length);
     }
-    return { events, malformed };
   }
 
-  #u32(at: number): number {
-    return this.#words[at >>> 2]! >>> 0;
-  }
-
-  #i32(at: number): number {
-    return this.#words[at >>> 2]!;
-  }
-
-  #u16(at: number): number {
-    return this.#halves[at >>> 1]!;
-  }
-
-  /** The netlink message of `length` bytes at `at`: an event, undefined for a type we do not use, or why it is malformed. */
-  #message(at: number, length: number): ProcEvent | undefined | string {
-    const type = this.#u16(at + NLMSG_TYPE);
+  /** The netlink message of `length` bytes at `at`, handed to `sink`; or why it is malformed. */
+  #message(at: number, length: number, sink: ProcEventSink): string | undefined {
+    const words = this.#words;
+    const type = this.#halves[(at + NLMSG_TYPE) >>> 1]!;
     if (type !== NLMSG_DONE) return `nlmsg_type ${type} is not NLMSG_DONE`;
     // A sanity check only: the sender writes this field. The source address decides (src/sources/netlink.ts).
-    const senderPort = this.#u32(at + NLMSG_PID);
+    const senderPort = words[(at + NLMSG_PID) >>> 2]! >>> 0;
     if (senderPort !== 0) return `sender port ${senderPort} is not the kernel`;
     if (length < NLMSG_HDRLEN + CN_MSG_SIZE) return `nlmsg_len ${length} too short for a cn_msg`;
     const cn = at + NLMSG_HDRLEN;
-    const idx = this.#u32(cn + CN_IDX);
-    const val = this.#u32(cn + CN_VAL);
+    const idx = words[(cn + CN_IDX) >>> 2]! >>> 0;
+    const val = words[(cn + CN_VAL) >>> 2]! >>> 0;
     if (idx !== CN_IDX_PROC || val !== CN_VAL_PROC) return `connector id ${idx}:${val} is not the proc connector`;
-    const payloadLength = this.#u16(cn + CN_LEN);
+    const payloadLength = this.#halves[(cn + CN_LEN) >>> 1]!;
     const payloadRoom = length - NLMSG_HDRLEN - CN_MSG_SIZE;
     if (payloadLength > payloadRoom) return `cn_msg.len ${payloadLength} exceeds the ${payloadRoom} bytes after it`;
-    return this.#event(cn + CN_MSG_SIZE, payloadLength, this.#u32(cn + CN_SEQ), this.#u32(cn + CN_ACK));
-  }
-
-  /** The struct proc_event of `length` bytes at `at`. */
-  #event(at: number, length: number, seq: number, ack: number): ProcEvent | undefined | string {
-    if (length < PROC_EVENT_HEADER_SIZE) return `proc_event of ${length} bytes is truncated`;
-    const what = this.#u32(at + PROC_EVENT_WHAT);
-    const data = at + PROC_EVENT_DATA;
-    const room = length - PROC_EVENT_DATA;
-    switch (what) {
-      case PROC_EVENT_NONE:
-        if (room < 4) return "ack event is truncated";
-        return { type: "ack", err: this.#u32(data + ACK_ERR), seq, ack };
-      case PROC_EVENT_FORK:
-        if (room < FORK_SIZE) return "fork event is truncated";
-        return {
-          type: "fork",
-          timestampNs: this.#timestampNs(at),
-          parentPid: this.#i32(data + FORK_PARENT_PID),
-          parentTgid: this.#i32(data + FORK_PARENT_TGID),
-          childPid: this.#i32(data + FORK_CHILD_PID),
-          childTgid: this.#i32(data + FORK_CHILD_TGID),
-        };
-      case PROC_EVENT_EXIT:
-        if (room < EXIT_SIZE) return "exit event is truncated";
-        return {
-          type: "exit",
-          timestampNs: this.#timestampNs(at),
-          pid: this.#i32(data + EXIT_PROCESS_PID),
-          tgid: this.#i32(data + EXIT_PROCESS_TGID),
-          exitCode: this.#i32(data + EXIT_CODE),
-          exitSignal: this.#i32(data + EXIT_SIGNAL),
-          parentPid: this.#i32(data + EXIT_PARENT_PID),
-          parentTgid: this.#i32(data + EXIT_PARENT_TGID),
-        };
-      default:
-        return undefined; // exec, uid, comm, ...: not ours to use, not malformed
+    const event = cn + CN_MSG_SIZE;
+    if (payloadLength < PROC_EVENT_HEADER_SIZE) return `proc_event of ${payloadLength} bytes is truncated`;
+    const what = words[(event + PROC_EVENT_WHAT) >>> 2]! >>> 0;
+    const data = (event + PROC_EVENT_DATA) >>> 2;
+    const room = payloadLength - PROC_EVENT_DATA;
+    if (what === PROC_EVENT_EXIT) {
+      if (room < EXIT_SIZE) return "exit event is truncated";
+      sink.exit(
+        this.#timestampNs(event),
+        words[data + (EXIT_PROCESS_PID >>> 2)]!,
+        words[data + (EXIT_PROCESS_TGID >>> 2)]!,
+        words[data + (EXIT_CODE >>> 2)]!,
+        words[data + (EXIT_SIGNAL >>> 2)]!,
+        words[data + (EXIT_PARENT_PID >>> 2)]!,
+        words[data + (EXIT_PARENT_TGID >>> 2)]!,
+      );
+    } else if (what === PROC_EVENT_FORK) {
+      if (room < FORK_SIZE) return "fork event is truncated";
+      sink.fork(
+        this.#timestampNs(event),
+        words[data + (FORK_PARENT_PID >>> 2)]!,
+        words[data + (FORK_PARENT_TGID >>> 2)]!,
+        words[data + (FORK_CHILD_PID >>> 2)]!,
+        words[data + (FORK_CHILD_TGID >>> 2)]!,
+      );
+    } else if (what === PROC_EVENT_NONE) {
+      if (room < 4) return "ack event is truncated";
+      sink.ack(words[data + (ACK_ERR >>> 2)]! >>> 0, words[(cn + CN_SEQ) >>> 2]! >>> 0, words[(cn + CN_ACK) >>> 2]! >>> 0);
     }
+    // Any other (exec, uid, comm, ...): not ours to use, not malformed.
+    return undefined;
   }
 
   /** The u64 of nanoseconds as a double: exact for 104 days of uptime, to the microsecond far beyond. */
   #timestampNs(event: number): number {
-    const first = this.#u32(event + PROC_EVENT_TIMESTAMP);
-    const second = this.#u32(event + PROC_EVENT_TIMESTAMP + 4);
+    const first = this.#words[(event + PROC_EVENT_TIMESTAMP) >>> 2]! >>> 0;
+    const second = this.#words[(event + PROC_EVENT_TIMESTAMP + 4) >>> 2]! >>> 0;
     return LOW_WORD_FIRST ? first + second * 2 ** 32 : second + first * 2 ** 32;
   }
 }
 
-/** Every proc event in one datagram; `bytes` is copied when it does not start 4-byte aligned. */
+/** Every proc event in one datagram, as objects; `bytes` is copied when it does not start 4-byte aligned. */
 export function parseProcEvents(bytes: Uint8Array): ParsedDatagram {
   const aligned = bytes.byteOffset % NLMSG_ALIGNTO === 0 ? bytes : bytes.slice();
-  return new ProcEventParser(aligned).parse(bytes.byteLength);
+  const events: ProcEvent[] = [];
+  const malformed: string[] = [];
+  new ProcEventParser(aligned).parse(bytes.byteLength, {
+    ack: (err, seq, ack) => void events.push({ type: "ack", err, seq, ack }),
+    fork: (timestampNs, parentPid, parentTgid, childPid, childTgid) =>
+      void events.push({ type: "fork", timestampNs, parentPid, parentTgid, childPid, childTgid }),
+    exit: (timestampNs, pid, tgid, exitCode, exitSignal, parentPid, parentTgid) =>
+      void events.push({ type: "exit", timestampNs, pid, tgid, exitCode, exitSignal, parentPid, parentTgid }),
+    malformed: (reason) => void malformed.push(reason),
+  });
+  return { events, malformed };
 }
 
 /**

@@ -34,7 +34,7 @@ import {
   sendListen,
   setReceiveBuffer,
 } from "../netlink/socket.ts";
-import { ProcEventParser, type ProcEvent } from "../netlink/structs.ts";
+import { ProcEventParser, type ProcEventSink } from "../netlink/structs.ts";
 import { INITIAL_NAMESPACE_INODE, readNamespaceInode, readTaskChildren } from "../procfs.ts";
 import type { ExitNotice } from "../types.ts";
 import type { EventSource } from "./source.ts";
@@ -46,19 +46,21 @@ export interface NetlinkSettings {
   readonly receiveBufferBytes: number;
 }
 
-/** What one drain of the socket found. */
-export interface Drained {
+/** What one drain of the socket found; valid until the next drain, which reuses it. */
+export type Drained = Readonly<DrainFindings>;
+
+interface DrainFindings {
   /** Exits of adopted orphans (no FORK by us before the EXIT), reapable at once. */
-  readonly adoptedExits: ExitNotice[];
+  adoptedExits: ExitNotice[];
   /** Exits of children we forked, or whose fork we did not see: the runtime's to reap, or the grace rule's. */
-  readonly ownExits: ExitNotice[];
+  ownExits: ExitNotice[];
   /** Events were lost (ENOBUFS): only a scan finds what they said. */
-  readonly overrun: boolean;
-  readonly malformed: number;
+  overrun: boolean;
+  malformed: number;
   /** Datagrams not sent by the kernel, ignored. */
-  readonly forged: number;
+  forged: number;
   /** The drain stopped at its bound with datagrams still queued. */
-  readonly more: boolean;
+  more: boolean;
 }
 
 export type NetlinkProbe =
@@ -150,6 +152,8 @@ export class NetlinkSource implements EventSource {
   readonly #sender = new Uint8Array(SOCKADDR_NL_SIZE);
   readonly #senderView = new DataView(this.#sender.buffer);
   #ackError: number | undefined;
+  /** The last drain's findings, reused: one per exit is made otherwise. The parser's sink writes into it. */
+  readonly #drained: DrainFindings = { adoptedExits: [], ownExits: [], overrun: false, malformed: 0, forged: 0, more: false };
   #subscribed = false;
   #receiveBufferBytes = 0;
   #closed = false;
@@ -218,51 +222,51 @@ export class NetlinkSource implements EventSource {
 
   /** Reads what is queued now, at most DATAGRAMS_PER_DRAIN datagrams. */
   drain(): Drained {
-    const drained = { adoptedExits: [] as ExitNotice[], ownExits: [] as ExitNotice[], overrun: false, malformed: 0, forged: 0, more: false };
+    const drained = this.#drained;
+    drained.adoptedExits.length = 0;
+    drained.ownExits.length = 0;
+    drained.overrun = false;
+    drained.malformed = 0;
+    drained.forged = 0;
+    drained.more = false;
     if (this.#closed) return drained;
     for (let read = 0; read < DATAGRAMS_PER_DRAIN; read++) {
-      const length = this.#receive();
-      if (length === "overrun") {
+      let length: number;
+      try {
+        length = this.#libc.receive(this.#fd, this.#datagram, this.#sender);
+      } catch (error) {
+        if (!hasErrnoCode(error, "ENOBUFS")) throw error;
         drained.overrun = true;
         this.#recoverFromOverrun();
         continue;
       }
       if (length < 0) return drained;
       // Only the kernel (port 0) sends proc events; any other sender is forging them.
-      if (this.#senderView.getUint32(SOCKADDR_NL_PORT, true) !== 0) {
-        drained.forged += 1;
-        continue;
-      }
-      const { events, malformed } = this.#parser.parse(length);
-      drained.malformed += malformed.length;
-      for (const event of events) this.#handleEvent(event, drained);
+      if (this.#senderView.getUint32(SOCKADDR_NL_PORT, true) !== 0) drained.forged += 1;
+      else this.#parser.parse(length, this.#events);
     }
     drained.more = true;
     return drained;
   }
 
-  #receive(): number | "overrun" {
-    try {
-      return this.#libc.receive(this.#fd, this.#datagram, this.#sender);
-    } catch (error) {
-      if (hasErrnoCode(error, "ENOBUFS")) return "overrun";
-      throw error;
-    }
-  }
-
-  #handleEvent(event: ProcEvent, drained: Drained): void {
-    if (event.type === "ack") {
-      if (event.ack === ackTo(this.#nonce)) this.#ackError = event.err;
-    } else if (event.type === "fork") {
-      if (event.parentTgid === this.#selfPid && event.childPid === event.childTgid) this.#provenance.recordFork(event.childPid);
-    } else if (event.pid === event.tgid && event.parentTgid === this.#selfPid) {
-      const origin = this.#provenance.recordExit(event.pid);
-      const notice = { pid: event.pid, exitedAt: event.timestampNs / 1e6 - this.#clockOffsetMs };
+  /** Where the parser hands each event of the drain in progress. */
+  readonly #events: ProcEventSink = {
+    ack: (err, _seq, ack) => {
+      if (ack === ackTo(this.#nonce)) this.#ackError = err;
+    },
+    fork: (_timestampNs, _parentPid, parentTgid, childPid, childTgid) => {
+      if (parentTgid === this.#selfPid && childPid === childTgid) this.#provenance.recordFork(childPid);
+    },
+    exit: (timestampNs, pid, tgid, _exitCode, _exitSignal, parentPid, parentTgid) => {
+      if (pid !== tgid || parentTgid !== this.#selfPid) return;
+      const origin = this.#provenance.recordExit(pid);
+      const notice = { pid, exitedAt: timestampNs / 1e6 - this.#clockOffsetMs };
       // A child of another thread (a Worker's) is not ours to reap, adopted or not.
-      if (origin === "adopted" && event.parentPid === this.#selfPid) drained.adoptedExits.push(notice);
-      else drained.ownExits.push(notice);
-    }
-  }
+      if (origin === "adopted" && parentPid === this.#selfPid) this.#drained.adoptedExits.push(notice);
+      else this.#drained.ownExits.push(notice);
+    },
+    malformed: () => void (this.#drained.malformed += 1),
+  };
 
   /** FORK events were lost: children that exist now are of unknown origin. */
   #recoverFromOverrun(): void {
