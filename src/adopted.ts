@@ -14,49 +14,30 @@ import type { Libc } from "./libc.ts";
 import { readStat } from "./procfs.ts";
 import type { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
-import type { ExitNotice } from "./types.ts";
 import { reapPeekedZombie, type ExitStatus } from "./zombie.ts";
 
-export interface AdoptedReap {
-  readonly exit: ExitNotice;
+/** A zombie reaped on a fast path, and its comm where someone wants it. */
+export interface FastReap {
   readonly status: ExitStatus;
   readonly comm: string;
-}
-
-export interface AdoptedReaps {
-  readonly reaped: AdoptedReap[];
-  /** For the core's pass. */
-  readonly left: ExitNotice[];
 }
 
 /**
- * Reaps each of `exits` by its PID. The caller drained the proc connector to
- * the end in this same synchronous step: a PID the main thread forked again
- * since an exit would have its FORK event read by now (queued before fork
- * returns), and the main thread, running this, forks nothing meanwhile. So
- * whatever waitable child of the main thread holds the PID is the zombie the
- * EXIT named, or an orphan reparented to us since; a Worker's child is
- * never one (__WNOTHREAD). No pidfd is needed to pin it.
+ * Reaps by its PID the zombie an EXIT proved adopted. The caller drained the
+ * proc connector to the end in this same synchronous step: a PID the main
+ * thread forked again since the exit would have its FORK event read by now
+ * (queued before fork returns), and the main thread, running this, forks
+ * nothing meanwhile. So whatever waitable child of the main thread holds the
+ * PID is the zombie the EXIT named, or an orphan reparented to us since; a
+ * Worker's child is never one (__WNOTHREAD). No pidfd is needed to pin it.
+ * "left" for the core's pass; "gone" when someone reaped it first.
  */
-export function reapProvenAdopted(libc: Libc, exact: NetlinkSource, exits: readonly ExitNotice[], wantsComm: boolean): AdoptedReaps {
-  const reaped: AdoptedReap[] = [];
-  const left: ExitNotice[] = [];
-  for (const exit of exits) {
-    if (exact.forkedBySelf(exit.pid) !== false) {
-      left.push(exit);
-      continue;
-    }
-    const comm = wantsComm ? (readStat(exit.pid)?.comm ?? "") : "";
-    const outcome = reapPeekedZombie(libc, exit.pid);
-    if (outcome.kind === "reaped") reaped.push({ exit, status: outcome.exit, comm });
-    else if (outcome.kind === "not-yet") left.push(exit);
-  }
-  return { reaped, left };
-}
-
-export interface PeekedReap {
-  readonly status: ExitStatus;
-  readonly comm: string;
+export function reapProvenAdopted(libc: Libc, exact: NetlinkSource, pid: number, wantsComm: boolean): FastReap | "left" | "gone" {
+  if (exact.forkedBySelf(pid) !== false) return "left";
+  const comm = wantsComm ? (readStat(pid)?.comm ?? "") : "";
+  const outcome = reapPeekedZombie(libc, pid);
+  if (outcome.kind === "reaped") return { status: outcome.exit, comm };
+  return outcome.kind === "not-yet" ? "left" : "gone";
 }
 
 /**
@@ -66,7 +47,7 @@ export interface PeekedReap {
  * reap); undefined when it could not be reaped: the core's judge takes it
  * from there.
  */
-export function reapPeekedUnlessHeld(libc: Libc, look: RuntimePidfdLook, pid: number, wantsComm: boolean): PeekedReap | "held" | undefined {
+export function reapPeekedUnlessHeld(libc: Libc, look: RuntimePidfdLook, pid: number, wantsComm: boolean): FastReap | "held" | undefined {
   if (look.holds(pid)) return "held";
   const comm = wantsComm ? (readStat(pid)?.comm ?? "") : "";
   const outcome = reapPeekedZombie(libc, pid);

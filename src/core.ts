@@ -26,7 +26,7 @@ import { isLoopLate } from "./policy.ts";
 import { listOwnChildren, yieldToEventLoop } from "./procfs.ts";
 import { Reporter } from "./report.ts";
 import { RuntimePidfdLook } from "./runtime-pidfds.ts";
-import type { NetlinkSource } from "./sources/netlink.ts";
+import type { Drained, NetlinkSource } from "./sources/netlink.ts";
 import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReaperCounts, type SourceName } from "./types.ts";
 import { isChildWaitable } from "./zombie.ts";
 import { reapProvenAdopted } from "./adopted.ts";
@@ -78,6 +78,8 @@ export class Core {
   #blockedBy = 0;
   #lastBlockedScanAt = -Infinity;
   #lastReparentCheckAt = -Infinity;
+  /** A reparent check is owed to the timer (src/due-timer.ts) and not handed over yet. */
+  #reparentCheckOwed = false;
   readonly #peeks: ZombiePeeks;
   /** The empty peek a SIGCHLD's run owes (src/peeks.ts), made if no SIGCHLD makes it first. */
   readonly #mergedSignalsCheck = new QuietTimer(MERGED_SIGNALS_CHECK_MS, () => this.#request("peek", "sigchld"));
@@ -147,14 +149,13 @@ export class Core {
    * names. While a pass runs, it does the work.
    */
   onChildSignal(): void {
-    this.lastActivityAt = performance.now();
+    const now = performance.now();
+    this.lastActivityAt = now;
     if (this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "signal", "sigchld");
+    let settled = false;
     try {
-      if (this.#exact) {
-        this.#checkReparented(this.#drainExact());
-        // In the same synchronous step as the drain: what src/adopted.ts relies on.
-        if (this.#drainedAll) this.#reapAdoptedNow();
-      } else if (this.#peek("sigchld", true)) {
+      if (this.#exact) settled = this.#readAndReapExits(now);
+      else if (this.#peek("sigchld", true)) {
         // A long run of reaps lets the event loop in before the rest.
         return void setImmediate(() => this.#startRun());
       }
@@ -163,6 +164,8 @@ export class Core {
     } catch (err) {
       this.#failed(err);
     }
+    // Every exit read was reaped and no work is owed: no due time changed, the timer stays as it is.
+    if (settled) return;
     if (this.#wanted.size > 0 || this.#notices.adoptedCount > 0) this.#startRun();
     else this.#armTimer();
   }
@@ -199,7 +202,7 @@ export class Core {
     try {
       while (!this.#stopped && (this.#wanted.size > 0 || this.#notices.adoptedCount > 0)) {
         const named = this.#drainExact();
-        if (this.#takeWork("exits")) this.#checkReparented(named);
+        if (this.#takeWork("exits")) this.#checkReparented(named, performance.now());
         let more = false;
         if (this.#notices.adoptedCount > 0) more = this.#reapAdoptedExits();
         else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
@@ -233,7 +236,13 @@ export class Core {
 
   /** Reads what the proc connector queued, and turns it into work; returns how many exits it named. */
   #drainExact(): number {
-    if (!this.#exact) return 0;
+    const drained = this.#readExact();
+    return drained ? this.#notices.add(drained.adoptedExits, drained.ownExits) : 0;
+  }
+
+  /** Reads what the proc connector queued; the exits it names are the caller's to queue or reap. */
+  #readExact(): Drained | undefined {
+    if (!this.#exact) return undefined;
     const drained = this.#exact.drain();
     this.#counts.malformed += drained.malformed + drained.forged;
     if (drained.forged > 0) this.#errors.log("warn", { forged: drained.forged }, "ignored proc connector messages not sent by the kernel");
@@ -244,24 +253,43 @@ export class Core {
       this.#scanBy = "netlink";
       this.#wanted.add("scan");
     }
-    return this.#notices.add(drained.adoptedExits, drained.ownExits);
+    return drained;
+  }
+
+  /**
+   * The listener's work beside the proc connector: read it, and reap at once
+   * (at most a batch) what it proves adopted, in the same synchronous step
+   * as the read that went to the end: what src/adopted.ts relies on. Exits
+   * read before and still queued go first, in a pass. True when every exit
+   * read was reaped and no work is owed.
+   */
+  #readAndReapExits(now: number): boolean {
+    const drained = this.#readExact();
+    if (!drained) return false;
+    const { adoptedExits, ownExits } = drained;
+    this.#checkReparented(adoptedExits.length + ownExits.length, now);
+    if (!this.#provenIsReaped || !this.#drainedAll || this.#notices.adoptedCount > 0) {
+      this.#notices.add(adoptedExits, ownExits);
+      return false;
+    }
+    const reapNow = adoptedExits.length <= ZOMBIES_PER_BATCH ? adoptedExits : adoptedExits.slice(0, ZOMBIES_PER_BATCH);
+    const left = this.#reapProven(reapNow);
+    if (reapNow !== adoptedExits) left.push(...adoptedExits.slice(ZOMBIES_PER_BATCH));
+    if (left.length > 0 || ownExits.length > 0) this.#notices.add(left, ownExits);
+    return left.length === 0 && ownExits.length === 0 && this.#wanted.size === 0;
   }
 
   /** SIGCHLD with no exit named: a zombie reparented to us after its exit event, or one whose EXIT is queued just after the signal. Peek now; beside exits, at most once a second. */
-  #checkReparented(named: number): void {
-    const now = performance.now();
+  #checkReparented(named: number, now: number): void {
     if (named === 0 || now - this.#lastReparentCheckAt >= REPARENT_CHECK_MS) {
       this.#lastReparentCheckAt = now;
       this.#scanBy = "netlink";
       this.#wanted.add("peek");
-    } else {
+    } else if (!this.#reparentCheckOwed) {
+      // Owed once until the timer hands it over, not asked for again on every exit.
+      this.#reparentCheckOwed = true;
       this.#owe("peek", this.#lastReparentCheckAt + REPARENT_CHECK_MS);
     }
-  }
-
-  /** Exits the proc connector proves adopted, reaped here and now where no grace or veto applies (src/policy.ts: "adopted" is reaped at once). */
-  #reapAdoptedNow(): void {
-    if (this.#provenIsReaped && this.#notices.adoptedCount > 0) this.#notices.putBack(this.#reapProven(this.#notices.takeAdopted(ZOMBIES_PER_BATCH)));
   }
 
   /** One batch: by PID where the drain of this same step read to the end, judged otherwise and for what that leaves; true when more are left. */
@@ -275,11 +303,16 @@ export class Core {
     return this.#notices.adoptedCount > 0;
   }
 
-  /** Reaps by PID (src/adopted.ts) the exits of `batch` where no grace or veto applies; returns the rest. */
+  /** Reaps by PID (src/adopted.ts) the exits of `batch` where no grace or veto applies (src/policy.ts: "adopted" is reaped at once); returns the rest. */
   #reapProven(batch: ExitNotice[]): ExitNotice[] {
     if (!this.#provenIsReaped || !this.#exact || batch.length === 0) return batch;
-    const { reaped, left } = reapProvenAdopted(this.#libc, this.#exact, batch, this.#reporter.wantsComm);
-    for (const { exit, status, comm } of reaped) this.#reporter.reaped(exit.pid, comm, status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
+    const wantsComm = this.#reporter.wantsComm;
+    const left: ExitNotice[] = [];
+    for (const exit of batch) {
+      const reap = reapProvenAdopted(this.#libc, this.#exact, exit.pid, wantsComm);
+      if (reap === "left") left.push(exit);
+      else if (reap !== "gone") this.#reporter.reaped(exit.pid, reap.comm, reap.status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
+    }
     return left;
   }
 
@@ -355,6 +388,8 @@ export class Core {
   }
 
   #onDue(owed: readonly Work[], due: number): void {
+    // Whatever was owed is handed over now, the reparent check with it.
+    this.#reparentCheckOwed = false;
     // Late by more than the threshold: the loop was blocked, the runtime could not reap.
     if (isLoopLate(due, performance.now())) this.#judge.noteLoopLate(performance.now());
     this.#scanBy = this.#exact ? "netlink" : "sigchld";

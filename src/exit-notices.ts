@@ -27,13 +27,9 @@ export class ExitNotices {
     return this.#adopted.length;
   }
 
-  /** The next `count` adopted exits, oldest first; hand back with `putBack` what was not settled. */
+  /** The next `count` adopted exits, oldest first. */
   takeAdopted(count: number): ExitNotice[] {
     return this.#adopted.splice(0, count);
-  }
-
-  putBack(adopted: readonly ExitNotice[]): void {
-    this.#adopted.unshift(...adopted);
   }
 
   own(pid: number): ExitNotice | undefined {
