@@ -72,20 +72,20 @@ export function bindLibc(path: string): Libc {
   };
   return libcFromCalls({
     path,
-    errno: () => koffi.errno(),
+    errno: koffi.errno,
     getpid: () => c.getpid(),
     close: (fd) => c.close(fd),
     prctl: (option, value) => c.prctl(option, value, 0, 0, 0),
     prctlGetInt: (option, into) => c.prctlGetInt(option, into, 0, 0, 0),
     syscall: (number, arg1, arg2) => Number(c.syscall(number, arg1, arg2)),
-    waitid: (idType, id, siginfo, options) => c.waitid(idType, id, siginfo, options),
+    // The per-exit calls are koffi's own functions, no wrapper: each layer costs on a path that runs cold.
+    waitid: c.waitid,
     socket: (domain, type, protocol) => c.socket(domain, type, protocol),
     bind: (fd, address, length) => c.bind(fd, address, length),
     connect: (fd, address, length) => c.connect(fd, address, length),
     send: (fd, data, length, flags) => Number(c.send(fd, data, length, flags)),
     pread: (fd, into, length, offset) => Number(c.pread(fd, into, length, offset)),
-    recvfrom: (fd, into, length, flags, address, addressLength) =>
-      Number(c.recvfrom(fd, into, length, flags, address, addressLength)),
+    recvfrom: c.recvfrom,
     setsockopt: (fd, level, name, value, length) => c.setsockopt(fd, level, name, value, length),
     getsockopt: (fd, level, name, value, length) => c.getsockopt(fd, level, name, value, length),
     // koffi builds the struct for the call and points `filter` at the program's bytes.
