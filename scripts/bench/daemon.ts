@@ -7,8 +7,8 @@
  *
  * --reaper none is the baseline: a subreaper (or PID 1) that never reaps, what
  * a Bun daemon is without the library. --reaper floor is the
- * cheapest reaper Bun can host (floor-reaper.mjs), this repository's, for
- * reference. --children N keeps N long-lived
+ * cheapest reaper woken by SIGCHLD that peeks (floor-reaper.mjs), this
+ * repository's, for reference. --children N keeps N long-lived
  * Bun.spawn children (`sleep`) while the command runs, so every SIGCHLD meets
  * a daemon with many children of its own. --loop-delay samples a 1 ms
  * setInterval and reports how late it fired. --repo DIR loads the library from

@@ -1,8 +1,11 @@
 /**
- * The floor under any reaper a JavaScript runtime can host, for the per-exit
- * rows: in the runtime's own SIGCHLD listener, a waitid(P_ALL, WNOWAIT) peek
- * names a zombie and waitid(P_PID) reaps it, until none is left. Nothing
- * else: no provenance, no timer, no report. It is safe only here, where the
+ * The floor under a reaper woken by SIGCHLD that finds its zombies by
+ * peeking (our sigchld source), for the per-exit rows: in the runtime's own
+ * SIGCHLD listener, a waitid(P_ALL, WNOWAIT) peek names a zombie and
+ * waitid(P_PID) reaps it, until none is left. Nothing else: no provenance,
+ * no timer, no report. Not a floor for a reaper told each exit's PID (the
+ * proc connector): that one skips the peeks, and the last, empty one walks
+ * every child. It is safe only here, where the
  * daemon has one child of its own (the workload), known by PID and left to
  * the runtime: reaping it would kill Bun (ECHILD) or hang Node.
  */

@@ -1,8 +1,8 @@
 /**
- * The floor under any reaper written for Bun: what a Bun process pays per
- * SIGCHLD before it reaps anything (an empty listener), and per reap with
- * the cheapest possible reaper, a waitid(P_ALL) loop in the listener
- * (unsafe: no provenance). 1000 orphans exit over about 10 s; CPU and
+ * The floor under a reaper written for Bun and woken by SIGCHLD: what a Bun
+ * process pays per SIGCHLD before it reaps anything (an empty listener), and
+ * per reap with the cheapest peeking reaper, a waitid(P_ALL) loop in the
+ * listener (unsafe: no provenance). 1000 orphans exit over about 10 s; CPU and
  * events are counted over a 10 s window while they exit.
  *
  *   bun scripts/bench/floor.ts [--rounds N]

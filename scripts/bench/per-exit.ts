@@ -5,7 +5,8 @@
  * ways of reaping (netlink, sigchld, sigchld as PID 1 of a PID namespace)
  * against tini -s, tini as PID 1 and catatonit (a child subreaper when it is
  * not PID 1) in the same run, on Bun and on Node, beside each runtime's floor:
- * the cheapest reaper it can host (floor-reaper.mjs), no provenance at all.
+ * the cheapest reaper woken by SIGCHLD that peeks (floor-reaper.mjs), no
+ * provenance at all.
  */
 import { cpuCgroup, type CpuCgroup } from "./cgroup.ts";
 import {
@@ -78,7 +79,7 @@ function arms(tools: Tools, command: (report: string) => string[], measure: Meas
     arm("sigchld PID 1", true, (r) => [...PIDNS, ...ours("sigchld")(r)]),
     arm("node netlink", false, oursOnNode("netlink")),
     arm("node sigchld", false, oursOnNode("sigchld")),
-    // The cheapest reaper each runtime can host (floor-reaper.mjs): what the runtime itself costs per exit.
+    // The cheapest reaper woken by SIGCHLD that peeks (floor-reaper.mjs): what a peeking reaper costs on each runtime.
     arm("bun floor", false, ours("floor")),
     arm("node floor", false, oursOnNode("floor")),
   ];
