@@ -78,8 +78,6 @@ export class Core {
   #blockedBy = 0;
   #lastBlockedScanAt = -Infinity;
   #lastReparentCheckAt = -Infinity;
-  /** A reparent check is owed to the timer (src/due-timer.ts) and not handed over yet. */
-  #reparentCheckOwed = false;
   readonly #peeks: ZombiePeeks;
   /** The empty peek a SIGCHLD's run owes (src/peeks.ts), made if no SIGCHLD makes it first. */
   readonly #mergedSignalsCheck = new QuietTimer(MERGED_SIGNALS_CHECK_MS, () => this.#request("peek", "sigchld"));
@@ -285,9 +283,8 @@ export class Core {
       this.#lastReparentCheckAt = now;
       this.#scanBy = "netlink";
       this.#wanted.add("peek");
-    } else if (!this.#reparentCheckOwed) {
+    } else if (!this.#timer.owes("peek")) {
       // Owed once until the timer hands it over, not asked for again on every exit.
-      this.#reparentCheckOwed = true;
       this.#owe("peek", this.#lastReparentCheckAt + REPARENT_CHECK_MS);
     }
   }
@@ -388,8 +385,6 @@ export class Core {
   }
 
   #onDue(owed: readonly Work[], due: number): void {
-    // Whatever was owed is handed over now, the reparent check with it.
-    this.#reparentCheckOwed = false;
     // Late by more than the threshold: the loop was blocked, the runtime could not reap.
     if (isLoopLate(due, performance.now())) this.#judge.noteLoopLate(performance.now());
     this.#scanBy = this.#exact ? "netlink" : "sigchld";

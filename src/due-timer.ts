@@ -22,6 +22,11 @@ export class DueTimer<Work> {
     this.#timer.unref();
   }
 
+  /** Whether `work` is owed and not handed over yet. */
+  owes(work: Work): boolean {
+    return this.#owed.has(work);
+  }
+
   /** `work` is handed over when the timer fires, at `at` at the latest. */
   owe(work: Work, at: number): void {
     this.#owed.add(work);
