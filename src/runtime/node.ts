@@ -72,13 +72,13 @@ export function bindLibc(path: string): Libc {
   };
   return libcFromCalls({
     path,
+    // errno, waitid and recvfrom run once per exit, cold: koffi's own functions, no wrapper layer.
     errno: koffi.errno,
     getpid: () => c.getpid(),
     close: (fd) => c.close(fd),
     prctl: (option, value) => c.prctl(option, value, 0, 0, 0),
     prctlGetInt: (option, into) => c.prctlGetInt(option, into, 0, 0, 0),
     syscall: (number, arg1, arg2) => Number(c.syscall(number, arg1, arg2)),
-    // The per-exit calls are koffi's own functions, no wrapper: each layer costs on a path that runs cold.
     waitid: c.waitid,
     socket: (domain, type, protocol) => c.socket(domain, type, protocol),
     bind: (fd, address, length) => c.bind(fd, address, length),
