@@ -16,10 +16,10 @@ import type { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
 import { reapPeekedZombie, type ExitStatus } from "./zombie.ts";
 
-/** A zombie reaped on a fast path, and its comm where someone wants it. */
+/** A zombie reaped on a fast path, and its comm where someone wants it (undefined where nobody does). */
 export interface FastReap {
   readonly status: ExitStatus;
-  readonly comm: string;
+  readonly comm: string | undefined;
 }
 
 /**
@@ -34,7 +34,7 @@ export interface FastReap {
  */
 export function reapProvenAdopted(libc: Libc, exact: NetlinkSource, pid: number, wantsComm: boolean): FastReap | "left" | "gone" {
   if (exact.forkedBySelf(pid) !== false) return "left";
-  const comm = wantsComm ? (readStat(pid)?.comm ?? "") : "";
+  const comm = wantsComm ? (readStat(pid)?.comm ?? "") : undefined;
   const outcome = reapPeekedZombie(libc, pid);
   if (outcome.kind === "reaped") return { status: outcome.exit, comm };
   return outcome.kind === "not-yet" ? "left" : "gone";
@@ -49,7 +49,7 @@ export function reapProvenAdopted(libc: Libc, exact: NetlinkSource, pid: number,
  */
 export function reapPeekedUnlessHeld(libc: Libc, look: RuntimePidfdLook, pid: number, wantsComm: boolean): FastReap | "held" | undefined {
   if (look.holds(pid)) return "held";
-  const comm = wantsComm ? (readStat(pid)?.comm ?? "") : "";
+  const comm = wantsComm ? (readStat(pid)?.comm ?? "") : undefined;
   const outcome = reapPeekedZombie(libc, pid);
   return outcome.kind === "reaped" ? { status: outcome.exit, comm } : undefined;
 }

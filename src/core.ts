@@ -271,7 +271,7 @@ export class Core {
       return false;
     }
     const reapNow = adoptedExits.length <= ZOMBIES_PER_BATCH ? adoptedExits : adoptedExits.slice(0, ZOMBIES_PER_BATCH);
-    const left = this.#reapProven(reapNow);
+    const left = this.#reapProven(reapNow, now);
     if (reapNow !== adoptedExits) left.push(...adoptedExits.slice(ZOMBIES_PER_BATCH));
     if (left.length > 0 || ownExits.length > 0) this.#notices.add(left, ownExits);
     return left.length === 0 && ownExits.length === 0 && this.#wanted.size === 0;
@@ -292,7 +292,7 @@ export class Core {
   /** One batch: by PID where the drain of this same step read to the end, judged otherwise and for what that leaves; true when more are left. */
   #reapAdoptedExits(): boolean {
     const batch = this.#notices.takeAdopted(ZOMBIES_PER_BATCH);
-    const left = this.#drainedAll ? this.#reapProven(batch) : batch;
+    const left = this.#drainedAll ? this.#reapProven(batch, performance.now()) : batch;
     if (left.length > 0) {
       const exits = new Map(left.map((exit) => [exit.pid, exit]));
       this.#judgeAndReap(exits.keys(), "netlink", exits);
@@ -301,14 +301,14 @@ export class Core {
   }
 
   /** Reaps by PID (src/adopted.ts) the exits of `batch` where no grace or veto applies (src/policy.ts: "adopted" is reaped at once); returns the rest. */
-  #reapProven(batch: ExitNotice[]): ExitNotice[] {
+  #reapProven(batch: ExitNotice[], now: number): ExitNotice[] {
     if (!this.#provenIsReaped || !this.#exact || batch.length === 0) return batch;
     const wantsComm = this.#reporter.wantsComm;
     const left: ExitNotice[] = [];
     for (const exit of batch) {
       const reap = reapProvenAdopted(this.#libc, this.#exact, exit.pid, wantsComm);
       if (reap === "left") left.push(exit);
-      else if (reap !== "gone") this.#reporter.reaped(exit.pid, reap.comm, reap.status, "netlink", "adopted", exit.exitedAt, exit.exitedAt);
+      else if (reap !== "gone") this.#reporter.reaped(exit.pid, reap.comm, reap.status, "netlink", "adopted", exit.exitedAt, exit.exitedAt, now);
     }
     return left;
   }

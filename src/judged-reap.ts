@@ -71,13 +71,13 @@ export class JudgedReaper {
       if (decision.action === "runtime") logger.debug({ pid: decision.candidate.zombie.pid }, "zombie belongs to the runtime (it holds a pidfd): left to it");
       if (decision.action !== "reap") continue;
       const { candidate, provenance, firstSeenAt } = decision;
-      const comm = reporter.wantsComm ? (candidate.stat()?.comm ?? "") : "";
+      const comm = reporter.wantsComm ? (candidate.stat()?.comm ?? "") : undefined;
       const outcome = reapZombie(libc, selfPid, candidate.zombie);
       if (outcome.kind === "not-yet") judge.retrySoon(candidate, firstSeenAt, now);
       notices.settled(candidate.zombie.pid);
       if (outcome.kind !== "reaped") continue;
       reaped += 1;
-      reporter.reaped(candidate.zombie.pid, comm, outcome.exit, candidate.seenBy, provenance, candidate.exitedAt, firstSeenAt);
+      reporter.reaped(candidate.zombie.pid, comm, outcome.exit, candidate.seenBy, provenance, candidate.exitedAt, firstSeenAt, now);
     }
     return { reaped, vetoed };
   }

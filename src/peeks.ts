@@ -59,7 +59,8 @@ export class ZombiePeeks {
    */
   run(by: SourceName, forSignal: boolean, markProves: boolean, judgeAndReap: (pid: number, by: SourceName) => number): PeeksEnd {
     const { libc, runtimeLook, reporter } = this.#settings;
-    const untilNoneLeft = !forSignal || performance.now() - this.#lastEmptyPeekAt >= MERGED_SIGNALS_CHECK_MS;
+    const now = performance.now();
+    const untilNoneLeft = !forSignal || now - this.#lastEmptyPeekAt >= MERGED_SIGNALS_CHECK_MS;
     for (let reaps = 0; reaps < PEEKS_PER_RUN; reaps++) {
       const pid = peekWaitableChild(libc);
       if (pid === 0) {
@@ -68,7 +69,7 @@ export class ZombiePeeks {
       }
       const reap = markProves ? reapPeekedUnlessHeld(libc, runtimeLook, pid, reporter.wantsComm) : undefined;
       if (reap === "held") return { kind: "blocked", pid };
-      if (reap) reporter.reaped(pid, reap.comm, reap.status, by, "adopted", undefined, performance.now());
+      if (reap) reporter.reaped(pid, reap.comm, reap.status, by, "adopted", undefined, now, now);
       else if (judgeAndReap(pid, by) === 0) return { kind: "blocked", pid };
       if (!untilNoneLeft) return OWED;
     }

@@ -45,13 +45,20 @@ export class Reporter {
     return this.#listened;
   }
 
-  /** A reap just made: `exitedAt` when the kernel told the exit, `firstSeenAt` when the reaper first saw the zombie (performance.now() ms). */
-  reaped(pid: number, comm: string, exit: ExitStatus, source: SourceName, provenance: ReapProvenance, exitedAt: number | undefined, firstSeenAt: number): void {
-    const reapedAt = performance.now();
+  /**
+   * A reap just made, in the wake that began at `reapedAt`: `exitedAt` when
+   * the kernel told the exit, `firstSeenAt` when the reaper first saw the
+   * zombie (performance.now() ms). `comm` is undefined when wantsComm said
+   * nobody listens: then only the record is kept.
+   */
+  reaped(
+    pid: number, comm: string | undefined, exit: ExitStatus, source: SourceName, provenance: ReapProvenance,
+    exitedAt: number | undefined, firstSeenAt: number, reapedAt: number,
+  ): void {
     const lifetimeMs = exitedAt === undefined ? undefined : reapedAt - exitedAt;
     const seenForMs = reapedAt - firstSeenAt;
     this.#settings.record(source, lifetimeMs ?? seenForMs, reapedAt);
-    if (!this.wantsComm) return;
+    if (comm === undefined) return;
     // Fields written out, not spread.
     this.#report({
       pid,

@@ -9,6 +9,12 @@ import { Reporter } from "../src/report.ts";
 
 const EXITED = { exitCode: 0, signal: null, coreDumped: false };
 
+/** A reap as every caller reports it: the comm read only where wantsComm says someone listens. */
+function reportReap(reporter: Reporter, pid: number, source: "netlink" | "sigchld") {
+  const now = performance.now();
+  reporter.reaped(pid, reporter.wantsComm ? "sh" : undefined, EXITED, source, "adopted", undefined, now, now);
+}
+
 function recordingLogger() {
   const lines: { msg: string; orphan?: { pid: number } }[] = [];
   const parent = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
@@ -20,13 +26,13 @@ test("the reap line follows the level set on the reaper's logger as it changes; 
   const { logger, reapedLines } = recordingLogger();
   const recorded: number[] = [];
   const reporter = new Reporter({ logger, reapLogLevel: "debug", record: (_source, lifetimeMs) => void recorded.push(lifetimeMs) });
-  reporter.reaped(101, "", EXITED, "sigchld", "adopted", undefined, performance.now());
+  reportReap(reporter, 101, "sigchld");
   expect(reporter.wantsComm).toBe(false);
   logger.level = "debug";
   expect(reporter.wantsComm).toBe(true);
-  reporter.reaped(102, "sh", EXITED, "sigchld", "adopted", undefined, performance.now());
+  reportReap(reporter, 102, "sigchld");
   logger.level = "info";
-  reporter.reaped(103, "", EXITED, "sigchld", "adopted", undefined, performance.now());
+  reportReap(reporter, 103, "sigchld");
   expect(reapedLines()).toEqual([102]);
   expect(recorded).toHaveLength(3);
 });
@@ -34,9 +40,9 @@ test("the reap line follows the level set on the reaper's logger as it changes; 
 test("the reap line follows the level set on the daemon's logger, which the reaper's child logger follows", () => {
   const { parent, logger, reapedLines } = recordingLogger();
   const reporter = new Reporter({ logger, reapLogLevel: "debug", record: () => {} });
-  reporter.reaped(201, "", EXITED, "netlink", "adopted", undefined, performance.now());
+  reportReap(reporter, 201, "netlink");
   parent.level = "debug";
-  reporter.reaped(202, "sh", EXITED, "netlink", "adopted", undefined, performance.now());
+  reportReap(reporter, 202, "netlink");
   expect(reapedLines()).toEqual([202]);
 });
 
@@ -53,8 +59,8 @@ test("onReap gets every record, with the lifetime from the exit time when known;
     record: () => void (recorded += 1),
   });
   const now = performance.now();
-  reporter.reaped(301, "sh", EXITED, "netlink", "adopted", now - 5, now - 2);
-  reporter.reaped(302, "sh", EXITED, "sigchld", "adopted", undefined, now - 3);
+  reporter.reaped(301, "sh", EXITED, "netlink", "adopted", now - 5, now - 2, now);
+  reporter.reaped(302, "sh", EXITED, "sigchld", "adopted", undefined, now - 3, now);
   expect(recorded).toBe(2);
   expect(seen.map((reaped) => reaped.pid)).toEqual([301, 302]);
   expect(seen[0]!.lifetimeMs).toBeGreaterThanOrEqual(5);
