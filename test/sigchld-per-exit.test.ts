@@ -47,7 +47,7 @@ test(`${ORPHANS} adopted exits: each reaped by its PID, at most two peeks each, 
   expect(new Set(reaped.map((p) => p.pid))).toEqual(new Set(orphans.pids));
   expect(reaped.every((p) => p.source === "sigchld" && p.provenance === "adopted" && p.exitCode === 4)).toBe(true);
   expect(await zombieChildren()).toEqual([]);
-  // One peek names each zombie; the look for zombies whose SIGCHLD merged into another's comes once per 10 ms.
+  // One peek names each zombie; the look for zombies whose SIGCHLD merged into another's comes once per MERGED_SIGNALS_CHECK_MS.
   expect(calls.get("waitid(P_ALL)") ?? 0).toBeLessThanOrEqual(2 * ORPHANS);
   expect(calls.get("pidfdOpen") ?? 0).toBe(0);
 }, scaled(90_000));
