@@ -51,7 +51,8 @@ describe("orphan-reaper doctor --json", () => {
     expect(report.notChosen.sweep).toBeUndefined();
     const hostNamespaces = report.pidNamespace.initial && report.networkNamespace.initial;
     if (!NETLINK_BUILT) expect(report.procConnector.reason).toContain("no proc connector source");
-    else if (hostNamespaces) expect(report.source).toBe("netlink");
+    // On a busy machine the probe child may outlast netlinkProbeTimeoutMs: sigchld serves first, and the doctor says netlink is probed again.
+    else if (hostNamespaces) expect(report.source === "netlink" || report.retry?.source === "netlink").toBe(true);
   }, scaled(60_000));
 
   test.skipIf(Boolean(skipWhy(["-p", "-f", "--mount-proc"])))(
