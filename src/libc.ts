@@ -162,6 +162,7 @@ export function libcFromCalls(c: LibcCalls): Libc {
   const siginfo = new Uint8Array(SIGINFO_SIZE);
   // The fields read are ints at 4-byte offsets, in host byte order: read as words (once per exit, mostly uncompiled).
   const siginfoWords = new Int32Array(siginfo.buffer);
+  const siginfoInt = (offset: number) => siginfoWords[offset >>> 2]!;
   const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
   let pollfds = new Int32Array(0);
 
@@ -178,18 +179,18 @@ export function libcFromCalls(c: LibcCalls): Libc {
     waitid(idType, id, options) {
       // WNOHANG with nothing to reap need not write si_pid (POSIX leaves it unspecified): zero it first.
       siginfoWords[SIGINFO_PID >>> 2] = 0;
-      if (c.waitid(idType, id, siginfo, options) < 0) throw new ErrnoError("waitid", c.errno());
+      checked("waitid", c.waitid(idType, id, siginfo, options));
       return {
-        pid: siginfoWords[SIGINFO_PID >>> 2]!,
-        code: siginfoWords[SIGINFO_CODE >>> 2]!,
-        status: siginfoWords[SIGINFO_STATUS >>> 2]!,
+        pid: siginfoInt(SIGINFO_PID),
+        code: siginfoInt(SIGINFO_CODE),
+        status: siginfoInt(SIGINFO_STATUS),
       };
     },
     waitablePidOfFd(fd) {
       siginfoWords[SIGINFO_PID >>> 2] = 0;
       // EBADF: closed, or no pidfd (kernel pidfd_pid()); ECHILD: a pidfd on no child of this thread.
       if (c.waitid(P_PIDFD, fd, siginfo, WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD) < 0) return c.errno() === EBADF ? -1 : 0;
-      return siginfoWords[SIGINFO_PID >>> 2]!;
+      return siginfoInt(SIGINFO_PID);
     },
     socket: (domain, type, protocol) => checked("socket", c.socket(domain, type, protocol)),
     bind: (fd, address) => void checked("bind", c.bind(fd, address, address.byteLength)),
@@ -198,8 +199,7 @@ export function libcFromCalls(c: LibcCalls): Libc {
     readAt: (fd, into, position) => checked("pread", c.pread(fd, into, into.byteLength, position)),
     receive(fd, into, address) {
       lengthBox[0] = address.byteLength;
-      const length = c.recvfrom(fd, into, into.byteLength, 0, address, lengthBox);
-      return length >= 0 ? length : checkedOrEmpty("recvfrom", length);
+      return checkedOrEmpty("recvfrom", c.recvfrom(fd, into, into.byteLength, 0, address, lengthBox));
     },
     setsockopt: (fd, level, name, value) => void checked("setsockopt", c.setsockopt(fd, level, name, value, value.byteLength)),
     getsockoptInt(fd, level, name) {
