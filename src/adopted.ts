@@ -14,13 +14,10 @@ import type { Libc } from "./libc.ts";
 import { readStat } from "./procfs.ts";
 import type { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
-import { reapPeekedZombie, type ExitStatus } from "./zombie.ts";
+import { reapPeekedZombie, type ReapedZombie } from "./zombie.ts";
 
-/** A zombie reaped on a fast path, and its comm where someone wants it (undefined where nobody does). */
-export interface FastReap {
-  readonly status: ExitStatus;
-  readonly comm: string | undefined;
-}
+/** The comm for the report, read before the reap (/proc forgets the process with it); undefined where nobody listens. */
+const commIfWanted = (pid: number, wanted: boolean) => (wanted ? (readStat(pid)?.comm ?? "") : undefined);
 
 /**
  * Reaps by its PID the zombie an EXIT proved adopted. The caller drained the
@@ -32,11 +29,10 @@ export interface FastReap {
  * Worker's child is never one (__WNOTHREAD). No pidfd is needed to pin it.
  * "left" for the core's pass; "gone" when someone reaped it first.
  */
-export function reapProvenAdopted(libc: Libc, exact: NetlinkSource, pid: number, wantsComm: boolean): FastReap | "left" | "gone" {
+export function reapProvenAdopted(libc: Libc, exact: NetlinkSource, pid: number, wantsComm: boolean): ReapedZombie | "left" | "gone" {
   if (exact.forkedBySelf(pid) !== false) return "left";
-  const comm = wantsComm ? (readStat(pid)?.comm ?? "") : undefined;
-  const outcome = reapPeekedZombie(libc, pid);
-  if (outcome.kind === "reaped") return { status: outcome.exit, comm };
+  const outcome = reapPeekedZombie(libc, pid, commIfWanted(pid, wantsComm));
+  if (outcome.kind === "reaped") return outcome;
   return outcome.kind === "not-yet" ? "left" : "gone";
 }
 
@@ -47,9 +43,8 @@ export function reapProvenAdopted(libc: Libc, exact: NetlinkSource, pid: number,
  * reap); undefined when it could not be reaped: the core's judge takes it
  * from there.
  */
-export function reapPeekedUnlessHeld(libc: Libc, look: RuntimePidfdLook, pid: number, wantsComm: boolean): FastReap | "held" | undefined {
+export function reapPeekedUnlessHeld(libc: Libc, look: RuntimePidfdLook, pid: number, wantsComm: boolean): ReapedZombie | "held" | undefined {
   if (look.holds(pid)) return "held";
-  const comm = wantsComm ? (readStat(pid)?.comm ?? "") : undefined;
-  const outcome = reapPeekedZombie(libc, pid);
-  return outcome.kind === "reaped" ? { status: outcome.exit, comm } : undefined;
+  const outcome = reapPeekedZombie(libc, pid, commIfWanted(pid, wantsComm));
+  return outcome.kind === "reaped" ? outcome : undefined;
 }

@@ -40,6 +40,8 @@ const REPARENT_CHECK_MS = 1_000;
 const BLOCKED_SCAN_INTERVAL_MS = 100;
 /** After a failed pass (say /proc unreadable), look again after this. */
 const FAILURE_RETRY_MS = 1_000;
+/** What a batch reaped in full leaves: one array for all, not one made per exit. */
+const NOTHING_LEFT: readonly ExitNotice[] = Object.freeze([]);
 
 export interface CoreSettings {
   readonly libc: Libc;
@@ -271,8 +273,8 @@ export class Core {
       return false;
     }
     const reapNow = adoptedExits.length <= ZOMBIES_PER_BATCH ? adoptedExits : adoptedExits.slice(0, ZOMBIES_PER_BATCH);
-    const left = this.#reapProven(reapNow, now);
-    if (reapNow !== adoptedExits) left.push(...adoptedExits.slice(ZOMBIES_PER_BATCH));
+    const unreaped = this.#reapProven(reapNow, now);
+    const left = reapNow === adoptedExits ? unreaped : [...unreaped, ...adoptedExits.slice(ZOMBIES_PER_BATCH)];
     if (left.length > 0 || ownExits.length > 0) this.#notices.add(left, ownExits);
     return left.length === 0 && ownExits.length === 0 && this.#wanted.size === 0;
   }
@@ -301,16 +303,16 @@ export class Core {
   }
 
   /** Reaps by PID (src/adopted.ts) the exits of `batch` where no grace or veto applies (src/policy.ts: "adopted" is reaped at once); returns the rest. */
-  #reapProven(batch: ExitNotice[], now: number): ExitNotice[] {
+  #reapProven(batch: readonly ExitNotice[], now: number): readonly ExitNotice[] {
     if (!this.#provenIsReaped || !this.#exact || batch.length === 0) return batch;
     const wantsComm = this.#reporter.wantsComm;
-    const left: ExitNotice[] = [];
+    let left: ExitNotice[] | undefined;
     for (const exit of batch) {
       const reap = reapProvenAdopted(this.#libc, this.#exact, exit.pid, wantsComm);
-      if (reap === "left") left.push(exit);
-      else if (reap !== "gone") this.#reporter.reaped(exit.pid, reap.comm, reap.status, "netlink", "adopted", exit.exitedAt, exit.exitedAt, now);
+      if (reap === "left") (left ??= []).push(exit);
+      else if (reap !== "gone") this.#reporter.reaped(exit.pid, reap, "netlink", "adopted", exit.exitedAt, exit.exitedAt, now);
     }
-    return left;
+    return left ?? NOTHING_LEFT;
   }
 
   /**

@@ -75,7 +75,7 @@ export class ZombiePeeks {
       }
       const reap = markProves ? reapPeekedUnlessHeld(libc, runtimeLook, pid, reporter.wantsComm) : undefined;
       if (reap === "held") return { kind: "blocked", pid };
-      if (reap) reporter.reaped(pid, reap.comm, reap.status, by, "adopted", undefined, now, now);
+      if (reap) reporter.reaped(pid, reap, by, "adopted", undefined, now, now);
       else if (judgeAndReap(pid, by) === 0) return { kind: "blocked", pid };
       if (!untilNoneLeft) return OWED;
     }

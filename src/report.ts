@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import { RateLimitedLog } from "./log.ts";
 import type { ReapedProcess, ReapProvenance, SourceName } from "./types.ts";
-import type { ExitStatus } from "./zombie.ts";
+import type { ReapedZombie } from "./zombie.ts";
 
 export interface ReportSettings {
   readonly logger: Logger;
@@ -48,28 +48,27 @@ export class Reporter {
   /**
    * A reap just made, in the wake that began at `reapedAt`: `exitedAt` when
    * the kernel told the exit, `firstSeenAt` when the reaper first saw the
-   * zombie (performance.now() ms). `comm` is undefined when wantsComm said
+   * zombie (performance.now() ms). Its comm is undefined when wantsComm said
    * nobody listens: then only the record is kept.
    */
   reaped(
-    pid: number, comm: string | undefined, exit: ExitStatus, source: SourceName, provenance: ReapProvenance,
+    pid: number, reaped: ReapedZombie, source: SourceName, provenance: ReapProvenance,
     exitedAt: number | undefined, firstSeenAt: number, reapedAt: number,
   ): void {
     const lifetimeMs = exitedAt === undefined ? undefined : reapedAt - exitedAt;
-    const seenForMs = reapedAt - firstSeenAt;
-    this.#settings.record(source, lifetimeMs ?? seenForMs, reapedAt);
-    if (comm === undefined) return;
+    this.#settings.record(source, lifetimeMs ?? reapedAt - firstSeenAt, reapedAt);
+    if (reaped.comm === undefined) return;
     // Fields written out, not spread.
     this.#report({
       pid,
-      comm,
-      exitCode: exit.exitCode,
-      signal: exit.signal,
-      coreDumped: exit.coreDumped,
+      comm: reaped.comm,
+      exitCode: reaped.exitCode,
+      signal: reaped.signal,
+      coreDumped: reaped.coreDumped,
       source,
       provenance,
       lifetimeMs,
-      seenForMs,
+      seenForMs: reapedAt - firstSeenAt,
     });
   }
 

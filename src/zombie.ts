@@ -16,7 +16,6 @@ import {
   WNOHANG,
   WNOWAIT,
   type Libc,
-  type WaitResult,
 } from "./libc.ts";
 import { readStat } from "./procfs.ts";
 
@@ -27,21 +26,22 @@ export interface ExitStatus {
   readonly coreDumped: boolean;
 }
 
+/**
+ * A zombie reaped: its exit status and, where someone wanted it, its comm
+ * (read before the reap: /proc forgets the process with it). One object per
+ * reap, made where the status is read: a reap runs once per exit, cold.
+ */
+export interface ReapedZombie extends ExitStatus {
+  readonly kind: "reaped";
+  readonly comm: string | undefined;
+}
+
 export type ReapOutcome =
-  | { readonly kind: "reaped"; readonly exit: ExitStatus }
+  | ReapedZombie
   /** The leader exited but other threads live: not waitable yet, retry. */
   | { readonly kind: "not-yet" }
   /** No longer our zombie (reaped by another waiter). */
   | { readonly kind: "gone" };
-
-export function exitStatusOf(wait: WaitResult): ExitStatus {
-  const exited = wait.code === CLD_EXITED;
-  return {
-    exitCode: exited ? wait.status : null,
-    signal: exited ? null : wait.status,
-    coreDumped: wait.code === CLD_DUMPED,
-  };
-}
 
 const PEEK = WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD;
 const REAP = WEXITED | WNOHANG | __WNOTHREAD;
@@ -140,8 +140,8 @@ export function releaseZombies(libc: Libc, zombies: readonly PinnedZombie[]): vo
  * never a child the runtime forked since, as only the main thread forks
  * those and it is running this.
  */
-export function reapPeekedZombie(libc: Libc, pid: number): ReapOutcome {
-  return reapBy(libc, P_PID, pid);
+export function reapPeekedZombie(libc: Libc, pid: number, comm: string | undefined): ReapOutcome {
+  return reapBy(libc, P_PID, pid, comm);
 }
 
 /**
@@ -150,22 +150,23 @@ export function reapPeekedZombie(libc: Libc, pid: number): ReapOutcome {
  * Linux 5.3, the stat is checked again and waitid(P_PID) follows in the same
  * synchronous step. Callers have judged that the runtime does not own it.
  */
-export function reapZombie(libc: Libc, selfPid: number, zombie: PinnedZombie): ReapOutcome {
+export function reapZombie(libc: Libc, selfPid: number, zombie: PinnedZombie, comm?: string): ReapOutcome {
   const { pid, pidfd, startTime } = zombie;
   // No pidfd: the zombie may have been reaped and its PID reused since the pin.
   if (pidfd === undefined && zombieChildStartTime(selfPid, pid) !== startTime) return GONE;
-  return pidfd === undefined ? reapBy(libc, P_PID, pid) : reapBy(libc, P_PIDFD, pidfd);
+  return pidfd === undefined ? reapBy(libc, P_PID, pid, comm) : reapBy(libc, P_PIDFD, pidfd, comm);
 }
 
 // The outcomes that carry nothing, made once: a reap runs once per exit.
 const NOT_YET: ReapOutcome = { kind: "not-yet" };
 const GONE: ReapOutcome = { kind: "gone" };
 
-function reapBy(libc: Libc, idType: typeof P_PID | typeof P_PIDFD, id: number): ReapOutcome {
+function reapBy(libc: Libc, idType: typeof P_PID | typeof P_PIDFD, id: number, comm: string | undefined): ReapOutcome {
   try {
     const wait = libc.waitid(idType, id, REAP);
     if (wait.pid === 0) return NOT_YET;
-    return { kind: "reaped", exit: exitStatusOf(wait) };
+    const exited = wait.code === CLD_EXITED;
+    return { kind: "reaped", exitCode: exited ? wait.status : null, signal: exited ? null : wait.status, coreDumped: wait.code === CLD_DUMPED, comm };
   } catch (error) {
     if (hasErrnoCode(error, "ECHILD")) return GONE;
     if (hasErrnoCode(error, "EINTR")) return NOT_YET;

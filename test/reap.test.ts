@@ -27,7 +27,7 @@ test("pins an orphan's zombie and reaps exactly it, with its exit code", async (
   const zombie = pinZombie(libc, process.pid, pid);
   expect(zombie).toMatchObject({ pid });
   expect(readStat(pid)).toMatchObject({ pid, state: "Z", ppid: process.pid });
-  expect(reapZombie(libc, process.pid, zombie!)).toEqual({ kind: "reaped", exit: { exitCode: 3, signal: null, coreDumped: false } });
+  expect(reapZombie(libc, process.pid, zombie!)).toEqual({ kind: "reaped", exitCode: 3, signal: null, coreDumped: false, comm: undefined });
   releaseZombies(libc, [zombie!]);
   expect(openFdCount()).toBe(fdsBefore);
   expect(readStat(pid)).toBeUndefined();

@@ -7,12 +7,13 @@ import { expect, test } from "bun:test";
 import pino from "pino";
 import { Reporter } from "../src/report.ts";
 
-const EXITED = { exitCode: 0, signal: null, coreDumped: false };
+/** A zombie reaped after exit(0), its comm read (or not) as the caller's wantsComm said. */
+const exited = (comm: string | undefined) => ({ kind: "reaped" as const, exitCode: 0, signal: null, coreDumped: false, comm });
 
 /** A reap as every caller reports it: the comm read only where wantsComm says someone listens. */
 function reportReap(reporter: Reporter, pid: number, source: "netlink" | "sigchld") {
   const now = performance.now();
-  reporter.reaped(pid, reporter.wantsComm ? "sh" : undefined, EXITED, source, "adopted", undefined, now, now);
+  reporter.reaped(pid, exited(reporter.wantsComm ? "sh" : undefined), source, "adopted", undefined, now, now);
 }
 
 function recordingLogger() {
@@ -59,8 +60,8 @@ test("onReap gets every record, with the lifetime from the exit time when known;
     record: () => void (recorded += 1),
   });
   const now = performance.now();
-  reporter.reaped(301, "sh", EXITED, "netlink", "adopted", now - 5, now - 2, now);
-  reporter.reaped(302, "sh", EXITED, "sigchld", "adopted", undefined, now - 3, now);
+  reporter.reaped(301, exited("sh"), "netlink", "adopted", now - 5, now - 2, now);
+  reporter.reaped(302, exited("sh"), "sigchld", "adopted", undefined, now - 3, now);
   expect(recorded).toBe(2);
   expect(seen.map((reaped) => reaped.pid)).toEqual([301, 302]);
   expect(seen[0]!.lifetimeMs).toBeGreaterThanOrEqual(5);

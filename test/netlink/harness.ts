@@ -76,7 +76,7 @@ export function reapChild(pid: number): ExitStatus | undefined {
   if (!zombie) return undefined;
   try {
     const outcome = reapZombie(libc, process.pid, zombie);
-    return outcome.kind === "reaped" ? outcome.exit : undefined;
+    return outcome.kind === "reaped" ? { exitCode: outcome.exitCode, signal: outcome.signal, coreDumped: outcome.coreDumped } : undefined;
   } finally {
     releaseZombies(libc, [zombie]);
   }
