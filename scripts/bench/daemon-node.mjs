@@ -4,7 +4,10 @@
  * one command as its child, and writes the same JSON report when the
  * command has exited.
  *
- *   node scripts/bench/daemon-node.mjs --reaper floor|netlink|sigchld [--repo DIR] --report FILE -- command args...
+ *   node scripts/bench/daemon-node.mjs --reaper none|floor|netlink|sigchld [--repo DIR] --report FILE -- command args...
+ *
+ * --reaper none makes the daemon a child subreaper and reaps nothing: what
+ * Node itself spends on the orphans' SIGCHLD, with no reaper.
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -22,12 +25,22 @@ const command = process.argv.slice(dash + 1);
 if (dash < 0 || command.length === 0 || !values.reaper) throw new Error("usage: daemon-node.mjs --reaper SOURCE [--repo DIR] [--report FILE] -- command...");
 const repo = resolve(values.repo ?? join(import.meta.dirname, "../.."));
 
+/** The libc binding and waitid's constants of this checkout's build, for the arms that are not our reaper. */
+async function thisRepoLibc() {
+  const thisRepo = join(import.meta.dirname, "../..");
+  const { loadLibc } = await import(pathToFileURL(join(thisRepo, "dist/runtime/index.js")).href);
+  return { libc: loadLibc(), wait: await import(pathToFileURL(join(thisRepo, "dist/libc.js")).href) };
+}
+
 async function startReaper(mode) {
   if (mode === "floor") {
-    const thisRepo = join(import.meta.dirname, "../..");
-    const { loadLibc } = await import(pathToFileURL(join(thisRepo, "dist/runtime/index.js")).href);
-    const wait = await import(pathToFileURL(join(thisRepo, "dist/libc.js")).href);
-    return startFloorReaper(loadLibc(), wait);
+    const { libc, wait } = await thisRepoLibc();
+    return startFloorReaper(libc, wait);
+  }
+  if (mode === "none") {
+    // Orphans must still come to this process (and their SIGCHLD with them), but nothing reaps them.
+    (await thisRepoLibc()).libc.setChildSubreaper(true);
+    return { source: "none", stats: () => ({ reaped: 0, reapedBySource: {} }), stop: async () => {} };
   }
   const { startOrphanReaper } = await import(pathToFileURL(join(repo, "dist/index.js")).href);
   const { default: pino } = await import(pathToFileURL(join(repo, "node_modules/pino/pino.js")).href);

@@ -6,7 +6,9 @@
  * against tini -s, tini as PID 1 and catatonit (a child subreaper when it is
  * not PID 1) in the same run, on Bun and on Node, beside each runtime's floor:
  * the cheapest reaper woken by SIGCHLD that peeks (floor-reaper.mjs), no
- * provenance at all.
+ * provenance at all; and, but for the syscall row, each runtime with no
+ * reaper: a child subreaper that reaps nothing, whose CPU is what the daemon
+ * spends on the orphans' SIGCHLD anyway.
  */
 import { cpuCgroup, type CpuCgroup } from "./cgroup.ts";
 import {
@@ -54,11 +56,21 @@ const RATIOS = [
   ["bun floor", "tini -s"],
   ["node floor", "tini -s"],
 ] as const;
+/** The arms with no reaper, on the rows that run them. */
+const NO_REAPER_RATIOS = [
+  ["bun none", "tini -s"],
+  ["node none", "tini -s"],
+] as const;
 
 type Measure = (argv: string[], report: string, inPidns: boolean) => Promise<Measured>;
 
-/** The arms (tini, catatonit, ours on Bun and on Node, each runtime's floor), each running `command(report)`, optionally inside `cgroup`. */
-function arms(tools: Tools, command: (report: string) => string[], measure: Measure, cgroup?: CpuCgroup): Arm[] {
+/**
+ * The arms (tini, catatonit, ours on Bun and on Node, each runtime's floor),
+ * each running `command(report)`, optionally inside `cgroup`; `withNoReaper`
+ * adds each runtime as a child subreaper that reaps nothing: what the daemon
+ * spends on the orphans' SIGCHLD before any reaper runs.
+ */
+function arms(tools: Tools, command: (report: string) => string[], measure: Measure, cgroup?: CpuCgroup, withNoReaper = false): Arm[] {
   const wrap = (argv: string[]) => (cgroup ? cgroup.wrap(argv) : argv);
   const arm = (name: string, inPidns: boolean, argv: (report: string) => string[]): Arm => ({
     name,
@@ -82,6 +94,7 @@ function arms(tools: Tools, command: (report: string) => string[], measure: Meas
     // The cheapest reaper woken by SIGCHLD that peeks (floor-reaper.mjs): what a peeking reaper costs on each runtime.
     arm("bun floor", false, ours("floor")),
     arm("node floor", false, oursOnNode("floor")),
+    ...(withNoReaper ? [arm("bun none", false, ours("none")), arm("node none", false, oursOnNode("none"))] : []),
   ];
 }
 
@@ -96,8 +109,8 @@ export function buildPerExitScenarios(tools: Tools, scale = 1): Scenario[] {
     group: "per-exit",
     title: `${describe(workload)}${where}`,
     metrics: PER_EXIT_METRICS,
-    ratios: RATIOS,
-    arms: arms(tools, adopted(workload), lifetimes, cgroup),
+    ratios: [...RATIOS, ...NO_REAPER_RATIOS],
+    arms: arms(tools, adopted(workload), lifetimes, cgroup, true),
     setUp: cgroup && (() => cgroup.create()),
     tearDown: cgroup && (() => cgroup.remove()),
   });

@@ -99,7 +99,8 @@ export async function measureWorkload(argv: string[], report: string): Promise<M
   const daemon = await daemonReport(report);
   const loopDelay = daemon?.loopDelay as Record<string, number> | undefined;
   const measured: Measured = { source: String(daemon?.source ?? "-") };
-  for (const [key, value] of Object.entries(result)) if (typeof value === "number") measured[key] = value;
+  // The workload prints -1 where it had nothing to measure (no orphan reaped: the arms with no reaper).
+  for (const [key, value] of Object.entries(result)) if (typeof value === "number" && value !== -1) measured[key] = value;
   if (loopDelay) for (const key of ["p50", "p99", "max"]) measured[`loop_${key}`] = loopDelay[key]!;
   return measured;
 }
