@@ -22,6 +22,7 @@ import { Judge } from "./judge.ts";
 import { JudgedReaper } from "./judged-reap.ts";
 import type { Libc } from "./libc.ts";
 import { RateLimitedLog } from "./log.ts";
+import type { ReaperMetrics } from "./metrics.ts";
 import { isLoopLate } from "./policy.ts";
 import { listOwnChildren, yieldToEventLoop } from "./procfs.ts";
 import { Reporter } from "./report.ts";
@@ -54,7 +55,7 @@ export interface CoreSettings {
   /** Whether the runtime holds a pidfd for every child it spawns (probed at start). */
   readonly runtimeMarksChildrenWithPidfd: boolean;
   /** The reaper's own record of each reap's lifetime (metrics); never throws. */
-  readonly recordLifetime?: (source: SourceName, lifetimeMs: number) => void;
+  readonly lifetimes?: Pick<ReaperMetrics, "recordLifetime">;
 }
 
 /** What a pass does: drain the proc connector, peek for one zombie (a SIGCHLD) or all, scan all children, look at zombies whose time is due. */
@@ -110,7 +111,7 @@ export class Core {
         this.#counts.reaped += 1;
         this.#counts.reapedBySource[source] += 1;
         this.lastActivityAt = reapedAt;
-        settings.recordLifetime?.(source, lifetimeMs);
+        settings.lifetimes?.recordLifetime(source, lifetimeMs);
       },
     });
     this.#peeks = new ZombiePeeks({ libc: settings.libc, runtimeLook: this.#runtimeLook, reporter: this.#reporter });
@@ -307,7 +308,9 @@ export class Core {
     if (!this.#provenIsReaped || !this.#exact || batch.length === 0) return batch;
     const wantsComm = this.#reporter.wantsComm;
     let left: ExitNotice[] | undefined;
-    for (const exit of batch) {
+    // Indexed: for-of makes an iterator, once per exit on the baseline tier.
+    for (let i = 0; i < batch.length; i++) {
+      const exit = batch[i]!;
       const reap = reapProvenAdopted(this.#libc, this.#exact, exit.pid, wantsComm);
       if (reap === "left") (left ??= []).push(exit);
       else if (reap !== "gone") this.#reporter.reaped(exit.pid, reap, "netlink", "adopted", exit.exitedAt, exit.exitedAt, now);

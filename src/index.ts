@@ -125,7 +125,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, u
   const core = new Core({
     libc, logger, graceMs: options.graceMs, alwaysGrace: options.alwaysGrace, reapLogLevel: options.reapLogLevel,
     onReap: options.onReap, shouldReap: options.shouldReap, runtimeMarksChildrenWithPidfd: runtimePidfds?.holds ?? false,
-    recordLifetime: (source, lifetimeMs) => metrics.recordLifetime(source, lifetimeMs),
+    lifetimes: metrics,
   });
   undo.push("stop the core", () => core.stop());
   const context = { core, libc, logger };

@@ -49,40 +49,37 @@ export function summarizeLifetimes(values: readonly number[], count = values.len
   return { count, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted.at(-1) ?? 0 };
 }
 
+/** The most recent RECENT_LIFETIMES values, in a ring that never grows: add() runs once per reap. */
 class RecentValues {
-  readonly #values: number[] = [];
-  #next = 0;
+  readonly #values = new Float64Array(RECENT_LIFETIMES);
   count = 0;
 
   add(value: number): void {
-    if (this.#values.length < RECENT_LIFETIMES) this.#values.push(value);
-    else this.#values[this.#next] = value;
-    this.#next = (this.#next + 1) % RECENT_LIFETIMES;
+    this.#values[this.count % RECENT_LIFETIMES] = value;
     this.count += 1;
   }
 
   summary(): LifetimeSummary {
-    return summarizeLifetimes(this.#values, this.count);
+    return summarizeLifetimes(Array.from(this.#values.subarray(0, Math.min(this.count, RECENT_LIFETIMES))), this.count);
   }
 }
 
 type LifetimeListener = (source: SourceName, lifetimeMs: number) => void;
 
 export class ReaperMetrics {
-  readonly #lifetimes = new Map<SourceName, RecentValues>();
+  /** By source, made at its first reap: a property load per reap, no map lookup. */
+  readonly #lifetimes: Partial<Record<SourceName, RecentValues>> = {};
   readonly #listeners = new Set<LifetimeListener>();
 
   /** One reap: `lifetimeMs` from the kernel's exit time when the source knew it, else from the reaper's first sight. */
   recordLifetime(source: SourceName, lifetimeMs: number): void {
-    let recent = this.#lifetimes.get(source);
-    if (!recent) this.#lifetimes.set(source, (recent = new RecentValues()));
-    recent.add(lifetimeMs);
+    (this.#lifetimes[source] ??= new RecentValues()).add(lifetimeMs);
     if (this.#listeners.size > 0) for (const listener of this.#listeners) listener(source, lifetimeMs);
   }
 
   /** Lifetime percentiles per source that reaped anything. */
   lifetimes(): Partial<Record<SourceName, LifetimeSummary>> {
-    return Object.fromEntries([...this.#lifetimes].map(([source, recent]) => [source, recent.summary()]));
+    return Object.fromEntries(Object.entries(this.#lifetimes).map(([source, recent]) => [source, recent.summary()]));
   }
 
   onLifetime(listener: LifetimeListener): () => void {
