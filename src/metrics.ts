@@ -44,7 +44,7 @@ export function percentile(sorted: readonly number[], fraction: number): number 
   return sorted[rank - 1] ?? 0;
 }
 
-export function summarizeLifetimes(values: readonly number[], count = values.length): LifetimeSummary {
+export function summarizeLifetimes(values: ArrayLike<number> & Iterable<number>, count = values.length): LifetimeSummary {
   const sorted = [...values].sort((a, b) => a - b);
   return { count, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted.at(-1) ?? 0 };
 }
@@ -60,7 +60,7 @@ class RecentValues {
   }
 
   summary(): LifetimeSummary {
-    return summarizeLifetimes(Array.from(this.#values.subarray(0, Math.min(this.count, RECENT_LIFETIMES))), this.count);
+    return summarizeLifetimes(this.#values.subarray(0, Math.min(this.count, RECENT_LIFETIMES)), this.count);
   }
 }
 
