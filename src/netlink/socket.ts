@@ -2,7 +2,8 @@
  * The proc connector socket: open, lock to the kernel, size, filter,
  * subscribe, unsubscribe. Each step is one small function over a plain fd so
  * the probe (src/sources/netlink.ts) can name exactly which one failed.
- * Reading is not done here: Bun.file(fd).stream() reads from Bun's own loop.
+ * Reading is not done here: the source reads with recvfrom(2) on each wake
+ * (src/sources/netlink.ts), to see that the kernel sent each datagram.
  */
 import type { Libc } from "../libc.ts";
 import { encodeFilter, ownChildrenFilter } from "./bpf.ts";
