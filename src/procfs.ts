@@ -205,11 +205,16 @@ export function readPidfdTarget(fd: number): number | undefined {
   return parsePidfdInfo(readSmall(`/proc/self/fdinfo/${fd}`) ?? "");
 }
 
+/** How many fds this process's fd table has room for (FDSize: a power of two, never shrinks); every open fd is below it. */
+export function readFdTableSize(): number | undefined {
+  const match = /^FDSize:\s+(\d+)$/m.exec(readSmall("/proc/self/status") ?? "");
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
 /** The fds this process has open now; throws when /proc/self/fd cannot be listed (never "none"). */
 export function listOwnFds(): number[] {
   return readdirSync("/proc/self/fd").map(Number);
 }
-
 
 /** The target of one of our fds ("socket:[123]", "anon_inode:[pidfd]"), if open. */
 export function readFdLink(fd: number): string | undefined {

@@ -8,8 +8,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { hasErrnoCode } from "./errno.ts";
 import type { Libc } from "./libc.ts";
-import { forEachChunked, LastPidCounter, listOwnFds, PIDFD_LINK, procShowsOwnPids, readFdLink, readPidfdTarget } from "./procfs.ts";
+import { forEachChunked, LastPidCounter, listOwnFds, PIDFD_LINK, procShowsOwnPids, readFdLink, readFdTableSize, readPidfdTarget } from "./procfs.ts";
 import { childrenWithoutPidfd, listedRuntimeChildren } from "./runtime/index.ts";
 
 export interface RuntimePidfdProbe {
@@ -18,9 +19,6 @@ export interface RuntimePidfdProbe {
 }
 
 const NO_FDS: ReadonlySet<number> = new Set();
-
-/** Up to this many fds, asking each costs less than a poll over them first. */
-const FEW_FDS = 16;
 
 /**
  * Which of `pids` this process holds a pidfd on, now (or, on Node, knows as
@@ -46,22 +44,30 @@ function unmarkedAmong(pids: readonly number[]): Set<number> {
 }
 
 /**
+ * Learning asks each fd (a waitid) and reads each pidfd's fdinfo (an open, a
+ * read and a close): after one over N fds the next waits N times this, so
+ * where PIDs move all the time it costs about one fd per millisecond at most.
+ */
+const LEARN_WAIT_MS_PER_FD = 1;
+
+/**
  * The runtime-pidfd look for zombies the caller just peeked waitable. An fd
  * is asked with one waitid(P_PIDFD, WNOWAIT) which waitable child it names
- * (any other fd answers nothing); with many fds, one poll(2) first leaves
- * those that are readable, as a pidfd is once its process is waitable.
- * Listing /proc/self/fd is skipped while the PID namespace's last PID has not
- * moved: a runtime opens the pidfd on a child in the step that spawns it,
- * and a spawn takes a new PID, so with no new PID since the listing no new
- * pidfd exists (ns_last_pid would have to wrap all the way round between two
- * looks), and an fd found to be none is not asked again. The second look at
- * one listing learns which PID each pidfd names (fdinfo; fixed while the fd
- * is open): from then on, a look lists and asks nothing unless a pidfd names
- * the PID looked for, and then asks that fd, which may have been closed since.
- * Not where /proc shows another PID namespace's PIDs (`unshare -p` without
- * --mount-proc): fdinfo's would not be ours. Where ns_last_pid cannot be
- * read, every look lists. Where this process lists the runtime's children
- * itself (Node), the list answers, no fd.
+ * (any other fd answers nothing). A pidfd polls readable once its process is
+ * waitable, so one poll(2) over the fd table leaves the few fds to ask,
+ * however many there are (2000 live children: 2000 pidfds): no listing.
+ * While the PID namespace's last PID does not move, no pidfd can be new: a
+ * runtime opens it on a child in the step that spawns it, and a spawn takes
+ * a new PID (ns_last_pid would have to wrap all the way round between two
+ * looks). So at a second look with no new PID the look learns which PID each
+ * pidfd names (fdinfo; fixed while the fd is open), and until a new PID comes
+ * it polls nothing and asks only an fd that names the PID looked for (that
+ * fd may have been closed since). Learning reads every fd, so where PIDs move
+ * all the time (a container making processes) it waits LEARN_WAIT_MS_PER_FD
+ * per fd it last read. Not where /proc shows another PID namespace's PIDs
+ * (`unshare -p` without --mount-proc): fdinfo's would not be ours; nor where
+ * ns_last_pid cannot be read. Where this process lists the runtime's
+ * children itself (Node), the list answers, no fd.
  */
 export class RuntimePidfdLook {
   readonly #libc: Libc;
@@ -69,13 +75,18 @@ export class RuntimePidfdLook {
   readonly #lastPid: LastPidCounter | undefined;
   /** fdinfo's PIDs are ours to compare with. */
   readonly #learnsTargets: boolean;
-  /** The fds that may be pidfds: those listed, less those found to be none since. */
-  #fds: number[] = [];
-  #lastPidAtListing: number | undefined;
-  /** Once learned, the PID each of #fds names (same index), and #fds holds only pidfds. */
+  /** The namespace's last PID at the previous look. */
+  #lastPidAtLook: number | undefined;
+  /** The pidfds and the PID each names (same index), learned when the last PID was #lastPidAtLearning. */
+  #pidfds: number[] = [];
   #targets: number[] | undefined;
+  #lastPidAtLearning: number | undefined;
+  /** No learning before this (performance.now()). */
+  #nextLearningAt = -Infinity;
+  /** 0 to the fd table's size less one: what the poll asks about. */
+  #tableFds: number[] = [];
+  #pollsWholeTable = true;
   readonly #named: number[] = [];
-  readonly #notPidfds: number[] = [];
 
   constructor(libc: Libc) {
     this.#libc = libc;
@@ -87,59 +98,89 @@ export class RuntimePidfdLook {
   heldAmong(pids: readonly number[], ownPidfds: ReadonlySet<number> = NO_FDS): Set<number> {
     const listed = this.#listed;
     if (listed) return new Set(pids.filter((pid) => listed.has(pid)));
-    const named = this.#namedByPidfds(pids, ownPidfds, this.#lastPid?.read());
+    const targets = this.#currentTargets();
+    const named = targets ? this.#namedByTargets(targets, pids, ownPidfds) : this.#namedAmongReadable(ownPidfds);
     return new Set(pids.filter((pid) => named.includes(pid)));
   }
 
   /** heldAmong for one zombie, with no pins of the caller's: the per-exit path. */
   holds(pid: number): boolean {
     if (this.#listed) return this.#listed.has(pid);
-    const lastPid = this.#lastPid?.read();
-    const targets = this.#targets;
-    if (!targets || lastPid !== this.#lastPidAtListing) return this.#namedByPidfds([pid], NO_FDS, lastPid).includes(pid);
-    // The usual case: no fd listed, and one asked only if it names this PID.
-    for (let i = 0; i < targets.length; i++) if (targets[i] === pid && this.#libc.waitablePidOfFd(this.#fds[i]!) === pid) return true;
+    const targets = this.#currentTargets();
+    if (!targets) return this.#namedAmongReadable(NO_FDS).includes(pid);
+    // The usual case: nothing polled, and an fd asked only if it names this PID.
+    for (let i = 0; i < targets.length; i++) if (targets[i] === pid && this.#libc.waitablePidOfFd(this.#pidfds[i]!) === pid) return true;
     return false;
   }
 
-  /** Which of `asked` the runtime's pidfds name as waitable children now (one array, reused); `lastPid` just read. */
-  #namedByPidfds(asked: readonly number[], ownPidfds: ReadonlySet<number>, lastPid: number | undefined): readonly number[] {
-    if (lastPid === undefined || lastPid !== this.#lastPidAtListing) {
-      this.#fds = listOwnFds();
-      this.#lastPidAtListing = lastPid;
-      this.#targets = undefined;
-    } else if (!this.#targets && this.#learnsTargets) {
-      this.#learnTargets();
-    }
-    const targets = this.#targets;
-    const candidates = this.#fds.filter((fd, i) => !ownPidfds.has(fd) && (!targets || asked.includes(targets[i]!)));
+  /** What each pidfd names, where no PID is new since that was learned; learned now at a second look with no new PID. */
+  #currentTargets(): readonly number[] | undefined {
+    const lastPid = this.#lastPid?.read();
+    const previous = this.#lastPidAtLook;
+    this.#lastPidAtLook = lastPid;
+    if (lastPid === undefined || !this.#learnsTargets) return undefined;
+    if (this.#targets && lastPid === this.#lastPidAtLearning) return this.#targets;
+    if (lastPid !== previous || performance.now() < this.#nextLearningAt) return undefined;
+    this.#learnTargets(lastPid);
+    return this.#targets;
+  }
+
+  /** Which of `asked` the pidfds that name them name as waitable children now (one array, reused). */
+  #namedByTargets(targets: readonly number[], asked: readonly number[], ownPidfds: ReadonlySet<number>): readonly number[] {
     this.#named.length = 0;
-    this.#notPidfds.length = 0;
-    for (const fd of candidates.length <= FEW_FDS ? candidates : this.#libc.readableAmong(candidates)) {
+    for (let i = 0; i < targets.length; i++) {
+      const fd = this.#pidfds[i]!;
+      if (!asked.includes(targets[i]!) || ownPidfds.has(fd)) continue;
       const pid = this.#libc.waitablePidOfFd(fd);
       if (pid > 0) this.#named.push(pid);
-      else if (pid === -1) this.#notPidfds.push(fd);
-    }
-    // No fd becomes a pidfd without a new PID (a spawn): until then, an fd that is none is not asked again.
-    if (this.#notPidfds.length > 0) {
-      this.#fds = this.#fds.filter((fd) => !this.#notPidfds.includes(fd));
-      this.#targets = undefined; // learned again, for the fds left
     }
     return this.#named;
   }
 
-  /** What each of #fds names (fdinfo); an fd with no PID there is none, or closed since. */
-  #learnTargets(): void {
-    const fds: number[] = [];
+  /** The waitable children that the readable fds name (one array, reused). */
+  #namedAmongReadable(ownPidfds: ReadonlySet<number>): readonly number[] {
+    this.#named.length = 0;
+    for (const fd of this.#readableFds()) {
+      if (ownPidfds.has(fd)) continue;
+      const pid = this.#libc.waitablePidOfFd(fd);
+      if (pid > 0) this.#named.push(pid);
+    }
+    return this.#named;
+  }
+
+  /** One poll(2) over the fd table; over the listed fds where it cannot be read, or is larger than RLIMIT_NOFILE. */
+  #readableFds(): number[] {
+    const size = this.#pollsWholeTable ? readFdTableSize() : undefined;
+    if (size === undefined) return this.#libc.readableAmong(listOwnFds());
+    if (this.#tableFds.length !== size) this.#tableFds = Array.from({ length: size }, (_, fd) => fd);
+    try {
+      return this.#libc.readableAmong(this.#tableFds);
+    } catch (error) {
+      // poll refuses more fds than RLIMIT_NOFILE, and the table (grown in powers
+      // of two, never shrunk) can be larger than a limit that is not one, or was lowered.
+      if (!hasErrnoCode(error, "EINVAL")) throw error;
+      this.#pollsWholeTable = false;
+      return this.#libc.readableAmong(listOwnFds());
+    }
+  }
+
+  /** What each pidfd names (fdinfo); an fd with no PID there is none, or closed since. */
+  #learnTargets(lastPid: number): void {
+    const pidfds: number[] = [];
     const targets: number[] = [];
-    for (const fd of this.#fds) {
+    const fds = listOwnFds();
+    for (const fd of fds) {
+      // One waitid tells any other fd (EBADF) for less than reading its fdinfo.
+      if (this.#libc.waitablePidOfFd(fd) === -1) continue;
       const target = readPidfdTarget(fd);
       if (target === undefined) continue;
-      fds.push(fd);
+      pidfds.push(fd);
       targets.push(target);
     }
-    this.#fds = fds;
+    this.#pidfds = pidfds;
     this.#targets = targets;
+    this.#lastPidAtLearning = lastPid;
+    this.#nextLearningAt = performance.now() + fds.length * LEARN_WAIT_MS_PER_FD;
   }
 
   close(): void {

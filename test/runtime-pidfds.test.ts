@@ -7,7 +7,7 @@ import { expect, test } from "bun:test";
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { P_PID, WEXITED } from "../src/libc.ts";
 import { loadLibc } from "../src/runtime/index.ts";
-import { readStat } from "../src/procfs.ts";
+import { listOwnFds, readStat } from "../src/procfs.ts";
 import { isChildWaitable } from "../src/zombie.ts";
 import { probeRuntimePidfds, runtimeHoldsPidfd, RuntimePidfdLook } from "../src/runtime-pidfds.ts";
 import { unshareUnavailable } from "./helpers/cli.ts";
@@ -70,10 +70,10 @@ test('a Bun.spawn child that exited is held until Bun reaps it, also among "wait
   expect(await child.exited).toBe(7);
 });
 
-test("a look made before a spawn does not hide the new child: a new PID lists the fds again", async () => {
+test("a look made before a spawn does not hide the new child: after a new PID the look polls again", async () => {
   const look = new RuntimePidfdLook(libc);
   try {
-    // The first look lists the fds and keeps only the pidfds among them (none is on a zombie here).
+    // The first look polls the fd table (no pidfd is on a zombie here).
     expect(look.heldAmong([process.pid])).toEqual(new Set());
     const child = Bun.spawn(["sh", "-c", "exit 5"]);
     const deadline = performance.now() + scaled(2000);
@@ -91,11 +91,41 @@ function runHeldAfterLearning(prefix: readonly string[] = []) {
   return JSON.parse(run.stdout.toString());
 }
 
-test("a look at an unchanged listing learns what each pidfd names: it asks no fd about a PID none names, and still holds the runtime's zombie", () => {
+test("looks with no new PID learn what each pidfd names: they poll nothing and ask no fd about a PID none names, and still hold the runtime's zombie", () => {
   const report = runHeldAfterLearning();
-  // A fork anywhere in the namespace between two looks makes the next one list and ask again: most looks of a tight run do not.
-  expect(report.looksAskingNoFd).toBeGreaterThan(0);
+  // A fork anywhere in the namespace between two looks makes the next one poll again: most looks of a tight run do not.
+  expect(report.looksWithNoCall).toBeGreaterThan(0);
   expect(report).toMatchObject({ held: true, signal: "SIGKILL" });
+});
+
+test("where PIDs move between looks, learning what each pidfd names waits a millisecond per fd it read: not at every second look", async () => {
+  const sleepers = spawnSleepers(200);
+  let calls = 0;
+  const look = new RuntimePidfdLook({
+    ...libc,
+    readableAmong: (fds) => (calls++, libc.readableAmong(fds)),
+    waitablePidOfFd: (fd) => (calls++, libc.waitablePidOfFd(fd)),
+  });
+  try {
+    const fds = listOwnFds().length;
+    const started = performance.now();
+    let learnings = 0;
+    for (let cycle = 0; cycle < 20; cycle++) {
+      expect(Bun.spawnSync(["true"]).exitCode).toBe(0); // a new PID, as a container making processes gives
+      look.holds(process.pid); // polls: a pidfd may be new
+      look.holds(process.pid); // no new PID since: learns, where learning is due
+      const before = calls;
+      look.holds(process.pid); // answered from what was learned, if it was: no call
+      if (calls === before) learnings++;
+    }
+    expect(learnings).toBeGreaterThan(0);
+    // Each learning read at least `fds` fds, so the next waited at least `fds` ms.
+    expect(learnings).toBeLessThanOrEqual(1 + Math.floor((performance.now() - started) / fds));
+  } finally {
+    look.close();
+    for (const sleeper of sleepers) sleeper.kill();
+    await Promise.all(sleepers.map((sleeper) => sleeper.exited));
+  }
 });
 
 const outerProcUnavailable = unshareUnavailable(["-p", "-f"]);
@@ -103,7 +133,7 @@ test.skipIf(outerProcUnavailable !== undefined)(
   `as PID 1 of a namespace that sees the outer /proc, the look never trusts fdinfo's PIDs and still holds the runtime's zombie${outerProcUnavailable ? ` (skipped: ${outerProcUnavailable})` : ""}`,
   () => {
     const report = runHeldAfterLearning(["unshare", "-p", "-f"]);
-    expect(report).toMatchObject({ looksAskingNoFd: 0, held: true, signal: "SIGKILL" });
+    expect(report).toMatchObject({ looksWithNoCall: 0, held: true, signal: "SIGKILL" });
   },
 );
 
