@@ -103,6 +103,8 @@ export interface Libc extends ProcessControl {
   monotonicNs(): bigint;
   /** Of `fds`, those open and readable now: one poll(2) with POLLIN and no wait. */
   readableAmong(fds: readonly number[]): number[];
+  /** readableAmong of every fd below `count` (the fd table's size), with no array of them made. */
+  readableBelow(count: number): number[];
 }
 
 /**
@@ -165,6 +167,30 @@ export function libcFromCalls(c: LibcCalls): Libc {
   const siginfoInt = (offset: number) => siginfoWords[offset >>> 2]!;
   const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
   let pollfds = new Int32Array(0);
+  /** The first entries of pollfds name fds 0, 1, 2... up to this: polled again as they are (poll writes only revents). */
+  let pollfdsCountUpTo = 0;
+
+  /** Entries for `count` fds: fds[i], or i itself (the fd table from 0). */
+  function setPollfds(count: number, fds?: readonly number[]): void {
+    if (pollfds.length < count * POLLFD_INTS) pollfds = new Int32Array(count * POLLFD_INTS);
+    for (let i = 0; i < count; i++) {
+      pollfds[i * POLLFD_INTS] = fds ? fds[i]! : i;
+      pollfds[i * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
+    }
+  }
+
+  /** One poll(2) with POLLIN and no wait over the first `count` entries: the fds readable. */
+  function pollReadable(count: number): number[] {
+    // A signal (SIGCHLD itself) landing in the call fails it with EINTR, even with no wait: ask again.
+    while (c.poll(pollfds, count, 0) < 0) {
+      const errno = c.errno();
+      if (errno !== EINTR) throw new ErrnoError("poll", errno);
+    }
+    const readable: number[] = [];
+    // A closed fd reports POLLNVAL, not POLLIN.
+    for (let i = 0; i < count; i++) if (((pollfds[i * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0) readable.push(pollfds[i * POLLFD_INTS]!);
+    return readable;
+  }
 
   return {
     path: c.path,
@@ -213,18 +239,14 @@ export function libcFromCalls(c: LibcCalls): Libc {
       return (timespec[0] ?? 0n) * 1_000_000_000n + (timespec[1] ?? 0n);
     },
     readableAmong(fds) {
-      if (pollfds.length < fds.length * POLLFD_INTS) pollfds = new Int32Array(fds.length * POLLFD_INTS);
-      fds.forEach((fd, i) => {
-        pollfds[i * POLLFD_INTS] = fd;
-        pollfds[i * POLLFD_INTS + 1] = POLLIN; // events; revents (upper half, little-endian) zeroed
-      });
-      // A signal (SIGCHLD itself) landing in the call fails it with EINTR, even with no wait: ask again.
-      while (c.poll(pollfds, fds.length, 0) < 0) {
-        const errno = c.errno();
-        if (errno !== EINTR) throw new ErrnoError("poll", errno);
-      }
-      // A closed fd reports POLLNVAL, not POLLIN.
-      return fds.filter((_, i) => ((pollfds[i * POLLFD_INTS + 1]! >>> 16) & POLLIN) !== 0);
+      setPollfds(fds.length, fds);
+      pollfdsCountUpTo = 0;
+      return pollReadable(fds.length);
+    },
+    readableBelow(count) {
+      if (pollfdsCountUpTo < count) setPollfds(count);
+      pollfdsCountUpTo = count;
+      return pollReadable(count);
     },
     ...processControlFromCalls(c, checked, checkedOrEmpty),
   };

@@ -43,6 +43,9 @@ function unmarkedAmong(pids: readonly number[]): Set<number> {
   return new Set(pids.filter((pid) => unmarked.has(pid)));
 }
 
+/** Up to this many fds, listing them costs less than reading the fd table's size and polling all of it. */
+const FEW_FDS = 256;
+
 /**
  * Learning asks each fd (a waitid) and reads each pidfd's fdinfo (an open, a
  * read and a close): after one over N fds the next waits N times this, so
@@ -54,8 +57,9 @@ const LEARN_WAIT_MS_PER_FD = 1;
  * The runtime-pidfd look for zombies the caller just peeked waitable. An fd
  * is asked with one waitid(P_PIDFD, WNOWAIT) which waitable child it names
  * (any other fd answers nothing). A pidfd polls readable once its process is
- * waitable, so one poll(2) over the fd table leaves the few fds to ask,
- * however many there are (2000 live children: 2000 pidfds): no listing.
+ * waitable, so one poll(2) leaves the few fds to ask: over the fds listed
+ * where there are few, over the whole fd table where there are many (2000
+ * live children: 2000 pidfds), with no listing.
  * While the PID namespace's last PID does not move, no pidfd can be new: a
  * runtime opens it on a child in the step that spawns it, and a spawn takes
  * a new PID (ns_last_pid would have to wrap all the way round between two
@@ -83,9 +87,9 @@ export class RuntimePidfdLook {
   #lastPidAtLearning: number | undefined;
   /** No learning before this (performance.now()). */
   #nextLearningAt = -Infinity;
-  /** 0 to the fd table's size less one: what the poll asks about. */
-  #tableFds: number[] = [];
   #pollsWholeTable = true;
+  /** How many fds the last listing found. */
+  #fdsListed = 0;
   readonly #named: number[] = [];
 
   constructor(libc: Libc) {
@@ -148,27 +152,37 @@ export class RuntimePidfdLook {
     return this.#named;
   }
 
-  /** One poll(2) over the fd table; over the listed fds where it cannot be read, or is larger than RLIMIT_NOFILE. */
+  /**
+   * One poll(2): over the listed fds while the last listing found few, else
+   * over the whole fd table (its size read from /proc/self/status), which
+   * costs the same however many fds there are; listed where it cannot be read
+   * or is larger than RLIMIT_NOFILE.
+   */
   #readableFds(): number[] {
-    const size = this.#pollsWholeTable ? readFdTableSize() : undefined;
-    if (size === undefined) return this.#libc.readableAmong(listOwnFds());
-    if (this.#tableFds.length !== size) this.#tableFds = Array.from({ length: size }, (_, fd) => fd);
+    const size = this.#fdsListed > FEW_FDS && this.#pollsWholeTable ? readFdTableSize() : undefined;
+    if (size === undefined) return this.#libc.readableAmong(this.#listFds());
     try {
-      return this.#libc.readableAmong(this.#tableFds);
+      return this.#libc.readableBelow(size);
     } catch (error) {
       // poll refuses more fds than RLIMIT_NOFILE, and the table (grown in powers
       // of two, never shrunk) can be larger than a limit that is not one, or was lowered.
       if (!hasErrnoCode(error, "EINVAL")) throw error;
       this.#pollsWholeTable = false;
-      return this.#libc.readableAmong(listOwnFds());
+      return this.#libc.readableAmong(this.#listFds());
     }
+  }
+
+  #listFds(): number[] {
+    const fds = listOwnFds();
+    this.#fdsListed = fds.length;
+    return fds;
   }
 
   /** What each pidfd names (fdinfo); an fd with no PID there is none, or closed since. */
   #learnTargets(lastPid: number): void {
     const pidfds: number[] = [];
     const targets: number[] = [];
-    const fds = listOwnFds();
+    const fds = this.#listFds();
     for (const fd of fds) {
       // One waitid tells any other fd (EBADF) for less than reading its fdinfo.
       if (this.#libc.waitablePidOfFd(fd) === -1) continue;

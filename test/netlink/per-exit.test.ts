@@ -49,5 +49,6 @@ test(`${ORPHANS} adopted exits: reaped by PID, no P_ALL peek per exit, no runtim
   // an earlier drain already read (signals merge and arrive late): far fewer than one per exit.
   expect(calls.get("waitid(P_ALL)") ?? 0).toBeLessThan(ORPHANS / 4);
   expect(calls.get("readableAmong") ?? 0).toBe(0);
+  expect(calls.get("readableBelow") ?? 0).toBe(0);
   expect(calls.get("waitablePidOfFd") ?? 0).toBe(0);
 }, 90_000);
