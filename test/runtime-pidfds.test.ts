@@ -11,6 +11,7 @@ import { listOwnFds, readStat } from "../src/procfs.ts";
 import { isChildWaitable } from "../src/zombie.ts";
 import { probeRuntimePidfds, runtimeHoldsPidfd, RuntimePidfdLook } from "../src/runtime-pidfds.ts";
 import { unshareUnavailable } from "./helpers/cli.ts";
+import { countingLibc, fdCallsOf } from "./helpers/counting-libc.ts";
 import { makeOrphans } from "./helpers/orphans.ts";
 import { zombieChildren } from "./helpers/processes.ts";
 import { scaled, waitUntil } from "./helpers/time.ts";
@@ -105,13 +106,8 @@ test("looks with no new PID learn what each pidfd names: they poll nothing and a
 
 test("where PIDs move between looks, learning what each pidfd names waits a millisecond per fd it read: not at every second look", async () => {
   const sleepers = spawnSleepers(300); // more fds than a look lists: it polls the whole table
-  let calls = 0;
-  const look = new RuntimePidfdLook({
-    ...libc,
-    readableAmong: (fds) => (calls++, libc.readableAmong(fds)),
-    readableBelow: (count) => (calls++, libc.readableBelow(count)),
-    waitablePidOfFd: (fd) => (calls++, libc.waitablePidOfFd(fd)),
-  });
+  const counting = countingLibc(libc);
+  const look = new RuntimePidfdLook(counting.libc);
   try {
     const fds = listOwnFds().length;
     const started = performance.now();
@@ -120,9 +116,9 @@ test("where PIDs move between looks, learning what each pidfd names waits a mill
       expect(Bun.spawnSync(["true"]).exitCode).toBe(0); // a new PID, as a container making processes gives
       look.holds(process.pid); // polls: a pidfd may be new
       look.holds(process.pid); // no new PID since: learns, where learning is due
-      const before = calls;
+      const before = fdCallsOf(counting.calls);
       look.holds(process.pid); // answered from what was learned, if it was: no call
-      if (calls === before) learnings++;
+      if (fdCallsOf(counting.calls) === before) learnings++;
     }
     expect(learnings).toBeGreaterThan(0);
     // Each learning read at least `fds` fds, so the next waited at least `fds` ms.

@@ -18,3 +18,8 @@ export function countingLibc(libc: Libc): { libc: Libc; calls: Map<string, numbe
   });
   return { libc: counted, calls };
 }
+
+/** The calls a runtime-pidfd look makes about fds (polls, and asking one which child it names), of those counted. */
+export function fdCallsOf(calls: ReadonlyMap<string, number>): number {
+  return ["readableAmong", "readableBelow", "waitablePidOfFd"].reduce((sum, name) => sum + (calls.get(name) ?? 0), 0);
+}
