@@ -170,9 +170,13 @@ static struct window watch(struct slot *slots, long count, long rate, long start
     reap_intermediates();
     if (last_pass && w.n_intervals < (1 << 20)) w.intervals[w.n_intervals++] = t - last_pass;
     last_pass = t;
+    long open_before = first_open;
     long pending = watch_pass(slots, started, &first_open);
     if (started == count && pending == 0) break;
-    for (long i = first_open; i < started; i++) if (slots[i].exit_ns > last_exit_seen) last_exit_seen = slots[i].exit_ns;
+    /* From before the pass: an orphan that exited and was reaped between two passes is an exit seen too.
+       Counting only those still open left last_exit_seen at the start when every reap was that quick, and
+       the settle time-out then ended the window right after the last release, before the last reap. */
+    for (long i = open_before; i < started; i++) if (slots[i].exit_ns > last_exit_seen) last_exit_seen = slots[i].exit_ns;
     if (started == count && now_ns() - last_exit_seen > settle_ms * 1000000LL) break;
     sleep_ns(poll_us * 1000);
   }
