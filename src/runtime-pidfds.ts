@@ -119,10 +119,12 @@ export class RuntimePidfdLook {
 
   /** What each pidfd names, where no PID is new since that was learned; learned now at a second look with no new PID. */
   #currentTargets(): readonly number[] | undefined {
+    // Where fdinfo's PIDs are not ours nothing is learned: the last PID need not be read.
+    if (!this.#learnsTargets) return undefined;
     const lastPid = this.#lastPid?.read();
     const previous = this.#lastPidAtLook;
     this.#lastPidAtLook = lastPid;
-    if (lastPid === undefined || !this.#learnsTargets) return undefined;
+    if (lastPid === undefined) return undefined;
     if (this.#targets && lastPid === this.#lastPidAtLearning) return this.#targets;
     if (lastPid !== previous || performance.now() < this.#nextLearningAt) return undefined;
     this.#learnTargets(lastPid);
