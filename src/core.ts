@@ -3,11 +3,12 @@
  * one reap path. It finds waitable zombies of the main thread in the cheapest
  * way the situation allows; what is proven adopted is reaped at once
  * (src/adopted.ts), the rest is pinned and judged (src/judged-reap.ts). One
- * pass runs at a time; requests that arrive meanwhile join it.
+ * pass runs at a time; requests that arrive meanwhile join it. This file
+ * decides which work a pass does, and when.
  *
  * The ways in, cheapest first:
  * - an exit the proc connector named: reaped by its PID right after the
- *   drain that read it, O(1);
+ *   drain that read it, O(1) (src/proc-connector-exits.ts);
  * - a waitid peek (src/peeks.ts): on SIGCHLD without the proc connector, or
  *   with it when no exit named explains the signal (a zombie reparented to
  *   us after its exit, or an EXIT not queued yet: do_exit() notifies the
@@ -19,30 +20,23 @@ import type { Logger } from "pino";
 import { DueTimer, QuietTimer } from "./due-timer.ts";
 import { ExitNotices } from "./exit-notices.ts";
 import { Judge } from "./judge.ts";
-import { JudgedReaper } from "./judged-reap.ts";
+import { JudgedReaper, type Batch } from "./judged-reap.ts";
 import type { Libc } from "./libc.ts";
 import { RateLimitedLog } from "./log.ts";
 import type { ReaperMetrics } from "./metrics.ts";
 import { isLoopLate } from "./policy.ts";
-import { listOwnChildren, yieldToEventLoop } from "./procfs.ts";
+import { yieldToEventLoop } from "./procfs.ts";
+import { ProcConnectorExits } from "./proc-connector-exits.ts";
 import { Reporter } from "./report.ts";
 import { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { Drained, NetlinkSource } from "./sources/netlink.ts";
 import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReaperCounts, type SourceName } from "./types.ts";
-import { isChildWaitable } from "./zombie.ts";
-import { reapProvenAdopted } from "./adopted.ts";
 import { MERGED_SIGNALS_CHECK_MS, ZombiePeeks } from "./peeks.ts";
 
-/** Zombies pinned, judged and reaped together; the loop runs between batches. */
-const ZOMBIES_PER_BATCH = 64;
 /** Beside the proc connector, how often SIGCHLD that came with exits is checked for a reparented zombie. */
 const REPARENT_CHECK_MS = 1_000;
-/** A peek blocked by the same zombie twice: at most one full scan per this. */
-const BLOCKED_SCAN_INTERVAL_MS = 100;
 /** After a failed pass (say /proc unreadable), look again after this. */
 const FAILURE_RETRY_MS = 1_000;
-/** What a batch reaped in full leaves: one array for all, not one made per exit. */
-const NOTHING_LEFT: readonly ExitNotice[] = Object.freeze([]);
 
 export interface CoreSettings {
   readonly libc: Libc;
@@ -63,29 +57,22 @@ type Work = "exits" | "signal" | "peek" | "scan" | "due";
 
 export class Core {
   readonly selfPid: number;
-  readonly #libc: Libc;
   readonly #errors: RateLimitedLog;
   readonly #judge: Judge;
   readonly #reporter: Reporter;
   readonly #runtimeLook: RuntimePidfdLook;
   readonly #judged: JudgedReaper;
-  /** No grace rule everywhere (alwaysGrace) and no veto (shouldReap): a zombie proven adopted is reaped at once, without the judge. */
-  readonly #provenIsReaped: boolean;
-  /** And the runtime marks every child it spawns with a pidfd (probed at start): without the proc connector, no pidfd held proves adoption. */
+  /** No grace or veto applies, and the runtime marks every child it spawns with a pidfd (probed at start): without the proc connector, no pidfd held proves adoption. */
   readonly #markProves: boolean;
-  readonly #counts = { reaped: 0, reapedBySource: zeroBySource(), overruns: 0, malformed: 0, vetoed: 0, failures: 0 };
-  #exact: NetlinkSource | undefined;
+  readonly #counts = { reaped: 0, reapedBySource: zeroBySource(), failures: 0 };
+  readonly #exits: ProcConnectorExits;
   readonly #notices: ExitNotices;
   readonly #wanted = new Set<Work>();
   #scanBy: SourceName = "sweep";
-  #blockedBy = 0;
-  #lastBlockedScanAt = -Infinity;
   #lastReparentCheckAt = -Infinity;
   readonly #peeks: ZombiePeeks;
   /** The empty peek a SIGCHLD's run owes (src/peeks.ts), made if no SIGCHLD makes it first. */
   readonly #mergedSignalsCheck = new QuietTimer(MERGED_SIGNALS_CHECK_MS, () => this.#request("peek", "sigchld"));
-  /** The last drain read the socket to the end (it did not stop at its bound). */
-  #drainedAll = true;
   #running = false;
   #stopped = false;
   /** Zombies and own exits due, and work deferred: a reparent check, a rate-limited scan, a retry after a failure. */
@@ -95,12 +82,12 @@ export class Core {
   lastSweepAt: number | undefined;
 
   constructor(settings: CoreSettings) {
-    this.#libc = settings.libc;
     this.#errors = new RateLimitedLog(settings.logger);
     this.selfPid = settings.libc.getpid();
     this.#notices = new ExitNotices(settings.graceMs);
-    this.#provenIsReaped = !settings.alwaysGrace && settings.shouldReap === undefined;
-    this.#markProves = this.#provenIsReaped && settings.runtimeMarksChildrenWithPidfd;
+    // No grace rule everywhere (alwaysGrace) and no veto (shouldReap): a zombie proven adopted is reaped at once, without the judge.
+    const provenIsReaped = !settings.alwaysGrace && settings.shouldReap === undefined;
+    this.#markProves = provenIsReaped && settings.runtimeMarksChildrenWithPidfd;
     this.#judge = new Judge(settings);
     this.#runtimeLook = new RuntimePidfdLook(settings.libc);
     this.#reporter = new Reporter({
@@ -119,19 +106,24 @@ export class Core {
       libc: settings.libc, selfPid: this.selfPid, logger: settings.logger, judge: this.#judge,
       runtimeLook: this.#runtimeLook, reporter: this.#reporter, notices: this.#notices,
     });
+    this.#exits = new ProcConnectorExits({
+      libc: settings.libc, errors: this.#errors, reporter: this.#reporter, notices: this.#notices, provenIsReaped,
+    });
   }
 
   /** The proc connector source whose events give exact provenance and exit notices; undefined for none. */
   useExactSource(source: NetlinkSource | undefined): void {
-    this.#exact = source;
+    this.#exits.use(source);
   }
 
   get exactSource(): NetlinkSource | undefined {
-    return this.#exact;
+    return this.#exits.source;
   }
 
   counts(): ReaperCounts {
-    return { ...this.#counts, reapedBySource: { ...this.#counts.reapedBySource } };
+    const { reaped, reapedBySource, failures } = this.#counts;
+    const { overruns, malformed } = this.#exits;
+    return { reaped, reapedBySource: { ...reapedBySource }, overruns, malformed, vetoed: this.#judged.vetoed, failures };
   }
 
   get pendingCount(): number {
@@ -152,10 +144,10 @@ export class Core {
   onChildSignal(): void {
     const now = performance.now();
     this.lastActivityAt = now;
-    if (this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "signal", "sigchld");
+    if (this.#running || this.#stopped) return this.#request(this.#exits.source ? "exits" : "signal", "sigchld");
     let settled = false;
     try {
-      if (this.#exact) settled = this.#readAndReapExits(now);
+      if (this.#exits.source) settled = this.#readAndReapExits(now);
       else if (this.#peek("sigchld", true)) {
         // A long run of reaps lets the event loop in before the rest.
         return void setImmediate(() => this.#startRun());
@@ -205,9 +197,9 @@ export class Core {
         const named = this.#drainExact();
         if (this.#takeWork("exits")) this.#checkReparented(named, performance.now());
         let more = false;
-        if (this.#notices.adoptedCount > 0) more = this.#reapAdoptedExits();
+        if (this.#notices.adoptedCount > 0) more = this.#exits.reapKeptBatch(this.#judgeExits);
         else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
-        else if (this.#takeWork("due")) this.#lookAtDue();
+        else if (this.#takeWork("due")) this.#judged.reapDue(performance.now(), this.#batch(this.#exits.source ? "netlink" : "sigchld"));
         else if (this.#takeWork("peek")) more = this.#peek(this.#scanBy, false);
         else if (this.#takeWork("signal")) more = this.#peek(this.#scanBy, true);
         // A long run of reaps lets the event loop in between batches.
@@ -235,49 +227,28 @@ export class Core {
     return this.#wanted.delete(work);
   }
 
-  /** Reads what the proc connector queued, and turns it into work; returns how many exits it named. */
+  /** Reads what the proc connector queued, and keeps it as work; returns how many exits it named. */
   #drainExact(): number {
-    const drained = this.#readExact();
-    return drained ? this.#notices.add(drained.adoptedExits, drained.ownExits) : 0;
+    return this.#exits.keep(this.#readExact());
   }
 
-  /** Reads what the proc connector queued; the exits it names are the caller's to queue or reap. */
+  /** Reads what the proc connector queued, and asks for the work that leaves; the exits it names are the caller's to keep or reap. */
   #readExact(): Drained | undefined {
-    if (!this.#exact) return undefined;
-    const drained = this.#exact.drain();
-    this.#counts.malformed += drained.malformed + drained.forged;
-    if (drained.forged > 0) this.#errors.log("warn", { forged: drained.forged }, "ignored proc connector messages not sent by the kernel");
-    this.#drainedAll = !drained.more;
-    if (drained.more) this.#wanted.add("exits");
-    if (drained.overrun) {
-      this.#counts.overruns += 1;
+    const drained = this.#exits.read();
+    if (drained?.more) this.#wanted.add("exits");
+    if (drained?.overrun) {
       this.#scanBy = "netlink";
       this.#wanted.add("scan");
     }
     return drained;
   }
 
-  /**
-   * The listener's work beside the proc connector: read it, and reap at once
-   * (at most a batch) what it proves adopted, in the same synchronous step
-   * as the read that went to the end: what src/adopted.ts relies on. Exits
-   * read before and still queued go first, in a pass. True when every exit
-   * read was reaped and no work is owed.
-   */
+  /** The listener's work beside the proc connector: read it, and reap at once what it proves adopted. True when every exit read was reaped and no work is owed. */
   #readAndReapExits(now: number): boolean {
     const drained = this.#readExact();
     if (!drained) return false;
-    const { adoptedExits, ownExits } = drained;
-    this.#checkReparented(adoptedExits.length + ownExits.length, now);
-    if (!this.#provenIsReaped || !this.#drainedAll || this.#notices.adoptedCount > 0) {
-      this.#notices.add(adoptedExits, ownExits);
-      return false;
-    }
-    const reapNow = adoptedExits.length <= ZOMBIES_PER_BATCH ? adoptedExits : adoptedExits.slice(0, ZOMBIES_PER_BATCH);
-    const unreaped = this.#reapProven(reapNow, now);
-    const left = reapNow === adoptedExits ? unreaped : [...unreaped, ...adoptedExits.slice(ZOMBIES_PER_BATCH)];
-    if (left.length > 0 || ownExits.length > 0) this.#notices.add(left, ownExits);
-    return left.length === 0 && ownExits.length === 0 && this.#wanted.size === 0;
+    this.#checkReparented(drained.adoptedExits.length + drained.ownExits.length, now);
+    return this.#exits.reapRead(drained, now) && this.#wanted.size === 0;
   }
 
   /** SIGCHLD with no exit named: a zombie reparented to us after its exit event, or one whose EXIT is queued just after the signal. Peek now; beside exits, at most once a second. */
@@ -292,47 +263,18 @@ export class Core {
     }
   }
 
-  /** One batch: by PID where the drain of this same step read to the end, judged otherwise and for what that leaves; true when more are left. */
-  #reapAdoptedExits(): boolean {
-    const batch = this.#notices.takeAdopted(ZOMBIES_PER_BATCH);
-    const left = this.#drainedAll ? this.#reapProven(batch, performance.now()) : batch;
-    if (left.length > 0) {
-      const exits = new Map(left.map((exit) => [exit.pid, exit]));
-      this.#judgeAndReap(exits.keys(), "netlink", exits);
-    }
-    return this.#notices.adoptedCount > 0;
-  }
-
-  /** Reaps by PID (src/adopted.ts) the exits of `batch` where no grace or veto applies (src/policy.ts: "adopted" is reaped at once); returns the rest. */
-  #reapProven(batch: readonly ExitNotice[], now: number): readonly ExitNotice[] {
-    if (!this.#provenIsReaped || !this.#exact || batch.length === 0) return batch;
-    const wantsComm = this.#reporter.wantsComm;
-    let left: ExitNotice[] | undefined;
-    // Indexed: for-of makes an iterator, once per exit on the baseline tier.
-    for (let i = 0; i < batch.length; i++) {
-      const exit = batch[i]!;
-      const reap = reapProvenAdopted(this.#libc, this.#exact, exit.pid, wantsComm);
-      if (reap === "left") (left ??= []).push(exit);
-      else if (reap !== "gone") this.#reporter.reaped(exit.pid, reap, "netlink", "adopted", exit.exitedAt, exit.exitedAt, now);
-    }
-    return left ?? NOTHING_LEFT;
-  }
-
-  /**
-   * Reaps the zombies waitid names (src/peeks.ts); true when more may wait.
-   * A zombie that stays hides the rest from the peek: the first time, look
-   * again next turn (the runtime reaps its own within one); the second, scan
-   * all children (at most once per BLOCKED_SCAN_INTERVAL_MS).
-   */
+  /** Reaps the zombies waitid names (src/peeks.ts), and asks for what its end leaves to do; true when more may wait. */
   #peek(by: SourceName, forSignal: boolean): boolean {
     // Without the proc connector, no pidfd held by the runtime proves adoption where the runtime marks its children.
-    const end = this.#peeks.run(by, forSignal, !this.#exact && this.#markProves, this.#judgeOne);
+    const end = this.#peeks.run(by, forSignal, !this.#exits.source && this.#markProves, this.#judgeOne);
     // None left: the check owed would only cost a wakeup of its own.
     if (end.kind === "none-left") {
-      this.#blockedBy = 0;
       this.#mergedSignalsCheck.cancel();
     } else if (end.kind === "blocked") {
-      this.#blocked(end.pid, by);
+      setImmediate(() => this.#request("peek", by));
+    } else if (end.kind === "scan") {
+      if (end.at === undefined) this.#wanted.add("scan");
+      else this.#owe("scan", end.at);
     } else if (end.kind === "owed") {
       this.#mergedSignalsCheck.touch();
     } else {
@@ -342,42 +284,21 @@ export class Core {
     return end.kind === "bound";
   }
 
-  #blocked(pid: number, by: SourceName): void {
-    const again = pid === this.#blockedBy;
-    this.#blockedBy = pid;
-    if (!again) return void setImmediate(() => this.#request("peek", by));
-    const scanAt = this.#lastBlockedScanAt + BLOCKED_SCAN_INTERVAL_MS;
-    if (performance.now() >= scanAt) {
-      this.#lastBlockedScanAt = performance.now();
-      this.#wanted.add("scan");
-    } else {
-      this.#owe("scan", scanAt);
-    }
-  }
-
-  /** Every waitable child of the main thread, in batches. */
+  /** Every waitable child of the main thread, judged and reaped in batches. */
   async #scan(by: SourceName): Promise<void> {
-    const children = await listOwnChildren(this.selfPid);
-    const childSet = new Set(children);
-    this.#judge.forgetExcept(childSet);
-    this.#notices.forgetExcept(childSet);
-    const waitable = children.filter((pid) => isChildWaitable(this.#libc, pid));
-    for (let start = 0; start < waitable.length && !this.#stopped; start += ZOMBIES_PER_BATCH) {
-      if (start > 0) await yieldToEventLoop();
-      this.#judgeAndReap(waitable.slice(start, start + ZOMBIES_PER_BATCH), by);
-    }
-    this.#blockedBy = 0;
+    await this.#judged.scan(this.#batch(by));
+    this.#peeks.scanned();
   }
 
-  /** The one callback every run of peeks gets, rather than a closure made per SIGCHLD. */
-  readonly #judgeOne = (pid: number, by: SourceName) => this.#judgeAndReap([pid], by);
+  // The callbacks the judged path gets, made once rather than per SIGCHLD or batch.
+  readonly #judgeOne = (pid: number, by: SourceName) => this.#judged.reap([pid], this.#batch(by));
+  readonly #judgeExits = (exits: ReadonlyMap<number, ExitNotice>) => void this.#judged.reap(exits.keys(), this.#batch("netlink", exits));
+  readonly #drainForBatch = () => void this.#drainExact();
+  readonly #isStopped = () => this.#stopped;
 
-  /** Pins, judges and reaps (src/judged-reap.ts); returns how many were reaped. */
-  #judgeAndReap(pids: Iterable<number>, by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): number {
-    const batch = { by, exact: this.#exact, drain: () => void this.#drainExact(), exits, stopped: () => this.#stopped };
-    const { reaped, vetoed } = this.#judged.reap(pids, batch);
-    this.#counts.vetoed += vetoed;
-    return reaped;
+  /** What the judged path (src/judged-reap.ts) works with: who found the zombies, the proc connector, the exits known. */
+  #batch(by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Batch {
+    return { by, exact: this.#exits.source, drain: this.#drainForBatch, exits, stopped: this.#isStopped };
   }
 
   /** The timer, for the earliest due time: a pending zombie, an own child's grace. */
@@ -392,16 +313,8 @@ export class Core {
   #onDue(owed: readonly Work[], due: number): void {
     // Late by more than the threshold: the loop was blocked, the runtime could not reap.
     if (isLoopLate(due, performance.now())) this.#judge.noteLoopLate(performance.now());
-    this.#scanBy = this.#exact ? "netlink" : "sigchld";
+    this.#scanBy = this.#exits.source ? "netlink" : "sigchld";
     for (const work of [...owed, "due" as const]) this.#wanted.add(work);
     this.#startRun();
-  }
-
-  /** Zombies whose grace or retry time has come, and own children nobody reaped within their grace. */
-  #lookAtDue(): void {
-    const now = performance.now();
-    const dueExits = this.#notices.takeDueOwn(now);
-    const pids = new Set([...dueExits.map((exit) => exit.pid), ...this.#judge.duePids(now)]);
-    if (pids.size > 0) this.#judgeAndReap(pids, this.#exact ? "netlink" : "sigchld", new Map(dueExits.map((exit) => [exit.pid, exit])));
   }
 }

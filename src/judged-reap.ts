@@ -2,18 +2,22 @@
  * The reap path that needs the judge: pins a batch of zombies
  * (src/zombie.ts), reads the proc connector after the pin, asks the judge
  * (src/judge.ts) with the runtime-pidfd look, reaps what it may through each
- * pin, reports it and releases every pin.
+ * pin, reports it and releases every pin. Its batches come from a scan of
+ * all our children, from zombies whose time is due, or from the core.
  */
 import type { Logger } from "pino";
 import type { ExitNotices } from "./exit-notices.ts";
 import type { Candidate, Decision, Judge } from "./judge.ts";
 import type { Libc } from "./libc.ts";
-import { readStat, type ProcStat } from "./procfs.ts";
+import { listOwnChildren, readStat, yieldToEventLoop, type ProcStat } from "./procfs.ts";
 import type { Reporter } from "./report.ts";
 import type { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
 import type { ExitNotice, SourceName } from "./types.ts";
-import { pinZombies, reapZombie, releaseZombies, type PinnedZombie } from "./zombie.ts";
+import { isChildWaitable, pinZombies, reapZombie, releaseZombies, type PinnedZombie } from "./zombie.ts";
+
+/** Zombies pinned, judged and reaped together; the loop runs between batches. */
+export const ZOMBIES_PER_BATCH = 64;
 
 export interface JudgedReapSettings {
   readonly libc: Libc;
@@ -40,13 +44,41 @@ export interface Batch {
 
 export class JudgedReaper {
   readonly #settings: JudgedReapSettings;
+  #vetoed = 0;
 
   constructor(settings: JudgedReapSettings) {
     this.#settings = settings;
   }
 
-  /** Pins, judges and reaps `pids`; how many were reaped and how many vetoed. */
-  reap(pids: Iterable<number>, batch: Batch): { reaped: number; vetoed: number } {
+  /** Zombies that shouldReap vetoed (the judge asks once per zombie). */
+  get vetoed(): number {
+    return this.#vetoed;
+  }
+
+  /** Every waitable child of the main thread, in batches; what is no longer our child is forgotten. */
+  async scan(batch: Batch): Promise<void> {
+    const { libc, selfPid, judge, notices } = this.#settings;
+    const children = await listOwnChildren(selfPid);
+    const childSet = new Set(children);
+    judge.forgetExcept(childSet);
+    notices.forgetExcept(childSet);
+    const waitable = children.filter((pid) => isChildWaitable(libc, pid));
+    for (let start = 0; start < waitable.length && !batch.stopped(); start += ZOMBIES_PER_BATCH) {
+      if (start > 0) await yieldToEventLoop();
+      this.reap(waitable.slice(start, start + ZOMBIES_PER_BATCH), batch);
+    }
+  }
+
+  /** Zombies whose grace or retry time has come, and own children nobody reaped within their grace. */
+  reapDue(now: number, batch: Batch): void {
+    const { judge, notices } = this.#settings;
+    const dueExits = notices.takeDueOwn(now);
+    const pids = new Set([...dueExits.map((exit) => exit.pid), ...judge.duePids(now)]);
+    if (pids.size > 0) this.reap(pids, { ...batch, exits: new Map(dueExits.map((exit) => [exit.pid, exit])) });
+  }
+
+  /** Pins, judges and reaps `pids`; returns how many were reaped. */
+  reap(pids: Iterable<number>, batch: Batch): number {
     const { libc, selfPid, judge, runtimeLook, notices } = this.#settings;
     const zombies = pinZombies(libc, selfPid, pids);
     try {
@@ -56,18 +88,17 @@ export class JudgedReaper {
       const ownPidfds = new Set(zombies.flatMap(({ pidfd }) => (pidfd === undefined ? [] : [pidfd])));
       const now = performance.now();
       const decisions = judge.decide(candidates, now, (held) => runtimeLook.heldAmong(held, ownPidfds));
-      return batch.stopped() ? { reaped: 0, vetoed: 0 } : this.#act(decisions, now);
+      return batch.stopped() ? 0 : this.#act(decisions, now);
     } finally {
       releaseZombies(libc, zombies);
     }
   }
 
-  #act(decisions: readonly Decision[], now: number): { reaped: number; vetoed: number } {
+  #act(decisions: readonly Decision[], now: number): number {
     const { libc, selfPid, logger, judge, reporter, notices } = this.#settings;
     let reaped = 0;
-    let vetoed = 0;
     for (const decision of decisions) {
-      if (decision.action === "veto") vetoed += 1;
+      if (decision.action === "veto") this.#vetoed += 1;
       if (decision.action === "runtime") logger.debug({ pid: decision.candidate.zombie.pid }, "zombie belongs to the runtime (it holds a pidfd): left to it");
       if (decision.action !== "reap") continue;
       const { candidate, provenance, firstSeenAt } = decision;
@@ -78,7 +109,7 @@ export class JudgedReaper {
       reaped += 1;
       reporter.reaped(candidate.zombie.pid, outcome, candidate.seenBy, provenance, candidate.exitedAt, firstSeenAt, now);
     }
-    return { reaped, vetoed };
+    return reaped;
   }
 }
 

@@ -1,0 +1,125 @@
+/**
+ * The proc connector's way into the core: reads what it queued, counts what
+ * it could not use, keeps the exits it names (src/exit-notices.ts), and
+ * reaps by PID those it proves adopted (src/adopted.ts). What a pass must do
+ * after a read (read on, scan after lost events) is the core's to decide
+ * from the drain this returns.
+ */
+import type { ExitNotices } from "./exit-notices.ts";
+import { ZOMBIES_PER_BATCH } from "./judged-reap.ts";
+import type { Libc } from "./libc.ts";
+import type { RateLimitedLog } from "./log.ts";
+import type { Reporter } from "./report.ts";
+import type { Drained, NetlinkSource } from "./sources/netlink.ts";
+import type { ExitNotice } from "./types.ts";
+import { reapProvenAdopted } from "./adopted.ts";
+
+/** What a batch reaped in full leaves: one array for all, not one made per exit. */
+const NOTHING_LEFT: readonly ExitNotice[] = Object.freeze([]);
+
+export interface ProcConnectorExitsSettings {
+  readonly libc: Libc;
+  readonly errors: RateLimitedLog;
+  readonly reporter: Reporter;
+  readonly notices: ExitNotices;
+  /** No grace rule everywhere and no veto: an exit proven adopted is reaped at once, without the judge. */
+  readonly provenIsReaped: boolean;
+}
+
+export class ProcConnectorExits {
+  readonly #settings: ProcConnectorExitsSettings;
+  #source: NetlinkSource | undefined;
+  /** The last read went to the end of the socket (it did not stop at its bound). */
+  #readToEnd = true;
+  #malformed = 0;
+  #overruns = 0;
+
+  constructor(settings: ProcConnectorExitsSettings) {
+    this.#settings = settings;
+  }
+
+  /** The proc connector source whose events give exact provenance and exit notices; undefined for none. */
+  use(source: NetlinkSource | undefined): void {
+    this.#source = source;
+  }
+
+  get source(): NetlinkSource | undefined {
+    return this.#source;
+  }
+
+  /** Messages malformed or not sent by the kernel, ignored. */
+  get malformed(): number {
+    return this.#malformed;
+  }
+
+  /** Reads that found events lost (ENOBUFS). */
+  get overruns(): number {
+    return this.#overruns;
+  }
+
+  /** Reads what the proc connector queued; the exits it names are the caller's to keep or reap. */
+  read(): Drained | undefined {
+    if (!this.#source) return undefined;
+    const drained = this.#source.drain();
+    this.#malformed += drained.malformed + drained.forged;
+    if (drained.forged > 0) this.#settings.errors.log("warn", { forged: drained.forged }, "ignored proc connector messages not sent by the kernel");
+    if (drained.overrun) this.#overruns += 1;
+    this.#readToEnd = !drained.more;
+    return drained;
+  }
+
+  /** Keeps what a read named for the pass; returns how many exits it named. */
+  keep(drained: Drained | undefined): number {
+    return drained ? this.#settings.notices.add(drained.adoptedExits, drained.ownExits) : 0;
+  }
+
+  /**
+   * Reaps at once (at most a batch) what `drained` proves adopted, in the
+   * same synchronous step as the read that went to the end: what
+   * src/adopted.ts relies on. Exits kept from before go first, in a pass, so
+   * then this keeps them all. True when every exit read was reaped.
+   */
+  reapRead(drained: Drained, now: number): boolean {
+    const { notices, provenIsReaped } = this.#settings;
+    const { adoptedExits, ownExits } = drained;
+    if (!provenIsReaped || !this.#readToEnd || notices.adoptedCount > 0) {
+      notices.add(adoptedExits, ownExits);
+      return false;
+    }
+    const reapNow = adoptedExits.length <= ZOMBIES_PER_BATCH ? adoptedExits : adoptedExits.slice(0, ZOMBIES_PER_BATCH);
+    const unreaped = this.#reapProven(reapNow, now);
+    const left = reapNow === adoptedExits ? unreaped : [...unreaped, ...adoptedExits.slice(ZOMBIES_PER_BATCH)];
+    if (left.length > 0 || ownExits.length > 0) notices.add(left, ownExits);
+    return left.length === 0 && ownExits.length === 0;
+  }
+
+  /**
+   * One batch of the adopted exits kept: by PID where the last read went to
+   * the end, and through `judgeAndReap` otherwise and for what that leaves.
+   * True when more are left.
+   */
+  reapKeptBatch(judgeAndReap: (exits: ReadonlyMap<number, ExitNotice>) => void): boolean {
+    const { notices } = this.#settings;
+    const batch = notices.takeAdopted(ZOMBIES_PER_BATCH);
+    const left = this.#readToEnd ? this.#reapProven(batch, performance.now()) : batch;
+    if (left.length > 0) judgeAndReap(new Map(left.map((exit) => [exit.pid, exit])));
+    return notices.adoptedCount > 0;
+  }
+
+  /** Reaps by PID the exits of `batch` where no grace or veto applies (src/policy.ts: "adopted" is reaped at once); returns the rest. */
+  #reapProven(batch: readonly ExitNotice[], now: number): readonly ExitNotice[] {
+    const { libc, reporter, provenIsReaped } = this.#settings;
+    const source = this.#source;
+    if (!provenIsReaped || !source || batch.length === 0) return batch;
+    const wantsComm = reporter.wantsComm;
+    let left: ExitNotice[] | undefined;
+    // Indexed: for-of makes an iterator, once per exit on the baseline tier.
+    for (let i = 0; i < batch.length; i++) {
+      const exit = batch[i]!;
+      const reap = reapProvenAdopted(libc, source, exit.pid, wantsComm);
+      if (reap === "left") (left ??= []).push(exit);
+      else if (reap !== "gone") reporter.reaped(exit.pid, reap, "netlink", "adopted", exit.exitedAt, exit.exitedAt, now);
+    }
+    return left ?? NOTHING_LEFT;
+  }
+}
