@@ -65,6 +65,8 @@ export class Core {
   /** No grace or veto applies, and the runtime marks every child it spawns with a pidfd (probed at start): without the proc connector, no pidfd held proves adoption. */
   readonly #markProves: boolean;
   readonly #counts = { reaped: 0, reapedBySource: zeroBySource(), failures: 0 };
+  /** The proc connector source whose events give exact provenance and exit notices; undefined for none. */
+  #exact: NetlinkSource | undefined;
   readonly #exits: ProcConnectorExits;
   readonly #notices: ExitNotices;
   readonly #wanted = new Set<Work>();
@@ -113,11 +115,11 @@ export class Core {
 
   /** The proc connector source whose events give exact provenance and exit notices; undefined for none. */
   useExactSource(source: NetlinkSource | undefined): void {
-    this.#exits.use(source);
+    this.#exact = source;
   }
 
   get exactSource(): NetlinkSource | undefined {
-    return this.#exits.source;
+    return this.#exact;
   }
 
   counts(): ReaperCounts {
@@ -144,10 +146,10 @@ export class Core {
   onChildSignal(): void {
     const now = performance.now();
     this.lastActivityAt = now;
-    if (this.#running || this.#stopped) return this.#request(this.#exits.source ? "exits" : "signal", "sigchld");
+    if (this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "signal", "sigchld");
     let settled = false;
     try {
-      if (this.#exits.source) settled = this.#readAndReapExits(now);
+      if (this.#exact) settled = this.#readAndReapExits(this.#exact, now);
       else if (this.#peek("sigchld", true)) {
         // A long run of reaps lets the event loop in before the rest.
         return void setImmediate(() => this.#startRun());
@@ -197,9 +199,9 @@ export class Core {
         const named = this.#drainExact();
         if (this.#takeWork("exits")) this.#checkReparented(named, performance.now());
         let more = false;
-        if (this.#notices.adoptedCount > 0) more = this.#exits.reapKeptBatch(this.#judgeExits);
+        if (this.#notices.adoptedCount > 0) more = this.#exits.reapKeptBatch(this.#exact, this.#judgeExits);
         else if (this.#takeWork("scan")) await this.#scan(this.#scanBy);
-        else if (this.#takeWork("due")) this.#judged.reapDue(performance.now(), this.#batch(this.#exits.source ? "netlink" : "sigchld"));
+        else if (this.#takeWork("due")) this.#judged.reapDue(performance.now(), this.#batch(this.#exact ? "netlink" : "sigchld"));
         else if (this.#takeWork("peek")) more = this.#peek(this.#scanBy, false);
         else if (this.#takeWork("signal")) more = this.#peek(this.#scanBy, true);
         // A long run of reaps lets the event loop in between batches.
@@ -229,14 +231,14 @@ export class Core {
 
   /** Reads what the proc connector queued, and keeps it as work; returns how many exits it named. */
   #drainExact(): number {
-    return this.#exits.keep(this.#readExact());
+    return this.#exact ? this.#exits.keep(this.#readExact(this.#exact)) : 0;
   }
 
   /** Reads what the proc connector queued, and asks for the work that leaves; the exits it names are the caller's to keep or reap. */
-  #readExact(): Drained | undefined {
-    const drained = this.#exits.read();
-    if (drained?.more) this.#wanted.add("exits");
-    if (drained?.overrun) {
+  #readExact(source: NetlinkSource): Drained {
+    const drained = this.#exits.read(source);
+    if (drained.more) this.#wanted.add("exits");
+    if (drained.overrun) {
       this.#scanBy = "netlink";
       this.#wanted.add("scan");
     }
@@ -244,11 +246,10 @@ export class Core {
   }
 
   /** The listener's work beside the proc connector: read it, and reap at once what it proves adopted. True when every exit read was reaped and no work is owed. */
-  #readAndReapExits(now: number): boolean {
-    const drained = this.#readExact();
-    if (!drained) return false;
+  #readAndReapExits(source: NetlinkSource, now: number): boolean {
+    const drained = this.#readExact(source);
     this.#checkReparented(drained.adoptedExits.length + drained.ownExits.length, now);
-    return this.#exits.reapRead(drained, now) && this.#wanted.size === 0;
+    return this.#exits.reapRead(source, drained, now) && this.#wanted.size === 0;
   }
 
   /** SIGCHLD with no exit named: a zombie reparented to us after its exit event, or one whose EXIT is queued just after the signal. Peek now; beside exits, at most once a second. */
@@ -266,7 +267,7 @@ export class Core {
   /** Reaps the zombies waitid names (src/peeks.ts), and asks for what its end leaves to do; true when more may wait. */
   #peek(by: SourceName, forSignal: boolean): boolean {
     // Without the proc connector, no pidfd held by the runtime proves adoption where the runtime marks its children.
-    const end = this.#peeks.run(by, forSignal, !this.#exits.source && this.#markProves, this.#judgeOne);
+    const end = this.#peeks.run(by, forSignal, !this.#exact && this.#markProves, this.#judgeOne);
     // None left: the check owed would only cost a wakeup of its own.
     if (end.kind === "none-left") {
       this.#mergedSignalsCheck.cancel();
@@ -298,7 +299,7 @@ export class Core {
 
   /** What the judged path (src/judged-reap.ts) works with: who found the zombies, the proc connector, the exits known. */
   #batch(by: SourceName, exits?: ReadonlyMap<number, ExitNotice>): Batch {
-    return { by, exact: this.#exits.source, drain: this.#drainForBatch, exits, stopped: this.#isStopped };
+    return { by, exact: this.#exact, drain: this.#drainForBatch, exits, stopped: this.#isStopped };
   }
 
   /** The timer, for the earliest due time: a pending zombie, an own child's grace. */
@@ -313,7 +314,7 @@ export class Core {
   #onDue(owed: readonly Work[], due: number): void {
     // Late by more than the threshold: the loop was blocked, the runtime could not reap.
     if (isLoopLate(due, performance.now())) this.#judge.noteLoopLate(performance.now());
-    this.#scanBy = this.#exits.source ? "netlink" : "sigchld";
+    this.#scanBy = this.#exact ? "netlink" : "sigchld";
     for (const work of [...owed, "due" as const]) this.#wanted.add(work);
     this.#startRun();
   }

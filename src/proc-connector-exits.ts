@@ -1,9 +1,9 @@
 /**
- * The proc connector's way into the core: reads what it queued, counts what
- * it could not use, keeps the exits it names (src/exit-notices.ts), and
- * reaps by PID those it proves adopted (src/adopted.ts). What a pass must do
- * after a read (read on, scan after lost events) is the core's to decide
- * from the drain this returns.
+ * The proc connector's way into the core: reads what the source queued,
+ * counts what it could not use, keeps the exits it names
+ * (src/exit-notices.ts), and reaps by PID those it proves adopted
+ * (src/adopted.ts). What a pass must do after a read (read on, scan after
+ * lost events) is the core's to decide from the drain this returns.
  */
 import type { ExitNotices } from "./exit-notices.ts";
 import { ZOMBIES_PER_BATCH } from "./judged-reap.ts";
@@ -28,7 +28,6 @@ export interface ProcConnectorExitsSettings {
 
 export class ProcConnectorExits {
   readonly #settings: ProcConnectorExitsSettings;
-  #source: NetlinkSource | undefined;
   /** The last read went to the end of the socket (it did not stop at its bound). */
   #readToEnd = true;
   #malformed = 0;
@@ -36,15 +35,6 @@ export class ProcConnectorExits {
 
   constructor(settings: ProcConnectorExitsSettings) {
     this.#settings = settings;
-  }
-
-  /** The proc connector source whose events give exact provenance and exit notices; undefined for none. */
-  use(source: NetlinkSource | undefined): void {
-    this.#source = source;
-  }
-
-  get source(): NetlinkSource | undefined {
-    return this.#source;
   }
 
   /** Messages malformed or not sent by the kernel, ignored. */
@@ -58,9 +48,8 @@ export class ProcConnectorExits {
   }
 
   /** Reads what the proc connector queued; the exits it names are the caller's to keep or reap. */
-  read(): Drained | undefined {
-    if (!this.#source) return undefined;
-    const drained = this.#source.drain();
+  read(source: NetlinkSource): Drained {
+    const drained = source.drain();
     this.#malformed += drained.malformed + drained.forged;
     if (drained.forged > 0) this.#settings.errors.log("warn", { forged: drained.forged }, "ignored proc connector messages not sent by the kernel");
     if (drained.overrun) this.#overruns += 1;
@@ -69,8 +58,8 @@ export class ProcConnectorExits {
   }
 
   /** Keeps what a read named for the pass; returns how many exits it named. */
-  keep(drained: Drained | undefined): number {
-    return drained ? this.#settings.notices.add(drained.adoptedExits, drained.ownExits) : 0;
+  keep(drained: Drained): number {
+    return this.#settings.notices.add(drained.adoptedExits, drained.ownExits);
   }
 
   /**
@@ -79,7 +68,7 @@ export class ProcConnectorExits {
    * src/adopted.ts relies on. Exits kept from before go first, in a pass, so
    * then this keeps them all. True when every exit read was reaped.
    */
-  reapRead(drained: Drained, now: number): boolean {
+  reapRead(source: NetlinkSource, drained: Drained, now: number): boolean {
     const { notices, provenIsReaped } = this.#settings;
     const { adoptedExits, ownExits } = drained;
     if (!provenIsReaped || !this.#readToEnd || notices.adoptedCount > 0) {
@@ -87,7 +76,7 @@ export class ProcConnectorExits {
       return false;
     }
     const reapNow = adoptedExits.length <= ZOMBIES_PER_BATCH ? adoptedExits : adoptedExits.slice(0, ZOMBIES_PER_BATCH);
-    const unreaped = this.#reapProven(reapNow, now);
+    const unreaped = this.#reapProven(source, reapNow, now);
     const left = reapNow === adoptedExits ? unreaped : [...unreaped, ...adoptedExits.slice(ZOMBIES_PER_BATCH)];
     if (left.length > 0 || ownExits.length > 0) notices.add(left, ownExits);
     return left.length === 0 && ownExits.length === 0;
@@ -98,18 +87,17 @@ export class ProcConnectorExits {
    * the end, and through `judgeAndReap` otherwise and for what that leaves.
    * True when more are left.
    */
-  reapKeptBatch(judgeAndReap: (exits: ReadonlyMap<number, ExitNotice>) => void): boolean {
+  reapKeptBatch(source: NetlinkSource | undefined, judgeAndReap: (exits: ReadonlyMap<number, ExitNotice>) => void): boolean {
     const { notices } = this.#settings;
     const batch = notices.takeAdopted(ZOMBIES_PER_BATCH);
-    const left = this.#readToEnd ? this.#reapProven(batch, performance.now()) : batch;
+    const left = this.#readToEnd ? this.#reapProven(source, batch, performance.now()) : batch;
     if (left.length > 0) judgeAndReap(new Map(left.map((exit) => [exit.pid, exit])));
     return notices.adoptedCount > 0;
   }
 
   /** Reaps by PID the exits of `batch` where no grace or veto applies (src/policy.ts: "adopted" is reaped at once); returns the rest. */
-  #reapProven(batch: readonly ExitNotice[], now: number): readonly ExitNotice[] {
+  #reapProven(source: NetlinkSource | undefined, batch: readonly ExitNotice[], now: number): readonly ExitNotice[] {
     const { libc, reporter, provenIsReaped } = this.#settings;
-    const source = this.#source;
     if (!provenIsReaped || !source || batch.length === 0) return batch;
     const wantsComm = reporter.wantsComm;
     let left: ExitNotice[] | undefined;
