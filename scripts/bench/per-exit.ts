@@ -34,6 +34,8 @@ const describe = ({ live, exits, rate, warm }: Workload) =>
 
 const PER_EXIT_METRICS: readonly Metric[] = [
   ...LIFETIME_METRICS.filter((m) => m.key !== "source"),
+  { key: "reaperMainThreadCpuMs", label: "of it, on the reaper's main thread (ms)" },
+  { key: "reaperOtherThreadsCpuMs", label: "of it, on its other threads: a JIT's compiler, a GC's helpers (ms)", ratio: false },
   { key: "setupCpuMs", label: "reaper CPU while the orphans were made and adopted (ms, not in the window)", ratio: false },
   { key: "source", label: "our source" },
 ];

@@ -64,13 +64,17 @@ static struct usage read_usage(pid_t pid) {
   return u;
 }
 
-/* Sum of per-thread growth from `before` to `after`, over the threads alive at `after`. */
-static struct thread_usage usage_delta(const struct usage *before, const struct usage *after) {
-  struct thread_usage d = { 0, 0, 0 };
+/* Growth from `before` to `after`, over the threads alive at `after`; main_cpu_ns is the main thread's share
+   (its TID is the PID), the rest is the runtime's helper threads (a JIT's compiler, a GC's helpers). */
+struct usage_delta { int64_t cpu_ns, main_cpu_ns, ctxt; };
+
+static struct usage_delta usage_delta(pid_t pid, const struct usage *before, const struct usage *after) {
+  struct usage_delta d = { 0, 0, 0 };
   for (int i = 0; i < after->n; i++) {
     struct thread_usage base = { 0, 0, 0 };
     for (int j = 0; j < before->n; j++) if (before->t[j].tid == after->t[i].tid) base = before->t[j];
     d.cpu_ns += after->t[i].cpu_ns - base.cpu_ns;
+    if (after->t[i].tid == pid) d.main_cpu_ns = after->t[i].cpu_ns - base.cpu_ns;
     d.ctxt += after->t[i].ctxt - base.ctxt;
   }
   return d;

@@ -139,7 +139,7 @@ struct window {
   const char *kind;
   long count, rate, poll_us, n_intervals;
   int64_t start, end, setup_cpu_ns, *intervals;
-  struct thread_usage used;
+  struct usage_delta used;
 };
 
 /* Pacing steps: `orphans` makes the next orphan, `adopted` releases the next one. */
@@ -183,7 +183,7 @@ static struct window watch(struct slot *slots, long count, long rate, long start
   w.end = now_ns();
   struct usage after = read_usage(reaper);
   perf_command(perf, "disable\n");
-  w.used = usage_delta(&before, &after);
+  w.used = usage_delta(reaper, &before, &after);
   return w;
 }
 
@@ -200,11 +200,12 @@ static void print_window(struct window *w, struct slot *slots, long live) {
   printf("{\"kind\":\"%s\",\"count\":%ld,\"live\":%ld,\"rate\":%ld,\"exited\":%ld,\"gone\":%ld,\"leftover\":%ld,"
          "\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"pollUs\":%ld,\"passIntervalP50\":%.3f,\"passIntervalMax\":%.3f,"
          "\"elapsedMs\":%.1f,\"reaperPid\":%d,\"reaperCpuMs\":%.2f,\"reaperCtxt\":%lld,\"reaperCpuMsPer1000\":%.2f,"
-         "\"setupCpuMs\":%.2f}\n",
+         "\"setupCpuMs\":%.2f,\"reaperMainThreadCpuMs\":%.2f,\"reaperOtherThreadsCpuMs\":%.2f}\n",
          w->kind, w->count, live, w->rate, exited, gone, w->count - gone, pct_ms(life, gone, 0.5),
          pct_ms(life, gone, 0.99), pct_ms(life, gone, 1.0), w->poll_us, pct_ms(w->intervals, w->n_intervals, 0.5),
          pct_ms(w->intervals, w->n_intervals, 1.0), (w->end - w->start) / 1e6, getppid(), cpu_ms,
-         (long long)w->used.ctxt, gone ? cpu_ms * 1000.0 / gone : -1.0, w->setup_cpu_ns / 1e6);
+         (long long)w->used.ctxt, gone ? cpu_ms * 1000.0 / gone : -1.0, w->setup_cpu_ns / 1e6,
+         w->used.main_cpu_ns / 1e6, (w->used.cpu_ns - w->used.main_cpu_ns) / 1e6);
 }
 
 static struct slot *map_slots(long count) {
@@ -259,7 +260,7 @@ static int run_adopted(long live, long exits, long rate, long warm, long poll_us
   struct perf_ctl perf = perf_open(perf_dir);
   struct window w = watch(slots, exits, rate, 0, release_next, -1, poll_us, settle_ms, perf);
   w.kind = "adopted";
-  w.setup_cpu_ns = usage_delta(&setup_before, &setup_after).cpu_ns;
+  w.setup_cpu_ns = usage_delta(reaper, &setup_before, &setup_after).cpu_ns;
   long first_open = exits;
   for (long i = exits; i < live; i++) release_next(&slots[i]);
   for (int64_t until = now_ns() + settle_ms * 1000000LL; watch_pass(slots, live, &first_open) && now_ns() < until;)
