@@ -34,8 +34,8 @@ const describe = ({ live, exits, rate, warm }: Workload) =>
 
 const PER_EXIT_METRICS: readonly Metric[] = [
   ...LIFETIME_METRICS.filter((m) => m.key !== "source"),
-  { key: "reaperMainThreadCpuMs", label: "of it, on the reaper's main thread (ms)" },
-  { key: "reaperOtherThreadsCpuMs", label: "of it, on its other threads: a JIT's compiler, a GC's helpers (ms)", ratio: false },
+  { key: "reaperMainThreadCpuMs", label: "reaper CPU during the run, main thread (ms)" },
+  { key: "reaperOtherThreadsCpuMs", label: "reaper CPU during the run, other threads: a JIT's compiler, a GC's helpers (ms)", ratio: false },
   { key: "setupCpuMs", label: "reaper CPU while the orphans were made and adopted (ms, not in the window)", ratio: false },
   { key: "source", label: "our source" },
 ];
@@ -58,6 +58,12 @@ const RATIOS = [
   ["bun floor", "tini -s"],
   ["node floor", "tini -s"],
 ] as const;
+/** With --against DIR: Bun's arms on DIR's library (name, reaper), and each one's ratio: this build's over DIR's. */
+const AGAINST_ARMS = [
+  ["netlink (against)", "netlink"],
+  ["sigchld (against)", "sigchld"],
+] as const;
+const AGAINST_RATIOS = AGAINST_ARMS.map(([name, reaper]) => [reaper, name] as const);
 /** The arms with no reaper, on the rows that run them. */
 const NO_REAPER_RATIOS = [
   ["bun none", "tini -s"],
@@ -97,6 +103,7 @@ function arms(tools: Tools, command: (report: string) => string[], measure: Meas
     arm("bun floor", false, ours("floor")),
     arm("node floor", false, oursOnNode("floor")),
     ...(withNoReaper ? [arm("bun none", false, ours("none")), arm("node none", false, oursOnNode("none"))] : []),
+    ...(tools.against ? AGAINST_ARMS.map(([name, reaper]) => arm(name, false, (r) => daemonArgv({ ...tools, repo: tools.against }, reaper, command(r))(r))) : []),
   ];
 }
 
@@ -111,7 +118,7 @@ export function buildPerExitScenarios(tools: Tools, scale = 1): Scenario[] {
     group: "per-exit",
     title: `${describe(workload)}${where}`,
     metrics: PER_EXIT_METRICS,
-    ratios: [...RATIOS, ...NO_REAPER_RATIOS],
+    ratios: [...RATIOS, ...NO_REAPER_RATIOS, ...(tools.against ? AGAINST_RATIOS : [])],
     arms: arms(tools, adopted(workload), lifetimes, cgroup, true),
     setUp: cgroup && (() => cgroup.create()),
     tearDown: cgroup && (() => cgroup.remove()),
@@ -131,7 +138,7 @@ export function buildPerExitScenarios(tools: Tools, scale = 1): Scenario[] {
     title: `${describe(paced)}: reaper syscalls per reap (perf stat on raw_syscalls:sys_enter and syscalls:sys_enter_NAME, -p REAPER, the window only)`,
     metrics: SYSCALL_METRICS,
     metricPrefix: SYSCALL_PREFIX,
-    ratios: RATIOS,
+    ratios: [...RATIOS, ...(tools.against ? AGAINST_RATIOS : [])],
     arms: arms(tools, adopted(paced, (report) => ["--perf-ctl", perfDir(report)]), countSyscalls),
   };
   const half = cpuCgroup(`orphan-reaper-bench-${process.pid}`, HALF_CPU);

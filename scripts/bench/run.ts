@@ -8,12 +8,17 @@
  * Needs root (unshare -p, a cgroup, perf), tini, catatonit, perf and cc
  * (BENCHMARKS.md, "Running it").
  *
- *   bun scripts/bench/run.ts [--rounds N] [--only NAME,...] [--repo DIR] [--scale F] [--list] [--out FILE]
+ *   bun scripts/bench/run.ts [--rounds N] [--only NAME,...] [--arms NAME,...] [--repo DIR] [--against DIR]
+ *                            [--scale F] [--list] [--out FILE]
  *
  * --only takes scenario ids (exact, or a prefix of several) or a group:
  * `existing` (the rows of the earlier runs) or `per-exit` (issue #10's rows).
  * --repo DIR measures the library in DIR/src (another worktree) with this
- * harness. --scale F multiplies the per-exit rows' orphan counts (rates
+ * harness. --against DIR adds, on the per-exit rows, Bun's netlink and
+ * sigchld arms on DIR's library ("netlink (against)"), and each same arm's
+ * ratio, ours over DIR's: an A/B of two builds in one run. --arms keeps only
+ * the arms named (exact names, as in the report's columns), and the ratios
+ * between them. --scale F multiplies the per-exit rows' orphan counts (rates
  * stay): 0.1 for a quick check that everything runs, 1 for figures.
  */
 import { existsSync, rmSync, writeFileSync } from "node:fs";
@@ -27,6 +32,8 @@ interface RunArgs {
   readonly rounds: number;
   readonly only: readonly string[] | undefined;
   readonly repo: string | undefined;
+  readonly against: string | undefined;
+  readonly arms: readonly string[] | undefined;
   readonly out: string | undefined;
   readonly list: boolean;
   /** Multiplies the orphan counts of the per-exit rows (a quick smoke run: 0.1). */
@@ -40,19 +47,31 @@ function parseArgs(argv: string[]): RunArgs {
   };
   const rounds = Number(value("--rounds") ?? 3);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${value("--rounds")}`);
-  const repo = value("--repo");
-  if (repo !== undefined && !existsSync(`${repo}/src/index.ts`)) throw new Error(`--repo ${repo}: no src/index.ts there`);
+  const [repo, against] = ["--repo", "--against"].map((name) => {
+    const dir = value(name);
+    if (dir !== undefined && !existsSync(`${dir}/src/index.ts`)) throw new Error(`${name} ${dir}: no src/index.ts there`);
+    return dir && resolve(dir);
+  });
   const scale = Number(value("--scale") ?? 1);
   if (!(scale > 0)) throw new Error(`--scale must be a positive number, got ${value("--scale")}`);
-  return { rounds, only: value("--only")?.split(","), repo: repo && resolve(repo), out: value("--out"), list: argv.includes("--list"), scale };
+  const arms = value("--arms")?.split(",");
+  return { rounds, only: value("--only")?.split(","), arms, repo, against, out: value("--out"), list: argv.includes("--list"), scale };
 }
 
-function findTools(repo: string | undefined): Tools {
+function findTools(repo: string | undefined, against: string | undefined): Tools {
   const tini = Bun.which("tini");
   if (!tini) throw new Error("tini not found: apt-get update && apt-get install -y tini catatonit");
   const catatonit = Bun.which("catatonit") ?? undefined;
   if (!catatonit) log("catatonit not found (apt-get install -y catatonit): its arms will fail and show '-'");
-  return { workload: buildWorkload(), bun: process.execPath, tini, catatonit, repo };
+  return { workload: buildWorkload(), bun: process.execPath, tini, catatonit, repo, against };
+}
+
+/** The scenario with only the arms named (all when none are), and the ratios between arms kept. */
+function keepArms(scenario: Scenario, names: readonly string[] | undefined): Scenario {
+  if (!names) return scenario;
+  const arms = scenario.arms.filter((arm) => names.includes(arm.name));
+  const kept = new Set(arms.map((arm) => arm.name));
+  return { ...scenario, arms, ratios: scenario.ratios.filter(([a, b]) => kept.has(a) && kept.has(b)) };
 }
 
 /** The measured code: the repository's commit, and whether its src/ has changes not committed. */
@@ -195,7 +214,7 @@ function scenarioMarkdown(scenario: Scenario, results: Map<string, Measured[]>, 
 }
 
 async function main(args: RunArgs): Promise<void> {
-  const tools = findTools(args.repo);
+  const tools = findTools(args.repo, args.against);
   const all = [...buildExistingScenarios(tools), ...buildPerExitScenarios(tools, args.scale)];
   if (args.list) {
     for (const s of all) process.stdout.write(`${s.group}\t${s.id}\t${s.title}\n`);
@@ -204,18 +223,21 @@ async function main(args: RunArgs): Promise<void> {
   // An exact id selects that row alone (per-exit-crowded is also a prefix of per-exit-crowded-half-cpu).
   const ids = new Set(all.map((s) => s.id));
   const chosen = (s: Scenario, name: string) => s.group === name || s.id === name || (!ids.has(name) && s.id.startsWith(name));
-  const scenarios = all.filter((s) => !args.only || args.only.some((name) => chosen(s, name)));
-  if (scenarios.length === 0) throw new Error(`--only ${args.only?.join(",")}: no such scenario or group (see --list)`);
+  const rows = all.filter((s) => !args.only || args.only.some((name) => chosen(s, name)));
+  if (rows.length === 0) throw new Error(`--only ${args.only?.join(",")}: no such scenario or group (see --list)`);
+  const unknownArms = args.arms?.filter((name) => !rows.some((s) => s.arms.some((arm) => arm.name === name))) ?? [];
+  if (unknownArms.length > 0) throw new Error(`--arms: no arm named ${unknownArms.join(", ")} in the rows chosen`);
+  const scenarios = rows.map((s) => keepArms(s, args.arms));
   const startedAt = new Date().toISOString();
   const loadBefore = readLoadAverage();
-  const measuredCode = describeRepo(args.repo ?? REPO_ROOT.slice(0, -1));
+  const measuredCode = describeRepo(args.repo ?? REPO_ROOT.slice(0, -1)) + (args.against ? `; against: ${describeRepo(args.against)}` : "");
   const sections: string[] = [];
   for (const scenario of scenarios) {
     log(`== ${scenario.id}: ${scenario.title}`);
     sections.push(scenarioMarkdown(scenario, await runScenario(scenario, args.rounds), tools));
   }
   const header = [
-    `Run: \`bun scripts/bench/run.ts ${process.argv.slice(2).join(" ")}\` at ${startedAt}`,
+    `Run: \`bun scripts/bench/run.ts ${process.argv.slice(2).map(shellWord).join(" ")}\` at ${startedAt}`,
     `Machine: Linux ${release()}, ${navigator.hardwareConcurrency} CPUs, load average ${loadBefore} before, ${readLoadAverage()} after.`,
     `Measured: ${measuredCode} (at the start of the run).`,
     `Bun ${Bun.version}; ${toolVersion([tools.tini, "--version"])}; ${tools.catatonit ? toolVersion([tools.catatonit, "--version"]) : "catatonit absent"}; $WORKLOAD = \`cc -O2 scripts/bench/workload.c\`; $REPORT = the daemon's report file.`,

@@ -48,6 +48,8 @@ export interface Tools {
   readonly catatonit: string | undefined;
   /** The repository whose src/ the daemon arms measure (daemon.ts --repo); undefined: this one. */
   readonly repo: string | undefined;
+  /** Another build to measure beside it on the per-exit rows (Bun arms only), or undefined. */
+  readonly against?: string;
 }
 
 /** Bun's JIT workers are done about 15 s after start: churn is measured after this. */
