@@ -71,7 +71,7 @@ async function termDuringStart(delayMs: number, pid1: boolean): Promise<Outcome>
       if (init.exitStatus === undefined) {
         // ready, and the TERM never came: only allowed as PID 1, where the kernel drops it
         expect(pid1).toBe(true);
-        expect(await init.finish(5)).toBe(5);
+        expect(await finishWithLog(init, 5)).toBe(5);
         outcome = "dropped before run listened (PID 1)";
       } else {
         expect(await init.process.exited).toBe(143);
@@ -79,7 +79,7 @@ async function termDuringStart(delayMs: number, pid1: boolean): Promise<Outcome>
         outcome = childRan ? "held, delivered before the command's trap: it died of it (143)" : "run died of it before it listened (143)";
       }
     } else {
-      expect(await init.finish(5)).toBe(5);
+      expect(await finishWithLog(init, 5)).toBe(5);
       outcome = "held, delivered, trapped";
     }
     // Never a dead init with a live child.
@@ -89,6 +89,13 @@ async function termDuringStart(delayMs: number, pid1: boolean): Promise<Outcome>
     init.end();
     for (const pid of processesMarked(marker)) process.kill(pid, "SIGKILL");
   }
+}
+
+/** The init's exit code after `exit code`; when it is another, what the command printed and run logged, to tell what happened. */
+async function finishWithLog(init: InitUnderTest, code: number): Promise<number> {
+  const exited = await init.finish(code);
+  if (exited !== code) console.log(`exited ${exited}, not ${code}; the command printed ${JSON.stringify(init.lines)}; run logged:\n${await init.stderr()}`);
+  return exited;
 }
 
 async function waitForInitUnder(unsharePid: number): Promise<number | undefined> {
