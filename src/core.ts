@@ -144,12 +144,11 @@ export class Core {
    * names. While a pass runs, it does the work.
    */
   onChildSignal(): void {
-    const now = performance.now();
-    this.lastActivityAt = now;
+    this.lastActivityAt = performance.now();
     if (this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "signal", "sigchld");
     let settled = false;
     try {
-      if (this.#exact) settled = this.#readAndReapExits(this.#exact, now);
+      if (this.#exact) settled = this.#readAndReapExits(this.#exact);
       else if (this.#peek("sigchld", true)) {
         // A long run of reaps lets the event loop in before the rest.
         return void setImmediate(() => this.#startRun());
@@ -246,8 +245,10 @@ export class Core {
   }
 
   /** The listener's work beside the proc connector: read it, and reap at once what it proves adopted. True when every exit read was reaped and no work is owed. */
-  #readAndReapExits(source: NetlinkSource, now: number): boolean {
+  #readAndReapExits(source: NetlinkSource): boolean {
     const drained = this.#readExact(source);
+    // Read after the read, not at the signal: an exit it names may be later than the signal.
+    const now = performance.now();
     this.#checkReparented(drained.adoptedExits.length + drained.ownExits.length, now);
     return this.#exits.reapRead(source, drained, now) && this.#wanted.size === 0;
   }

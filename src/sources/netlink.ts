@@ -295,9 +295,13 @@ export class NetlinkSource implements EventSource {
   }
 }
 
-/** CLOCK_MONOTONIC (the clock of event timestamps) minus performance.now(), in ms. */
-function monotonicOffsetMs(libc: Libc): number {
+/**
+ * CLOCK_MONOTONIC (the clock of event timestamps) minus performance.now(), in
+ * ms: its upper bound, the kernel clock read after `before`. An exit time
+ * turned with it is never later than a performance.now() read after the
+ * event, so no lifetime comes out negative (it errs high by the read's time).
+ */
+export function monotonicOffsetMs(libc: Libc): number {
   const before = performance.now();
-  const monotonicMs = Number(libc.monotonicNs() / 1000n) / 1000;
-  return monotonicMs - (before + performance.now()) / 2;
+  return Number(libc.monotonicNs()) / 1e6 - before;
 }

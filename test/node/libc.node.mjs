@@ -12,6 +12,7 @@ import { ErrnoError } from "../../dist/errno.js";
 import { CLD_EXITED, P_ALL, P_PIDFD, WEXITED, WNOHANG, WNOWAIT } from "../../dist/libc.js";
 import { SO_RCVBUF, SOL_SOCKET } from "../../dist/netlink/constants.js";
 import { loadLibc, runtimeName } from "../../dist/runtime/index.js";
+import { monotonicOffsetMs } from "../../dist/sources/netlink.js";
 import { scaled } from "./helpers.mjs";
 
 // <sys/socket.h>, <linux/un.h>
@@ -121,6 +122,18 @@ test("clock: monotonicNs is CLOCK_MONOTONIC, Node's hrtime clock", () => {
   const ours = libc.monotonicNs();
   const after = process.hrtime.bigint();
   assert.ok(before <= ours && ours <= after, `${before} <= ${ours} <= ${after}`);
+});
+
+test("clock: a kernel clock read, turned with the proc connector's offset, is never later than performance.now() read after it", () => {
+  let later = 0;
+  for (let offsets = 0; offsets < 50; offsets++) {
+    const offsetMs = monotonicOffsetMs(libc);
+    for (let read = 0; read < 2_000; read++) {
+      // As the parser turns an event's timestamp: a later time would make a negative lifetime.
+      if (Number(libc.monotonicNs()) / 1e6 - offsetMs > performance.now()) later += 1;
+    }
+  }
+  assert.equal(later, 0);
 });
 
 test("subreaper, pidfd and waitid: an adopted orphan is peeked, then reaped through its pidfd", { timeout: scaled(60_000) }, async () => {
