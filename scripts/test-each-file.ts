@@ -15,11 +15,14 @@ import { loadLibc } from "../src/runtime/index.ts";
 import { killDescendants, whenAncestorEnds } from "./descendants.ts";
 
 const RUN_FILE = new URL("./run-test-file.ts", import.meta.url).pathname;
+/** A failed file's lines repeated at the end, where a CI log that keeps only its tail still shows why. */
+const FAILURE_LINES_REPEATED = 60;
 
 const named = process.argv.slice(2);
 const files = named.length > 0 ? named : [...new Bun.Glob("test/**/*.test.ts").scanSync(".")].sort();
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const failedFiles: string[] = [];
+const failureReports: string[] = [];
 let current: Bun.Subprocess<"pipe", "pipe", "pipe"> | undefined;
 let stopping = false;
 
@@ -48,10 +51,19 @@ for (const file of files) {
   totals.passed += count("pass");
   totals.failed += count("fail");
   totals.skipped += count("skip");
-  if (exitCode !== 0) failedFiles.push(`${file} (exit ${exitCode})`);
+  if (exitCode !== 0) {
+    failedFiles.push(`${file} (exit ${exitCode})`);
+    failureReports.push(failureReport(file, stdout + stderr));
+  }
 }
 if (stopping) await new Promise(() => undefined); // stop() exits
 
-if (failedFiles.length > 0) console.log(`\nfailed files:\n  ${failedFiles.join("\n  ")}`);
+if (failedFiles.length > 0) console.log(`\n${failureReports.join("\n\n")}\n\nfailed files:\n  ${failedFiles.join("\n  ")}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(failedFiles.length > 0 || totals.failed > 0 || totals.passed === 0 ? 1 : 0);
+
+/** What a failed file printed, but for its passing tests and blank lines: its errors and what it logged. */
+function failureReport(file: string, output: string): string {
+  const lines = output.split("\n").filter((line) => line.trim() !== "" && !line.startsWith("(pass)"));
+  return `what ${file} printed, passing tests left out:\n${lines.slice(-FAILURE_LINES_REPEATED).join("\n")}`;
+}

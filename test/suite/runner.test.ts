@@ -2,9 +2,10 @@
  * scripts/test-each-file.ts leaves nothing behind: what a file leaves (in its
  * group, or setsid'd into another session) is killed when the file ends, when
  * it runs past the per-file timeout, and when the runner itself is SIGKILLed.
- * The closing line keeps its format. "Left" means still running: a zombie
- * waits for its adopter (under the suite's own runner, the file's guard reaps
- * it when this file ends).
+ * The closing line keeps its format; a failed file's output is repeated
+ * before it. "Left" means still running: a zombie waits for its adopter
+ * (under the suite's own runner, the file's guard reaps it when this file
+ * ends).
  */
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -57,6 +58,8 @@ test("a file past its per-file timeout is killed with all it started, and fails"
   expect(exitCode).toBe(1);
   expect(output).toMatch(/timed out after \d+ ms; killing what it started/);
   expect(stdout).toContain("failed files:\n  " + LEAKY + " (exit 1)");
+  // Why, repeated at the end: a CI log may keep only its tail.
+  expect(stdout).toMatch(/\nwhat \S+leaky-test\.ts printed, passing tests left out:\n[^]*timed out after \d+ ms[^]*\n\nfailed files:/);
   expect(stdout).toMatch(/\n0 passed, 0 failed, 0 skipped\n$/);
   const { test, leaked } = startedPids();
   expect([test, ...leaked].filter(isLive)).toEqual([]);
