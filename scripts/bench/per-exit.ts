@@ -126,7 +126,7 @@ export function buildPerExitScenarios(tools: Tools, scale = 1): Scenario[] {
 
   const paced = sized(1000, 1000, 200);
   const pacedWarm = { ...paced, warm: paced.exits };
-  // Past every JIT's tier-up: Node's optimizing compiler (TurboFan) compiles the per-exit path between the 1000th and 2000th exit.
+  // Past Node's optimizing compiler (TurboFan), which compiles the per-exit path between the 1000th and 2000th exit; Bun's FTL still compiles later (BENCHMARKS.md).
   const pacedSteady = { ...paced, warm: 3 * paced.exits };
   const crowded = sized(2000, 1000, 200);
   const storm = sized(2000, 2000, 1000);
