@@ -4,7 +4,7 @@
  * one command as its child, and writes the same JSON report when the
  * command has exited.
  *
- *   node scripts/bench/daemon-node.mjs --reaper none|floor|netlink|sigchld [--repo DIR] --report FILE -- command args...
+ *   node scripts/bench/daemon-node.mjs --reaper none|floor|netlink-floor|netlink|sigchld [--repo DIR] --report FILE -- command args...
  *
  * --reaper none makes the daemon a child subreaper and reaps nothing: what
  * Node itself spends on the orphans' SIGCHLD, with no reaper.
@@ -14,7 +14,7 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
-import { startFloorReaper } from "./floor-reaper.mjs";
+import { startFloorReaper, startNetlinkFloorReaper } from "./floor-reaper.mjs";
 
 const dash = process.argv.indexOf("--", 2);
 const { values } = parseArgs({
@@ -25,17 +25,23 @@ const command = process.argv.slice(dash + 1);
 if (dash < 0 || command.length === 0 || !values.reaper) throw new Error("usage: daemon-node.mjs --reaper SOURCE [--repo DIR] [--report FILE] -- command...");
 const repo = resolve(values.repo ?? join(import.meta.dirname, "../.."));
 
-/** The libc binding and waitid's constants of this checkout's build, for the arms that are not our reaper. */
+/** A module of this checkout's build (dist/), for the arms that are not our reaper. */
+const thisRepoModule = (path) => import(pathToFileURL(join(import.meta.dirname, "../../dist", path)).href);
+
+/** The libc binding and waitid's constants of this checkout's build. */
 async function thisRepoLibc() {
-  const thisRepo = join(import.meta.dirname, "../..");
-  const { loadLibc } = await import(pathToFileURL(join(thisRepo, "dist/runtime/index.js")).href);
-  return { libc: loadLibc(), wait: await import(pathToFileURL(join(thisRepo, "dist/libc.js")).href) };
+  const { loadLibc } = await thisRepoModule("runtime/index.js");
+  return { libc: loadLibc(), wait: await thisRepoModule("libc.js") };
 }
 
 async function startReaper(mode) {
   if (mode === "floor") {
     const { libc, wait } = await thisRepoLibc();
     return startFloorReaper(libc, wait);
+  }
+  if (mode === "netlink-floor") {
+    const { libc, wait } = await thisRepoLibc();
+    return startNetlinkFloorReaper(libc, wait, await thisRepoModule("netlink/socket.js"), await thisRepoModule("netlink/constants.js"));
   }
   if (mode === "none") {
     // Orphans must still come to this process (and their SIGCHLD with them), but nothing reaps them.

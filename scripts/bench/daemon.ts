@@ -2,12 +2,13 @@
  * The Bun daemon under test: starts our reaper (or none), runs one command as
  * its child, and writes a JSON report when the command has exited.
  *
- *   bun scripts/bench/daemon.ts [--reaper none|floor|auto|netlink|sigchld|sweep]
+ *   bun scripts/bench/daemon.ts [--reaper none|floor|netlink-floor|auto|netlink|sigchld|sweep]
  *       [--children N] [--loop-delay] [--repo DIR] [--report FILE] -- command args...
  *
  * --reaper none is the baseline: a subreaper (or PID 1) that never reaps, what
  * a Bun daemon is without the library. --reaper floor is the
- * cheapest reaper woken by SIGCHLD that peeks (floor-reaper.mjs), this
+ * cheapest reaper woken by SIGCHLD that peeks, --reaper netlink-floor the
+ * cheapest told each exit by the proc connector (floor-reaper.mjs), this
  * repository's, for reference. --children N keeps N long-lived
  * Bun.spawn children (`sleep`) while the command runs, so every SIGCHLD meets
  * a daemon with many children of its own. --loop-delay samples a 1 ms
@@ -22,10 +23,12 @@ import type { OrphanReaper, SourceName } from "../../src/index.ts";
 import type { Libc } from "../../src/libc.ts";
 import * as wait from "../../src/libc.ts";
 import { loadLibc } from "../../src/runtime/index.ts";
-import { startFloorReaper, type FloorReaper } from "./floor-reaper.mjs";
+import * as netlinkEvents from "../../src/netlink/constants.ts";
+import * as netlinkSocket from "../../src/netlink/socket.ts";
+import { startFloorReaper, startNetlinkFloorReaper, type FloorReaper } from "./floor-reaper.mjs";
 
-export type ReaperMode = "none" | "floor" | "auto" | SourceName;
-const REAPER_MODES: readonly string[] = ["none", "floor", "auto", "netlink", "sigchld", "sweep"] satisfies ReaperMode[];
+export type ReaperMode = "none" | "floor" | "netlink-floor" | "auto" | SourceName;
+const REAPER_MODES: readonly string[] = ["none", "floor", "netlink-floor", "auto", "netlink", "sigchld", "sweep"] satisfies ReaperMode[];
 /** The repository whose src/ is measured unless --repo names another. */
 export const THIS_REPO = resolve(import.meta.dir, "../..");
 
@@ -76,6 +79,7 @@ function parseArgs(argv: string[]): DaemonArgs {
 
 async function startReaper(mode: ReaperMode, repo: string): Promise<OrphanReaper | FloorReaper | undefined> {
   if (mode === "floor") return startFloorReaper(loadLibc(), wait);
+  if (mode === "netlink-floor") return startNetlinkFloorReaper(loadLibc(), wait, netlinkSocket, netlinkEvents);
   if (mode === "none") {
     // Orphans must still come to this process, or the host's init would reap them for us.
     // The libc loader sits in src/runtime/ since the runtime seam, in src/libc.ts before it.

@@ -4,11 +4,12 @@
  * that many live children), then some exit at a pace. Each row runs our three
  * ways of reaping (netlink, sigchld, sigchld as PID 1 of a PID namespace)
  * against tini -s, tini as PID 1 and catatonit (a child subreaper when it is
- * not PID 1) in the same run, on Bun and on Node, beside each runtime's floor:
- * the cheapest reaper woken by SIGCHLD that peeks (floor-reaper.mjs), no
- * provenance at all; and, but for the syscall row, each runtime with no
- * reaper: a child subreaper that reaps nothing, whose CPU is what the daemon
- * spends on the orphans' SIGCHLD anyway.
+ * not PID 1) in the same run, on Bun and on Node, beside each runtime's two
+ * floors (floor-reaper.mjs), no provenance at all: the cheapest reaper woken
+ * by SIGCHLD that peeks, and the cheapest told each exit by the proc
+ * connector; and, but for the syscall row, each runtime with no reaper: a
+ * child subreaper that reaps nothing, whose CPU is what the daemon spends on
+ * the orphans' SIGCHLD anyway.
  */
 import { cpuCgroup, type CpuCgroup } from "./cgroup.ts";
 import {
@@ -57,6 +58,10 @@ const RATIOS = [
   ["node sigchld", "tini -s"],
   ["bun floor", "tini -s"],
   ["node floor", "tini -s"],
+  ["bun netlink floor", "tini -s"],
+  ["node netlink floor", "tini -s"],
+  ["netlink", "bun netlink floor"],
+  ["node netlink", "node netlink floor"],
 ] as const;
 /** With --against DIR: Bun's arms on DIR's library (name, reaper), and each one's ratio: this build's over DIR's. */
 const AGAINST_ARMS = [
@@ -73,7 +78,7 @@ const NO_REAPER_RATIOS = [
 type Measure = (argv: string[], report: string, inPidns: boolean) => Promise<Measured>;
 
 /**
- * The arms (tini, catatonit, ours on Bun and on Node, each runtime's floor),
+ * The arms (tini, catatonit, ours on Bun and on Node, each runtime's floors),
  * each running `command(report)`, optionally inside `cgroup`; `withNoReaper`
  * adds each runtime as a child subreaper that reaps nothing: what the daemon
  * spends on the orphans' SIGCHLD before any reaper runs.
@@ -99,9 +104,11 @@ function arms(tools: Tools, command: (report: string) => string[], measure: Meas
     arm("sigchld PID 1", true, (r) => [...PIDNS, ...ours("sigchld")(r)]),
     arm("node netlink", false, oursOnNode("netlink")),
     arm("node sigchld", false, oursOnNode("sigchld")),
-    // The cheapest reaper woken by SIGCHLD that peeks (floor-reaper.mjs): what a peeking reaper costs on each runtime.
+    // The cheapest reapers (floor-reaper.mjs): woken by SIGCHLD that peeks, and told each exit by the proc connector.
     arm("bun floor", false, ours("floor")),
     arm("node floor", false, oursOnNode("floor")),
+    arm("bun netlink floor", false, ours("netlink-floor")),
+    arm("node netlink floor", false, oursOnNode("netlink-floor")),
     ...(withNoReaper ? [arm("bun none", false, ours("none")), arm("node none", false, oursOnNode("none"))] : []),
     ...(tools.against ? AGAINST_ARMS.map(([name, reaper]) => arm(name, false, (r) => daemonArgv({ ...tools, repo: tools.against }, reaper, command(r))(r))) : []),
   ];
