@@ -164,7 +164,6 @@ export function libcFromCalls(c: LibcCalls): Libc {
   const siginfo = new Uint8Array(SIGINFO_SIZE);
   // The fields read are ints at 4-byte offsets, in host byte order: read as words (once per exit, mostly uncompiled).
   const siginfoWords = new Int32Array(siginfo.buffer);
-  const siginfoInt = (offset: number) => siginfoWords[offset >>> 2]!;
   const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
   let pollfds = new Int32Array(0);
   /** The first entries of pollfds name fds 0, 1, 2... up to this: polled again as they are (poll writes only revents). */
@@ -207,16 +206,16 @@ export function libcFromCalls(c: LibcCalls): Libc {
       siginfoWords[SIGINFO_PID >>> 2] = 0;
       checked("waitid", c.waitid(idType, id, siginfo, options));
       return {
-        pid: siginfoInt(SIGINFO_PID),
-        code: siginfoInt(SIGINFO_CODE),
-        status: siginfoInt(SIGINFO_STATUS),
+        pid: siginfoWords[SIGINFO_PID >>> 2]!,
+        code: siginfoWords[SIGINFO_CODE >>> 2]!,
+        status: siginfoWords[SIGINFO_STATUS >>> 2]!,
       };
     },
     waitablePidOfFd(fd) {
       siginfoWords[SIGINFO_PID >>> 2] = 0;
       // EBADF: closed, or no pidfd (kernel pidfd_pid()); ECHILD: a pidfd on no child of this thread.
       if (c.waitid(P_PIDFD, fd, siginfo, WEXITED | WNOHANG | WNOWAIT | __WNOTHREAD) < 0) return c.errno() === EBADF ? -1 : 0;
-      return siginfoInt(SIGINFO_PID);
+      return siginfoWords[SIGINFO_PID >>> 2]!;
     },
     socket: (domain, type, protocol) => checked("socket", c.socket(domain, type, protocol)),
     bind: (fd, address) => void checked("bind", c.bind(fd, address, address.byteLength)),

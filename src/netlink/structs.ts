@@ -98,7 +98,6 @@ export interface ProcEventSink {
   malformed(reason: string): void;
 }
 
-const alignMessage = (length: number) => (length + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
 /** Word order of the u64 timestamp: host order, like every netlink field. */
 const LOW_WORD_FIRST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -129,7 +128,8 @@ export class ProcEventParser {
       if (length < NLMSG_HDRLEN || length > remaining) return sink.malformed(`nlmsg_len ${length} does not fit the ${remaining} bytes left`);
       const problem = this.#message(offset, length, sink);
       if (problem !== undefined) sink.malformed(problem);
-      offset += alignMessage(length);
+      // NLMSG_ALIGN(length).
+      offset += (length + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
     }
   }
 
@@ -152,12 +152,16 @@ export class ProcEventParser {
     const event = cn + CN_MSG_SIZE;
     if (payloadLength < PROC_EVENT_HEADER_SIZE) return `proc_event of ${payloadLength} bytes is truncated`;
     const what = words[(event + PROC_EVENT_WHAT) >>> 2]! >>> 0;
+    // The u64 of nanoseconds as a double: exact for 104 days of uptime, to the microsecond far beyond.
+    const firstWord = words[(event + PROC_EVENT_TIMESTAMP) >>> 2]! >>> 0;
+    const secondWord = words[(event + PROC_EVENT_TIMESTAMP + 4) >>> 2]! >>> 0;
+    const timestampNs = LOW_WORD_FIRST ? firstWord + secondWord * 2 ** 32 : secondWord + firstWord * 2 ** 32;
     const data = (event + PROC_EVENT_DATA) >>> 2;
     const room = payloadLength - PROC_EVENT_DATA;
     if (what === PROC_EVENT_EXIT) {
       if (room < EXIT_SIZE) return "exit event is truncated";
       sink.exit(
-        this.#timestampNs(event),
+        timestampNs,
         words[data + (EXIT_PROCESS_PID >>> 2)]!,
         words[data + (EXIT_PROCESS_TGID >>> 2)]!,
         words[data + (EXIT_CODE >>> 2)]!,
@@ -168,7 +172,7 @@ export class ProcEventParser {
     } else if (what === PROC_EVENT_FORK) {
       if (room < FORK_SIZE) return "fork event is truncated";
       sink.fork(
-        this.#timestampNs(event),
+        timestampNs,
         words[data + (FORK_PARENT_PID >>> 2)]!,
         words[data + (FORK_PARENT_TGID >>> 2)]!,
         words[data + (FORK_CHILD_PID >>> 2)]!,
@@ -180,13 +184,6 @@ export class ProcEventParser {
     }
     // Any other (exec, uid, comm, ...): not ours to use, not malformed.
     return undefined;
-  }
-
-  /** The u64 of nanoseconds as a double: exact for 104 days of uptime, to the microsecond far beyond. */
-  #timestampNs(event: number): number {
-    const first = this.#words[(event + PROC_EVENT_TIMESTAMP) >>> 2]! >>> 0;
-    const second = this.#words[(event + PROC_EVENT_TIMESTAMP + 4) >>> 2]! >>> 0;
-    return LOW_WORD_FIRST ? first + second * 2 ** 32 : second + first * 2 ** 32;
   }
 }
 
