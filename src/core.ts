@@ -30,7 +30,7 @@ import { ProcConnectorExits } from "./proc-connector-exits.ts";
 import { Reporter } from "./report.ts";
 import { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { Drained, NetlinkSource } from "./sources/netlink.ts";
-import { zeroBySource, type ExitNotice, type ReapCandidate, type ReapedProcess, type ReaperCounts, type SourceName } from "./types.ts";
+import { type ExitNotice, type ReapCandidate, type ReapedProcess, type ReaperCounts, type SourceName } from "./types.ts";
 import { MERGED_SIGNALS_CHECK_MS, ZombiePeeks } from "./peeks.ts";
 
 /** Beside the proc connector, how often SIGCHLD that came with exits is checked for a reparented zombie. */
@@ -64,7 +64,7 @@ export class Core {
   readonly #judged: JudgedReaper;
   /** No grace or veto applies, and the runtime marks every child it spawns with a pidfd (probed at start): without the proc connector, no pidfd held proves adoption. */
   readonly #markProves: boolean;
-  readonly #counts = { reaped: 0, reapedBySource: zeroBySource(), failures: 0 };
+  #failures = 0;
   /** The proc connector source whose events give exact provenance and exit notices; undefined for none. */
   #exact: NetlinkSource | undefined;
   readonly #exits: ProcConnectorExits;
@@ -80,7 +80,7 @@ export class Core {
   /** Zombies and own exits due, and work deferred: a reparent check, a rate-limited scan, a retry after a failure. */
   readonly #timer = new DueTimer<Work>((owed, due) => this.#onDue(owed, due));
   #problem: string | undefined;
-  lastActivityAt = -Infinity;
+  #lastSignalAt = -Infinity;
   lastSweepAt: number | undefined;
 
   constructor(settings: CoreSettings) {
@@ -92,17 +92,7 @@ export class Core {
     this.#markProves = provenIsReaped && settings.runtimeMarksChildrenWithPidfd;
     this.#judge = new Judge(settings);
     this.#runtimeLook = new RuntimePidfdLook(settings.libc);
-    this.#reporter = new Reporter({
-      logger: settings.logger,
-      reapLogLevel: settings.reapLogLevel,
-      onReap: settings.onReap,
-      record: (source, lifetimeMs, reapedAt) => {
-        this.#counts.reaped += 1;
-        this.#counts.reapedBySource[source] += 1;
-        this.lastActivityAt = reapedAt;
-        settings.lifetimes?.recordLifetime(source, lifetimeMs);
-      },
-    });
+    this.#reporter = new Reporter(settings);
     this.#peeks = new ZombiePeeks({ libc: settings.libc, runtimeLook: this.#runtimeLook, reporter: this.#reporter });
     this.#judged = new JudgedReaper({
       libc: settings.libc, selfPid: this.selfPid, logger: settings.logger, judge: this.#judge,
@@ -123,9 +113,13 @@ export class Core {
   }
 
   counts(): ReaperCounts {
-    const { reaped, reapedBySource, failures } = this.#counts;
     const { overruns, malformed } = this.#exits;
-    return { reaped, reapedBySource: { ...reapedBySource }, overruns, malformed, vetoed: this.#judged.vetoed, failures };
+    return { ...this.#reporter.counts(), overruns, malformed, vetoed: this.#judged.vetoed, failures: this.#failures };
+  }
+
+  /** When a SIGCHLD last came or a zombie was last reaped (performance.now() ms): the sweep skips a look after none. */
+  get lastActivityAt(): number {
+    return Math.max(this.#lastSignalAt, this.#reporter.lastReapAt);
   }
 
   get pendingCount(): number {
@@ -144,12 +138,18 @@ export class Core {
    * names. While a pass runs, it does the work.
    */
   onChildSignal(): void {
-    this.lastActivityAt = performance.now();
+    this.#lastSignalAt = performance.now();
     if (this.#running || this.#stopped) return this.#request(this.#exact ? "exits" : "signal", "sigchld");
     let settled = false;
     try {
-      if (this.#exact) settled = this.#readAndReapExits(this.#exact);
-      else if (this.#peek("sigchld", true)) {
+      if (this.#exact) {
+        // Beside the proc connector: read it, and reap at once what it proves adopted.
+        const drained = this.#readExact(this.#exact);
+        // Read after the read, not at the signal: an exit it names may be later than the signal.
+        const now = performance.now();
+        this.#checkReparented(drained.adoptedExits.length + drained.ownExits.length, now);
+        settled = this.#exits.reapRead(this.#exact, drained, now) && this.#wanted.size === 0;
+      } else if (this.#peek("sigchld", true)) {
         // A long run of reaps lets the event loop in before the rest.
         return void setImmediate(() => this.#startRun());
       }
@@ -217,7 +217,7 @@ export class Core {
 
   /** A pass failed (say /proc unreadable): counted, logged (rate-limited), shown in stats, tried again later. */
   #failed(err: unknown): void {
-    this.#counts.failures += 1;
+    this.#failures += 1;
     this.#problem = `reaping failed: ${err instanceof Error ? err.message : String(err)}`;
     this.#errors.log("error", { err }, "orphan reaping failed; looking again shortly", "pass failed");
     this.#wanted.clear();
@@ -242,15 +242,6 @@ export class Core {
       this.#wanted.add("scan");
     }
     return drained;
-  }
-
-  /** The listener's work beside the proc connector: read it, and reap at once what it proves adopted. True when every exit read was reaped and no work is owed. */
-  #readAndReapExits(source: NetlinkSource): boolean {
-    const drained = this.#readExact(source);
-    // Read after the read, not at the signal: an exit it names may be later than the signal.
-    const now = performance.now();
-    this.#checkReparented(drained.adoptedExits.length + drained.ownExits.length, now);
-    return this.#exits.reapRead(source, drained, now) && this.#wanted.size === 0;
   }
 
   /** SIGCHLD with no exit named: a zombie reparented to us after its exit event, or one whose EXIT is queued just after the signal. Peek now; beside exits, at most once a second. */

@@ -12,10 +12,7 @@ import type { RateLimitedLog } from "./log.ts";
 import type { Reporter } from "./report.ts";
 import type { Drained, NetlinkSource } from "./sources/netlink.ts";
 import type { ExitNotice } from "./types.ts";
-import { reapProvenAdopted } from "./adopted.ts";
-
-/** What a batch reaped in full leaves: one array for all, not one made per exit. */
-const NOTHING_LEFT: readonly ExitNotice[] = Object.freeze([]);
+import { reapProvenExits } from "./adopted.ts";
 
 export interface ProcConnectorExitsSettings {
   readonly libc: Libc;
@@ -69,14 +66,14 @@ export class ProcConnectorExits {
    * then this keeps them all. True when every exit read was reaped.
    */
   reapRead(source: NetlinkSource, drained: Drained, now: number): boolean {
-    const { notices, provenIsReaped } = this.#settings;
+    const { libc, reporter, notices, provenIsReaped } = this.#settings;
     const { adoptedExits, ownExits } = drained;
     if (!provenIsReaped || !this.#readToEnd || notices.adoptedCount > 0) {
       notices.add(adoptedExits, ownExits);
       return false;
     }
     const reapNow = adoptedExits.length <= ZOMBIES_PER_BATCH ? adoptedExits : adoptedExits.slice(0, ZOMBIES_PER_BATCH);
-    const unreaped = this.#reapProven(source, reapNow, now);
+    const unreaped = reapProvenExits(libc, source, reporter, reapNow, now);
     const left = reapNow === adoptedExits ? unreaped : [...unreaped, ...adoptedExits.slice(ZOMBIES_PER_BATCH)];
     if (left.length > 0 || ownExits.length > 0) notices.add(left, ownExits);
     return left.length === 0 && ownExits.length === 0;
@@ -88,26 +85,11 @@ export class ProcConnectorExits {
    * True when more are left.
    */
   reapKeptBatch(source: NetlinkSource | undefined, judgeAndReap: (exits: ReadonlyMap<number, ExitNotice>) => void): boolean {
-    const { notices } = this.#settings;
+    const { libc, reporter, notices, provenIsReaped } = this.#settings;
     const batch = notices.takeAdopted(ZOMBIES_PER_BATCH);
-    const left = this.#readToEnd ? this.#reapProven(source, batch, performance.now()) : batch;
+    // Where no grace or veto applies (src/policy.ts: "adopted" is reaped at once).
+    const left = source && provenIsReaped && this.#readToEnd ? reapProvenExits(libc, source, reporter, batch, performance.now()) : batch;
     if (left.length > 0) judgeAndReap(new Map(left.map((exit) => [exit.pid, exit])));
     return notices.adoptedCount > 0;
-  }
-
-  /** Reaps by PID the exits of `batch` where no grace or veto applies (src/policy.ts: "adopted" is reaped at once); returns the rest. */
-  #reapProven(source: NetlinkSource | undefined, batch: readonly ExitNotice[], now: number): readonly ExitNotice[] {
-    const { libc, reporter, provenIsReaped } = this.#settings;
-    if (!provenIsReaped || !source || batch.length === 0) return batch;
-    const wantsComm = reporter.wantsComm;
-    let left: ExitNotice[] | undefined;
-    // Indexed: for-of makes an iterator, once per exit on the baseline tier.
-    for (let i = 0; i < batch.length; i++) {
-      const exit = batch[i]!;
-      const reap = reapProvenAdopted(libc, source, exit.pid, wantsComm);
-      if (reap === "left") (left ??= []).push(exit);
-      else if (reap !== "gone") reporter.reaped(exit.pid, reap, "netlink", "adopted", exit.exitedAt, exit.exitedAt, now);
-    }
-    return left ?? NOTHING_LEFT;
   }
 }

@@ -1,6 +1,6 @@
 /**
- * Reporting one reap: the internal record first (counters, lifetimes,
- * activity), then the log line, then the daemon's onReap. The user's callback
+ * Reporting one reap: the internal record first (counts kept here,
+ * lifetimes to metrics), then the log line, then the daemon's onReap. The user's callback
  * is kept apart: if it throws, the reap is still counted, and the warning
  * about it is rate-limited. This runs once per exit, mostly before the JIT
  * has compiled it, after the process slept: where nobody listens (no onReap,
@@ -8,15 +8,16 @@
  */
 import type { Logger } from "pino";
 import { RateLimitedLog } from "./log.ts";
-import type { ReapedProcess, ReapProvenance, SourceName } from "./types.ts";
+import type { ReaperMetrics } from "./metrics.ts";
+import { zeroBySource, type ReapedProcess, type ReapProvenance, type SourceName } from "./types.ts";
 import type { ReapedZombie } from "./zombie.ts";
 
 export interface ReportSettings {
   readonly logger: Logger;
   readonly reapLogLevel: "info" | "debug";
   readonly onReap?: (reaped: ReapedProcess) => void;
-  /** The reaper's own bookkeeping: the source, the zombie's lifetime and when it was reaped (performance.now() ms); never throws. */
-  readonly record: (source: SourceName, lifetimeMs: number, reapedAt: number) => void;
+  /** The reaper's own record of each reap's lifetime (metrics); never throws. */
+  readonly lifetimes?: Pick<ReaperMetrics, "recordLifetime">;
 }
 
 export class Reporter {
@@ -28,10 +29,19 @@ export class Reporter {
   #logsReaps = false;
   /** Whether anyone sees a reap's record: the log line or onReap. */
   #listened = false;
+  #reaped = 0;
+  readonly #reapedBySource = zeroBySource();
+  /** When the last reap was made (performance.now() ms). */
+  lastReapAt = -Infinity;
 
   constructor(settings: ReportSettings) {
     this.#settings = settings;
     this.#warnings = new RateLimitedLog(settings.logger);
+  }
+
+  /** Reaps made so far, in all and by source (a copy). */
+  counts(): { reaped: number; reapedBySource: Record<SourceName, number> } {
+    return { reaped: this.#reaped, reapedBySource: { ...this.#reapedBySource } };
   }
 
   /** Whether anyone will see a reaped process's comm (so /proc/PID/stat is worth reading). */
@@ -56,7 +66,11 @@ export class Reporter {
     exitedAt: number | undefined, firstSeenAt: number, reapedAt: number,
   ): void {
     const lifetimeMs = exitedAt === undefined ? undefined : reapedAt - exitedAt;
-    this.#settings.record(source, lifetimeMs ?? reapedAt - firstSeenAt, reapedAt);
+    // Kept here, not called back: this runs once per exit, mostly before the JIT has compiled it.
+    this.#reaped += 1;
+    this.#reapedBySource[source] += 1;
+    this.lastReapAt = reapedAt;
+    this.#settings.lifetimes?.recordLifetime(source, lifetimeMs ?? reapedAt - firstSeenAt);
     if (reaped.comm === undefined) return;
     // Fields written out, not spread.
     this.#report({

@@ -134,17 +134,6 @@ export function releaseZombies(libc: Libc, zombies: readonly PinnedZombie[]): vo
 }
 
 /**
- * Reaps `pid`, which the main thread peeked waitable in this same synchronous
- * step, with no pidfd. Whatever waitable child of the main thread holds the
- * PID at the reap is the zombie peeked, or an orphan reparented to us since;
- * never a child the runtime forked since, as only the main thread forks
- * those and it is running this.
- */
-export function reapPeekedZombie(libc: Libc, pid: number, comm: string | undefined): ReapOutcome {
-  return reapBy(libc, P_PID, pid, comm);
-}
-
-/**
  * Reaps the pinned zombie, and only that process: waitid through its pidfd
  * cannot take another, even if the PID was freed and reused since. Before
  * Linux 5.3, the stat is checked again and waitid(P_PID) follows in the same
@@ -154,14 +143,19 @@ export function reapZombie(libc: Libc, selfPid: number, zombie: PinnedZombie, co
   const { pid, pidfd, startTime } = zombie;
   // No pidfd: the zombie may have been reaped and its PID reused since the pin.
   if (pidfd === undefined && zombieChildStartTime(selfPid, pid) !== startTime) return GONE;
-  return pidfd === undefined ? reapBy(libc, P_PID, pid, comm) : reapBy(libc, P_PIDFD, pidfd, comm);
+  return pidfd === undefined ? reapChild(libc, P_PID, pid, comm) : reapChild(libc, P_PIDFD, pidfd, comm);
 }
 
 // The outcomes that carry nothing, made once: a reap runs once per exit.
 const NOT_YET: ReapOutcome = { kind: "not-yet" };
 const GONE: ReapOutcome = { kind: "gone" };
 
-function reapBy(libc: Libc, idType: typeof P_PID | typeof P_PIDFD, id: number, comm: string | undefined): ReapOutcome {
+/**
+ * Takes the exit status of the one waitable child of the main thread that
+ * `id` names (a PID, or a pidfd). By PID, the caller must know that PID
+ * still names the zombie it means (src/adopted.ts, reapZombie).
+ */
+export function reapChild(libc: Libc, idType: typeof P_PID | typeof P_PIDFD, id: number, comm: string | undefined): ReapOutcome {
   try {
     const wait = libc.waitid(idType, id, REAP);
     if (wait.pid === 0) return NOT_YET;

@@ -26,7 +26,7 @@ function recordingLogger() {
 test("the reap line follows the level set on the reaper's logger as it changes; the record is kept either way", () => {
   const { logger, reapedLines } = recordingLogger();
   const recorded: number[] = [];
-  const reporter = new Reporter({ logger, reapLogLevel: "debug", record: (_source, lifetimeMs) => void recorded.push(lifetimeMs) });
+  const reporter = new Reporter({ logger, reapLogLevel: "debug", lifetimes: { recordLifetime: (_source, lifetimeMs) => void recorded.push(lifetimeMs) } });
   reportReap(reporter, 101, "sigchld");
   expect(reporter.wantsComm).toBe(false);
   logger.level = "debug";
@@ -36,11 +36,12 @@ test("the reap line follows the level set on the reaper's logger as it changes; 
   reportReap(reporter, 103, "sigchld");
   expect(reapedLines()).toEqual([102]);
   expect(recorded).toHaveLength(3);
+  expect(reporter.counts()).toEqual({ reaped: 3, reapedBySource: expect.objectContaining({ sigchld: 3, netlink: 0 }) });
 });
 
 test("the reap line follows the level set on the daemon's logger, which the reaper's child logger follows", () => {
   const { parent, logger, reapedLines } = recordingLogger();
-  const reporter = new Reporter({ logger, reapLogLevel: "debug", record: () => {} });
+  const reporter = new Reporter({ logger, reapLogLevel: "debug" });
   reportReap(reporter, 201, "netlink");
   parent.level = "debug";
   reportReap(reporter, 202, "netlink");
@@ -49,7 +50,6 @@ test("the reap line follows the level set on the daemon's logger, which the reap
 
 test("onReap gets every record, with the lifetime from the exit time when known; a throwing onReap does not stop the count", () => {
   const seen: { pid: number; lifetimeMs?: number; seenForMs: number }[] = [];
-  let recorded = 0;
   const reporter = new Reporter({
     logger: pino({ level: "silent" }),
     reapLogLevel: "info",
@@ -57,12 +57,12 @@ test("onReap gets every record, with the lifetime from the exit time when known;
       seen.push(reaped);
       if (reaped.pid === 302) throw new Error("listener bug");
     },
-    record: () => void (recorded += 1),
   });
   const now = performance.now();
   reporter.reaped(301, exited("sh"), "netlink", "adopted", now - 5, now - 2, now);
   reporter.reaped(302, exited("sh"), "sigchld", "adopted", undefined, now - 3, now);
-  expect(recorded).toBe(2);
+  expect(reporter.counts().reaped).toBe(2);
+  expect(reporter.lastReapAt).toBe(now);
   expect(seen.map((reaped) => reaped.pid)).toEqual([301, 302]);
   expect(seen[0]!.lifetimeMs).toBeGreaterThanOrEqual(5);
   expect(seen[1]!.lifetimeMs).toBeUndefined();
