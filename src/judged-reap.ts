@@ -14,7 +14,7 @@ import type { Reporter } from "./report.ts";
 import type { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { NetlinkSource } from "./sources/netlink.ts";
 import type { ExitNotice, SourceName } from "./types.ts";
-import { isChildWaitable, pinZombies, reapZombie, releaseZombies, type PinnedZombie } from "./zombie.ts";
+import { isChildWaitable, peekWaitableChild, pinZombies, reapZombie, releaseZombies, type PinnedZombie } from "./zombie.ts";
 
 /** Zombies pinned, judged and reaped together; the loop runs between batches. */
 export const ZOMBIES_PER_BATCH = 64;
@@ -62,6 +62,8 @@ export class JudgedReaper {
     const childSet = new Set(children);
     judge.forgetExcept(childSet);
     notices.forgetExcept(childSet);
+    // None waitable, the usual answer: one peek, where a look at each child costs a waitid apiece.
+    if (peekWaitableChild(libc) === 0) return;
     const waitable = children.filter((pid) => isChildWaitable(libc, pid));
     for (let start = 0; start < waitable.length && !batch.stopped(); start += ZOMBIES_PER_BATCH) {
       if (start > 0) await yieldToEventLoop();
