@@ -30,7 +30,7 @@ import { ProcConnectorExits } from "./proc-connector-exits.ts";
 import { Reporter } from "./report.ts";
 import { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { Drained, NetlinkSource } from "./sources/netlink.ts";
-import { type ExitNotice, type ReapCandidate, type ReapedProcess, type ReaperCounts, type SourceName } from "./types.ts";
+import type { ExitNotice, ReapCandidate, ReapedProcess, ReaperCounts, SourceName } from "./types.ts";
 import { MERGED_SIGNALS_CHECK_MS, ZombiePeeks } from "./peeks.ts";
 
 /** Beside the proc connector, how often SIGCHLD that came with exits is checked for a reparented zombie. */
@@ -117,7 +117,7 @@ export class Core {
     return { ...this.#reporter.counts(), overruns, malformed, vetoed: this.#judged.vetoed, failures: this.#failures };
   }
 
-  /** When a SIGCHLD last came or a zombie was last reaped (performance.now() ms): the sweep skips a look after none. */
+  /** When a SIGCHLD last came or a zombie was last reaped (performance.now() ms): the sweep backs off while neither happens. */
   get lastActivityAt(): number {
     return Math.max(this.#lastSignalAt, this.#reporter.lastReapAt);
   }

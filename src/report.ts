@@ -31,12 +31,16 @@ export class Reporter {
   #listened = false;
   #reaped = 0;
   readonly #reapedBySource = zeroBySource();
-  /** When the last reap was made (performance.now() ms). */
-  lastReapAt = -Infinity;
+  #lastReapAt = -Infinity;
 
   constructor(settings: ReportSettings) {
     this.#settings = settings;
     this.#warnings = new RateLimitedLog(settings.logger);
+  }
+
+  /** When the last reap was made (performance.now() ms), or -Infinity. */
+  get lastReapAt(): number {
+    return this.#lastReapAt;
   }
 
   /** Reaps made so far, in all and by source (a copy). */
@@ -69,7 +73,7 @@ export class Reporter {
     // Kept here, not called back: this runs once per exit, mostly before the JIT has compiled it.
     this.#reaped += 1;
     this.#reapedBySource[source] += 1;
-    this.lastReapAt = reapedAt;
+    this.#lastReapAt = reapedAt;
     this.#settings.lifetimes?.recordLifetime(source, lifetimeMs ?? reapedAt - firstSeenAt);
     if (reaped.comm === undefined) return;
     // Fields written out, not spread.
