@@ -14,23 +14,9 @@
  * `libc` and `wait` (P_ALL, P_PID, WEXITED, WNOHANG, WNOWAIT, __WNOTHREAD) from the runtime seam and src/libc.
  */
 export function startFloorReaper(libc, wait) {
-  const peek = wait.WEXITED | wait.WNOHANG | wait.WNOWAIT | wait.__WNOTHREAD;
-  const reap = wait.WEXITED | wait.WNOHANG | wait.__WNOTHREAD;
   let runtimeChild = 0;
   let reaped = 0;
-  const onChildSignal = () => {
-    for (;;) {
-      let pid;
-      try {
-        pid = libc.waitid(wait.P_ALL, 0, peek).pid;
-      } catch {
-        return; // ECHILD: no child at all
-      }
-      if (pid === 0 || pid === runtimeChild) return;
-      libc.waitid(wait.P_PID, pid, reap);
-      reaped += 1;
-    }
-  };
+  const onChildSignal = () => void (reaped += reapByPeeking(libc, wait, runtimeChild));
   libc.setChildSubreaper(true);
   process.on("SIGCHLD", onChildSignal);
   return {
@@ -41,14 +27,34 @@ export function startFloorReaper(libc, wait) {
   };
 }
 
+/** Peeks and reaps until no zombie is left but `runtimeChild`; returns how many it reaped. */
+function reapByPeeking(libc, wait, runtimeChild) {
+  const peek = wait.WEXITED | wait.WNOHANG | wait.WNOWAIT | wait.__WNOTHREAD;
+  const reap = wait.WEXITED | wait.WNOHANG | wait.__WNOTHREAD;
+  let reaped = 0;
+  for (;;) {
+    let pid;
+    try {
+      pid = libc.waitid(wait.P_ALL, 0, peek).pid;
+    } catch {
+      return reaped; // ECHILD: no child at all
+    }
+    if (pid === 0 || pid === runtimeChild) return reaped;
+    libc.waitid(wait.P_PID, pid, reap);
+    reaped += 1;
+  }
+}
+
 /**
  * Under a reaper told each exit by the proc connector (our netlink source):
  * in the runtime's SIGCHLD listener, the socket (set up as ours is, kernel
- * filter included) is read to its end and each EXIT of a child of ours is
- * reaped by its PID. No peek, no provenance: every child but the daemon's one
- * is taken for an orphan. A SIGCHLD may come before its EXIT is queued
+ * filter included, but with the kernel's default receive buffer) is read to
+ * its end and each EXIT of a child of ours is reaped by its PID. No peek, no
+ * provenance: every child but the daemon's one is taken for an orphan. A SIGCHLD may come before its EXIT is queued
  * (do_exit() notifies the parent first): when one finds no exit, the socket
- * is read again 1 ms later, or the last orphan would wait forever.
+ * is read again 1 ms later, or the last orphan would wait forever. Events
+ * lost (ENOBUFS: the receive queue overflowed) are made up for as the peeking
+ * floor does; an EXIT read after that may name a zombie a peek took.
  * `socket` is src/netlink/socket and `events` src/netlink/constants.
  */
 export function startNetlinkFloorReaper(libc, wait, socket, events) {
@@ -73,13 +79,26 @@ export function startNetlinkFloorReaper(libc, wait, socket, events) {
   const onChildSignal = () => {
     let exits = 0;
     // One proc event per datagram: the connector sends each on its own.
-    while (libc.receive(fd, datagram, sender) >= 0) {
+    for (;;) {
+      let length;
+      try {
+        length = libc.receive(fd, datagram, sender);
+      } catch (error) {
+        if (error?.code !== "ENOBUFS") throw error;
+        reaped += reapByPeeking(libc, wait, runtimeChild);
+        continue;
+      }
+      if (length < 0) break;
       const pid = word(exitAt + EXIT_PROCESS_PID);
       if (word(PROC_EVENT_OFFSET + PROC_EVENT_WHAT) >>> 0 !== PROC_EVENT_EXIT || pid !== word(exitAt + EXIT_PROCESS_TGID)) continue;
       if (word(exitAt + EXIT_PARENT_TGID) !== selfPid || pid === runtimeChild) continue;
       exits += 1;
-      libc.waitid(wait.P_PID, pid, reap);
-      reaped += 1;
+      try {
+        libc.waitid(wait.P_PID, pid, reap);
+        reaped += 1;
+      } catch {
+        // ECHILD: a peek after lost events took it.
+      }
     }
     if (exits === 0 && retry === undefined) retry = setTimeout(() => ((retry = undefined), onChildSignal()), 1);
   };
