@@ -1,8 +1,8 @@
 /**
- * Reporting one reap: the internal record first (counts kept here,
- * lifetimes to metrics), then the log line, then the daemon's onReap. The user's callback
- * is kept apart: if it throws, the reap is still counted, and the warning
- * about it is rate-limited. This runs once per exit, mostly before the JIT
+ * Reporting one reap: the internal record first (counts kept here, lifetimes
+ * to metrics), then the log line, then the daemon's onReap. The user's
+ * callback is kept apart: if it throws, the reap is still counted, and the
+ * warning about it is rate-limited. This runs once per exit, mostly before the JIT
  * has compiled it, after the process slept: where nobody listens (no onReap,
  * the line's level off) no record object is built and pino is not asked.
  */

@@ -14,9 +14,10 @@
  * `libc` and `wait` (P_ALL, P_PID, WEXITED, WNOHANG, WNOWAIT, __WNOTHREAD) from the runtime seam and src/libc.
  */
 export function startFloorReaper(libc, wait) {
+  const reapByPeeking = peekingReaper(libc, wait);
   let runtimeChild = 0;
   let reaped = 0;
-  const onChildSignal = () => void (reaped += reapByPeeking(libc, wait, runtimeChild));
+  const onChildSignal = () => void (reaped += reapByPeeking(runtimeChild));
   libc.setChildSubreaper(true);
   process.on("SIGCHLD", onChildSignal);
   return {
@@ -27,22 +28,24 @@ export function startFloorReaper(libc, wait) {
   };
 }
 
-/** Peeks and reaps until no zombie is left but `runtimeChild`; returns how many it reaped. */
-function reapByPeeking(libc, wait, runtimeChild) {
+/** A function that peeks and reaps until no zombie is left but `runtimeChild`, and returns how many it reaped. */
+function peekingReaper(libc, wait) {
   const peek = wait.WEXITED | wait.WNOHANG | wait.WNOWAIT | wait.__WNOTHREAD;
   const reap = wait.WEXITED | wait.WNOHANG | wait.__WNOTHREAD;
-  let reaped = 0;
-  for (;;) {
-    let pid;
-    try {
-      pid = libc.waitid(wait.P_ALL, 0, peek).pid;
-    } catch {
-      return reaped; // ECHILD: no child at all
+  return (runtimeChild) => {
+    let reaped = 0;
+    for (;;) {
+      let pid;
+      try {
+        pid = libc.waitid(wait.P_ALL, 0, peek).pid;
+      } catch {
+        return reaped; // ECHILD: no child at all
+      }
+      if (pid === 0 || pid === runtimeChild) return reaped;
+      libc.waitid(wait.P_PID, pid, reap);
+      reaped += 1;
     }
-    if (pid === 0 || pid === runtimeChild) return reaped;
-    libc.waitid(wait.P_PID, pid, reap);
-    reaped += 1;
-  }
+  };
 }
 
 /**
@@ -50,16 +53,18 @@ function reapByPeeking(libc, wait, runtimeChild) {
  * in the runtime's SIGCHLD listener, the socket (set up as ours is, kernel
  * filter included, but with the kernel's default receive buffer) is read to
  * its end and each EXIT of a child of ours is reaped by its PID. No peek, no
- * provenance: every child but the daemon's one is taken for an orphan. A SIGCHLD may come before its EXIT is queued
- * (do_exit() notifies the parent first): when one finds no exit, the socket
- * is read again 1 ms later, or the last orphan would wait forever. Events
- * lost (ENOBUFS: the receive queue overflowed) are made up for as the peeking
- * floor does; an EXIT read after that may name a zombie a peek took.
+ * provenance: every child but the daemon's one is taken for an orphan. A
+ * SIGCHLD may come before its EXIT is queued (do_exit() notifies the parent
+ * first): when one finds no exit, the socket is read again 1 ms later, or
+ * the last orphan would wait forever. Events lost (ENOBUFS: the receive queue
+ * overflowed) are made up for as the peeking floor does; an EXIT read after
+ * that may name a zombie a peek took.
  * `socket` is src/netlink/socket and `events` src/netlink/constants.
  */
 export function startNetlinkFloorReaper(libc, wait, socket, events) {
   const { PROC_EVENT_OFFSET, PROC_EVENT_WHAT, PROC_EVENT_DATA, PROC_EVENT_EXIT, EXIT_PROCESS_PID, EXIT_PROCESS_TGID, EXIT_PARENT_TGID } = events;
   const reap = wait.WEXITED | wait.WNOHANG | wait.__WNOTHREAD;
+  const reapByPeeking = peekingReaper(libc, wait);
   const exitAt = PROC_EVENT_OFFSET + PROC_EVENT_DATA;
   const datagram = new Uint8Array(8192);
   const words = new Int32Array(datagram.buffer);
@@ -85,7 +90,7 @@ export function startNetlinkFloorReaper(libc, wait, socket, events) {
         length = libc.receive(fd, datagram, sender);
       } catch (error) {
         if (error?.code !== "ENOBUFS") throw error;
-        reaped += reapByPeeking(libc, wait, runtimeChild);
+        reaped += reapByPeeking(runtimeChild);
         continue;
       }
       if (length < 0) break;
