@@ -261,7 +261,7 @@ export class NetlinkSource implements EventSource {
     exit: (timestampNs, pid, tgid, _exitCode, _exitSignal, parentPid, parentTgid) => {
       if (pid !== tgid || parentTgid !== this.#selfPid) return;
       const origin = this.#provenance.recordExit(pid);
-      const notice = { pid, exitedAt: timestampNs / 1e6 - this.#clockOffsetMs };
+      const notice = { pid, exitedAt: monotonicToNowMs(timestampNs, this.#clockOffsetMs) };
       // A child of another thread (a Worker's) is not ours to reap, adopted or not.
       if (origin === "adopted" && parentPid === this.#selfPid) this.#drained.adoptedExits.push(notice);
       else this.#drained.ownExits.push(notice);
@@ -304,4 +304,9 @@ export class NetlinkSource implements EventSource {
 export function monotonicOffsetMs(libc: Libc): number {
   const before = performance.now();
   return Number(libc.monotonicNs()) / 1e6 - before;
+}
+
+/** A CLOCK_MONOTONIC time (ns), as an event stamps it, in performance.now() ms. */
+export function monotonicToNowMs(monotonicNs: number, offsetMs: number): number {
+  return monotonicNs / 1e6 - offsetMs;
 }
