@@ -16,40 +16,29 @@
  * - a scan of all our children: the sweep, an overrun, or a peek blocked by
  *   a zombie that stays (the runtime's, vetoed, in its grace window).
  */
-import type { Logger } from "pino";
 import { DueTimer, QuietTimer } from "./due-timer.ts";
 import { ExitNotices } from "./exit-notices.ts";
-import { Judge } from "./judge.ts";
+import { Judge, type JudgeSettings } from "./judge.ts";
 import { JudgedReaper, type Batch } from "./judged-reap.ts";
 import type { Libc } from "./libc.ts";
 import { RateLimitedLog } from "./log.ts";
-import type { ReaperMetrics } from "./metrics.ts";
+import { MERGED_SIGNALS_CHECK_MS, ZombiePeeks } from "./peeks.ts";
 import { isLoopLate } from "./policy.ts";
 import { yieldToEventLoop } from "./procfs.ts";
 import { ProcConnectorExits } from "./proc-connector-exits.ts";
-import { Reporter } from "./report.ts";
+import { Reporter, type ReportSettings } from "./report.ts";
 import { RuntimePidfdLook } from "./runtime-pidfds.ts";
 import type { Drained, NetlinkSource } from "./sources/netlink.ts";
-import type { ExitNotice, ReapCandidate, ReapedProcess, ReaperCounts, SourceName } from "./types.ts";
-import { MERGED_SIGNALS_CHECK_MS, ZombiePeeks } from "./peeks.ts";
+import type { ExitNotice, ReaperCounts, SourceName } from "./types.ts";
 
 /** Beside the proc connector, how often SIGCHLD that came with exits is checked for a reparented zombie. */
 const REPARENT_CHECK_MS = 1_000;
 /** After a failed pass (say /proc unreadable), look again after this. */
 const FAILURE_RETRY_MS = 1_000;
 
-export interface CoreSettings {
+/** What the judge and the reporter need, and the libc seam. */
+export interface CoreSettings extends JudgeSettings, ReportSettings {
   readonly libc: Libc;
-  readonly logger: Logger;
-  readonly graceMs: number;
-  readonly alwaysGrace: boolean;
-  readonly reapLogLevel: "info" | "debug";
-  readonly onReap?: (reaped: ReapedProcess) => void;
-  readonly shouldReap?: (candidate: ReapCandidate) => boolean;
-  /** Whether the runtime holds a pidfd for every child it spawns (probed at start). */
-  readonly runtimeMarksChildrenWithPidfd: boolean;
-  /** The reaper's own record of each reap's lifetime (metrics); never throws. */
-  readonly lifetimes?: Pick<ReaperMetrics, "recordLifetime">;
 }
 
 /** What a pass does: drain the proc connector, peek for one zombie (a SIGCHLD) or all, scan all children, look at zombies whose time is due. */
