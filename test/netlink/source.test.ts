@@ -19,6 +19,9 @@ import {
 } from "../../src/netlink/constants.ts";
 import { probeNetlinkSource } from "../../src/sources/netlink.ts";
 import capturedEvents from "../fixtures/proc-events.json";
+import { makeOrphans } from "../helpers/orphans.ts";
+import { spawnLiveChild } from "../helpers/processes.ts";
+import { scaled } from "../helpers/time.ts";
 import { DEFAULT_SETTINGS, netlinkSocketFds, reapChild, startDrainLog, type DrainLog } from "./harness.ts";
 
 let log: DrainLog;
@@ -54,23 +57,16 @@ function sendAsMulticast(datagram: Uint8Array): void {
   }
 }
 
-/** Starts `sh` that forks a subshell exiting with `code` after `delay` s, and exits at once. */
-async function orphanExiting(code: number, delay: number): Promise<number> {
-  const parent = Bun.spawn(["sh", "-c", `(sleep ${delay}; exit ${code}) >/dev/null & echo $!`], { stdout: "pipe" });
-  const pid = Number((await new Response(parent.stdout).text()).trim());
-  await parent.exited;
-  return pid;
-}
-
 describe("netlink source on the real kernel", () => {
   test("a double-forked orphan's exit is drained as adopted, stamped with its exit time", async () => {
-    const pid = await orphanExiting(7, 0.05);
+    // Gated: it exits only once its shell is gone, so the EXIT names us as its parent.
+    const [pid] = await makeOrphans(1, 7);
     expect(await log.drainUntil(() => log.adopted.some((exit) => exit.pid === pid), 10_000)).toBe(true);
     const notice = log.adopted.find((exit) => exit.pid === pid)!;
     expect(notice.exitedAt).toBeLessThanOrEqual(performance.now());
-    expect(log.source.forkedBySelf(pid)).toBe(false);
-    expect(reapChild(pid)).toEqual({ exitCode: 7, signal: null, coreDumped: false });
-  }, 15_000);
+    expect(log.source.forkedBySelf(pid!)).toBe(false);
+    expect(reapChild(pid!)).toEqual({ exitCode: 7, signal: null, coreDumped: false });
+  }, scaled(15_000));
 
   test("Bun.spawn and child_process children are our own exits, not adopted, and keep their exit codes", async () => {
     const bunChild = Bun.spawn(["sh", "-c", "exit 5"]);
@@ -105,32 +101,40 @@ describe("netlink source on the real kernel", () => {
   });
 
   test("a forged multicast from a privileged process (header says port 0) is ignored by its source address", async () => {
-    const victim = Bun.spawn(["sleep", "30"]);
-    const forged = forgedExit(victim.pid);
-    const forgedBefore = log.forged;
-    // Twice: believed, the second EXIT of a PID with no FORK between would say "adopted".
-    sendAsMulticast(forged);
-    sendAsMulticast(forged);
-    expect(await log.drainUntil(() => log.forged >= forgedBefore + 2, 5_000)).toBe(true);
-    expect(log.adopted.some((exit) => exit.pid === victim.pid)).toBe(false);
-    expect(log.source.forkedBySelf(victim.pid)).toBe(true);
-    victim.kill();
+    const victim = spawnLiveChild();
+    try {
+      const forged = forgedExit(victim.pid);
+      const forgedBefore = log.forged;
+      // Twice: believed, the second EXIT of a PID with no FORK between would say "adopted".
+      sendAsMulticast(forged);
+      sendAsMulticast(forged);
+      expect(await log.drainUntil(() => log.forged >= forgedBefore + 2, 5_000)).toBe(true);
+      expect(log.adopted.some((exit) => exit.pid === victim.pid)).toBe(false);
+      expect(log.source.forkedBySelf(victim.pid)).toBe(true);
+    } finally {
+      victim.kill();
+    }
     expect(await victim.exited).toBe(143);
-  }, 15_000);
+  }, scaled(15_000));
 
   test("children that existed before the subscription are of unknown origin", async () => {
-    const early = Bun.spawn(["sleep", "30"]);
-    const probe = await probeNetlinkSource(loadLibc(), pino({ level: "silent" }), DEFAULT_SETTINGS);
-    if (!probe.ok) throw new Error(probe.reason);
-    expect(probe.source.forkedBySelf(early.pid)).toBeUndefined();
-    const late = Bun.spawn(["sleep", "30"]);
-    probe.source.drain();
-    expect(probe.source.forkedBySelf(late.pid)).toBe(true);
-    early.kill();
-    late.kill();
-    await Promise.all([early.exited, late.exited]);
-    probe.source.stop();
-  }, 15_000);
+    const children = [spawnLiveChild()];
+    try {
+      const probe = await probeNetlinkSource(loadLibc(), pino({ level: "silent" }), DEFAULT_SETTINGS);
+      if (!probe.ok) throw new Error(probe.reason);
+      try {
+        expect(probe.source.forkedBySelf(children[0]!.pid)).toBeUndefined();
+        children.push(spawnLiveChild());
+        probe.source.drain();
+        expect(probe.source.forkedBySelf(children[1]!.pid)).toBe(true);
+      } finally {
+        probe.source.stop();
+      }
+    } finally {
+      for (const child of children) child.kill();
+      await Promise.all(children.map((child) => child.exited));
+    }
+  }, scaled(15_000));
 
   test("stop() closes the socket, and may be called twice", async () => {
     const before = new Set(netlinkSocketFds().values());
@@ -141,5 +145,5 @@ describe("netlink source on the real kernel", () => {
     probe.source.stop();
     probe.source.stop();
     expect([...netlinkSocketFds().values()].filter((inode) => opened.includes(inode))).toEqual([]);
-  }, 15_000);
+  }, scaled(15_000));
 });
