@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listOwnChildren, readStat, readStats } from "../../src/procfs.ts";
-import { waitUntil } from "../helpers/processes.ts";
+import { killTree } from "../helpers/processes.ts";
+import { scaled, waitUntil } from "../helpers/time.ts";
 import { CLI_MAIN, logLines, runCli, spawnCli } from "../helpers/cli.ts";
 
 /** Reads a child's stdout until `marker` shows up; returns what was read. */
@@ -25,45 +26,54 @@ function isRunning(pid: number): boolean {
 
 test("run exits with the child's exit code", async () => {
   expect((await runCli(["run", "--", "sh", "-c", "exit 7"])).exitCode).toBe(7);
-}, 30_000);
+}, scaled(30_000));
 
 test("run exits with 128 + the signal number when a signal killed the child", async () => {
   expect((await runCli(["run", "--", "sh", "-c", "kill -KILL $$"])).exitCode).toBe(128 + 9);
-}, 30_000);
+}, scaled(30_000));
 
 test("run exits 127 when the command does not exist, and 1 on a usage error (as tini)", async () => {
   expect((await runCli(["run", "--", "no-such-command-here"])).exitCode).toBe(127);
   expect((await runCli(["run", "--no-such-option", "sh"])).exitCode).toBe(1);
-}, 30_000);
+}, scaled(30_000));
 
 for (const flags of [[], ["--group"]]) {
   test(`a SIGTERM sent to run reaches the child ${flags.join(" ") || "(no --group)"}`, async () => {
     // `wait` returns when a trapped signal arrives (no polling loop); the trap ends the sleep too.
     const script = 'trap "kill $!; exit 42" TERM; sleep 30 & echo ready; wait';
     const run = spawnCli(["run", ...flags, "--", "sh", "-c", script]);
-    await readUntil(run.stdout, "ready");
-    run.kill("SIGTERM");
-    expect(await run.exited).toBe(42);
-  }, 30_000);
+    try {
+      await readUntil(run.stdout, "ready");
+      run.kill("SIGTERM");
+      expect(await run.exited).toBe(42);
+    } finally {
+      killTree(run);
+    }
+  }, scaled(30_000));
 }
 
 test("run reaps the orphans its child leaves behind; no zombie remains", async () => {
   // Each ( ... & ) subshell has exited when it returns, so its child is run's orphan by "forked".
   const script = "trap 'kill $!; wait; exit 0' TERM; (sleep 0.1 &); (sleep 0.1 &); (sh -c 'exit 5' &); sleep 30 & echo forked; wait";
   const run = spawnCli(["run", "--verbose", "--", "sh", "-c", script]);
-  await readUntil(run.stdout, "forked");
-  const onlyTheShellLeft = async () => {
-    const children = await readStats(await listOwnChildren(run.pid));
-    return children.length === 1 && children[0]!.state !== "Z"; // only the sh that run started
-  };
-  expect(await waitUntil(onlyTheShellLeft, 10_000)).toBe(true);
-  const [shell] = await listOwnChildren(run.pid);
-  process.kill(shell!, "SIGTERM");
-  expect(await run.exited).toBe(0);
-  const reaped = logLines(await new Response(run.stderr).text()).filter((line) => line.msg === "reaped orphan");
+  const stderr = new Response(run.stderr).text();
+  try {
+    await readUntil(run.stdout, "forked");
+    const onlyTheShellLeft = async () => {
+      const children = await readStats(await listOwnChildren(run.pid));
+      return children.length === 1 && children[0]!.state !== "Z"; // only the sh that run started
+    };
+    expect(await waitUntil(onlyTheShellLeft, 10_000)).toBe(true);
+    const [shell] = await listOwnChildren(run.pid);
+    process.kill(shell!, "SIGTERM");
+    expect(await run.exited).toBe(0);
+  } finally {
+    killTree(run);
+  }
+  const reaped = logLines(await stderr).filter((line) => line.msg === "reaped orphan");
   expect(reaped).toHaveLength(3);
   for (const line of reaped) expect(line.orphan).toMatchObject({ provenance: "adopted", comm: expect.any(String) });
-}, 30_000);
+}, scaled(30_000));
 
 test("descendants left behind get SIGTERM, and SIGKILL after the grace period", async () => {
   // The second sleep is forked after `trap '' TERM`, so it ignores SIGTERM from its first instant.
@@ -75,13 +85,13 @@ test("descendants left behind get SIGTERM, and SIGKILL after the grace period", 
   expect(pids).toHaveLength(2);
   expect(await waitUntil(() => pids.every((pid) => !isRunning(pid)), 10_000)).toBe(true);
   expect(stderr).toContain("sending SIGKILL");
-}, 30_000);
+}, scaled(30_000));
 
 test("--version prints the package's version", async () => {
   const { exitCode, stdout } = await runCli(["--version"]);
   expect(exitCode).toBe(0);
   expect(stdout).toBe(`orphan-reaper ${require("../../package.json").version}\n`);
-}, 30_000);
+}, scaled(30_000));
 
 test("a command that cannot run: one plain line (human or JSON), no stack; 127 or 126", async () => {
   const human = await runCli(["run", "--log-format", "human", "no-such-command-here"]);
@@ -91,7 +101,7 @@ test("a command that cannot run: one plain line (human or JSON), no stack; 127 o
   expect(json.stderr).not.toContain("stack");
   const notExecutable = await runCli(["run", "--log-format", "human", "/dev/null"]);
   expect(notExecutable).toMatchObject({ exitCode: 126, stderr: "orphan-reaper: [error] cannot run /dev/null: EACCES\n" });
-}, 30_000);
+}, scaled(30_000));
 
 test("no log line carries two pid keys; ORPHAN_REAPER_LOG_LEVEL is honoured", async () => {
   const child = Bun.spawn([process.execPath, CLI_MAIN, "run", "sh", "-c", "(sleep 0.1 &); sleep 0.3"], {
@@ -103,7 +113,7 @@ test("no log line carries two pid keys; ORPHAN_REAPER_LOG_LEVEL is honoured", as
   expect(lines.some((line) => JSON.parse(line).level === 20)).toBe(true); // debug lines: the level was taken
   expect(lines.map((line) => line.match(/"pid":/g)?.length ?? 0).filter((count) => count > 1)).toEqual([]);
   expect(logLines(stderr).filter((line) => line.msg === "reaped orphan")).toHaveLength(1);
-}, 30_000);
+}, scaled(30_000));
 
 test("the command gets run's own environment, not a .env file Bun would add", async () => {
   const dir = mkdtempSync(join(tmpdir(), "orphan-reaper-env-"));
@@ -117,7 +127,7 @@ test("the command gets run's own environment, not a .env file Bun would add", as
   } finally {
     rmSync(dir, { recursive: true });
   }
-}, 30_000);
+}, scaled(30_000));
 
 test("-p SIGNAL: when run's parent exits, run gets SIGNAL and forwards it", async () => {
   // A shell starts run in the background and exits when told: run's parent is gone.
@@ -150,15 +160,28 @@ test("-p SIGNAL: when run's parent exits, run gets SIGNAL and forwards it", asyn
     parent.kill("SIGKILL");
     if (runPid && isRunning(runPid)) process.kill(runPid, "SIGKILL");
   }
-}, 30_000);
+}, scaled(30_000));
 
 test("descendants reparented to run during the grace period get SIGTERM too", async () => {
   // The subshell exits on SIGTERM and leaves its sleep to run: that sleep must get SIGTERM as well.
-  const script = "(trap 'exit 0' TERM; sleep 30 & echo $!; wait) & sleep 0.1";
-  const { exitCode, stdout, stderr } = await runCli(["run", "-v", "--grace-ms", "20000", "sh", "-c", script]);
-  expect(exitCode).toBe(0);
-  expect(stderr).not.toContain("sending SIGKILL");
-  const termed = logLines(stderr).filter((line) => line.msg === "sent SIGTERM to the descendants the child left behind");
-  expect(termed.flatMap((line) => line.pids as number[])).toContain(Number(stdout.trim()));
-  expect(isRunning(Number(stdout.trim()))).toBe(false);
-}, 40_000);
+  // The shell exits only when told, once the subshell has printed its sleep's PID (trap set, sleep forked).
+  const script = "(trap 'exit 0' TERM; sleep 30 & echo $!; wait) & read _";
+  const run = Bun.spawn([process.execPath, CLI_MAIN, "run", "-v", "--grace-ms", "20000", "sh", "-c", script], {
+    stdin: "pipe", stdout: "pipe", stderr: "pipe",
+  });
+  const stderr = new Response(run.stderr).text();
+  let sleepPid = 0;
+  try {
+    sleepPid = Number((await readUntil(run.stdout, "\n")).trim());
+    run.stdin.write("go\n");
+    await run.stdin.end();
+    expect(await run.exited).toBe(0);
+  } finally {
+    killTree(run);
+    if (sleepPid && isRunning(sleepPid)) process.kill(sleepPid, "SIGKILL");
+  }
+  expect(await stderr).not.toContain("sending SIGKILL");
+  const termed = logLines(await stderr).filter((line) => line.msg === "sent SIGTERM to the descendants the child left behind");
+  expect(termed.flatMap((line) => line.pids as number[])).toContain(sleepPid);
+  expect(isRunning(sleepPid)).toBe(false);
+}, scaled(40_000));

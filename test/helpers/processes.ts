@@ -4,9 +4,11 @@
  * lives until it is killed or this process dies. Orphans are in orphans.ts,
  * waits in time.ts.
  */
+import type { Subprocess } from "bun";
 import { execFile } from "node:child_process";
 import { readdirSync, readlinkSync } from "node:fs";
 import { listOwnChildren, readStat, readStats } from "../../src/procfs.ts";
+import { liveDescendants } from "../../scripts/descendants.ts";
 
 export { waitUntil } from "./time.ts";
 
@@ -24,6 +26,22 @@ export function isZombie(pid: number): boolean {
 export function isLive(pid: number): boolean {
   const state = readStat(pid)?.state;
   return state !== undefined && state !== "Z";
+}
+
+/**
+ * For finally blocks: SIGKILLs `child` and every live process below it
+ * (listed first: once it dies they move). Nothing once the runtime has
+ * reaped it: its PID may name another process by then.
+ */
+export function killTree(child: Subprocess): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  for (const pid of [child.pid, ...liveDescendants(child.pid)]) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /** The parent of `pid`, or undefined when it is gone. */
