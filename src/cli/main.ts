@@ -20,7 +20,8 @@ const USAGE = `usage:
   orphan-reaper run [options] [--] command [args...]
       Run the command as a child with the reaper active, forward signals to it,
       and exit with its exit code (128 + N when killed by signal N). Options end
-      at the command's name or at --. Each has a variable; a flag wins over it.
+      at the command's name or at --. Each but -v has a variable; a flag wins
+      over it.
       -g, --group                    signal the child's whole process group
                                      (ORPHAN_REAPER_GROUP=1)
       --grace-ms N                   after the child exits, time its descendants get
