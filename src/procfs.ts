@@ -117,19 +117,27 @@ export function readTaskChildren(pid: number | "self" = "self"): number[] | unde
 export async function listOwnChildren(selfPid: number): Promise<number[]> {
   const text = readSmall(`/proc/${selfPid}/task/${selfPid}/children`);
   if (text !== undefined) return parseChildren(text);
-  // An empty /proc (unmounted) would list no children: "none" must not be said for "cannot tell".
-  if (readSmall("/proc/self/stat") === undefined) throw new Error("/proc is not mounted (no /proc/self): cannot list children");
-  return scanAllForParent(selfPid);
-}
-
-/** The slow path: every process in /proc whose parent is `ppid`, read in chunks. */
-async function scanAllForParent(ppid: number): Promise<number[]> {
-  const pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number);
   const children: number[] = [];
-  await forEachChunked(pids, (pid) => {
-    if (readStat(pid)?.ppid === ppid) children.push(pid);
+  await forEachChunked(procPids(), (pid) => {
+    if (readStat(pid)?.ppid === selfPid) children.push(pid);
   });
   return children;
+}
+
+/**
+ * The children of every thread of this process, read in one synchronous
+ * step; without CONFIG_PROC_CHILDREN, every process in /proc whose parent is
+ * this process (a stat's ppid names the process, whichever thread forked).
+ */
+export function listAllChildrenNow(): number[] {
+  return readTaskChildren() ?? procPids().filter((pid) => readStat(pid)?.ppid === process.pid);
+}
+
+/** Every PID in /proc: the slow way to find children. */
+function procPids(): number[] {
+  // An empty /proc (unmounted) would list no children: "none" must not be said for "cannot tell".
+  if (readSmall("/proc/self/stat") === undefined) throw new Error("/proc is not mounted (no /proc/self): cannot list children");
+  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number);
 }
 
 /** Reads the stat of each PID, in chunks; processes gone meanwhile are left out. */

@@ -30,9 +30,15 @@ export class ChildProvenance {
     this.#alive.set(pid, "self");
   }
 
-  /** A child found in /proc whose fork we did not see. */
+  /**
+   * A child found in /proc whose fork we may not have seen. It may hold the
+   * PID of a child seen exiting before: nothing proves it is that one (its
+   * FORK may have been lost), so what that exit said is forgotten.
+   */
   recordUnknown(pid: number): void {
-    if (!this.#alive.has(pid) && !this.#exited.has(pid)) this.#alive.set(pid, "unknown");
+    if (this.#alive.has(pid)) return;
+    this.#exited.delete(pid);
+    this.#alive.set(pid, "unknown");
   }
 
   /** An EXIT event of a child of ours: whose child it was. */

@@ -35,7 +35,7 @@ import {
   setReceiveBuffer,
 } from "../netlink/socket.ts";
 import { ProcEventParser, type ProcEventSink } from "../netlink/structs.ts";
-import { INITIAL_NAMESPACE_INODE, readNamespaceInode, readTaskChildren } from "../procfs.ts";
+import { INITIAL_NAMESPACE_INODE, listAllChildrenNow, readNamespaceInode } from "../procfs.ts";
 import type { ExitNotice } from "../types.ts";
 import type { EventSource } from "./source.ts";
 
@@ -152,6 +152,8 @@ export class NetlinkSource implements EventSource {
   readonly #sender = new Uint8Array(SOCKADDR_NL_SIZE);
   readonly #senderWords = new Uint32Array(this.#sender.buffer);
   #ackError: number | undefined;
+  /** ENOBUFS was read and the queue not yet read empty: the kernel is dropping events. */
+  #congested = false;
   /** The last drain's findings, reused: one per exit is made otherwise. The parser's sink writes into it. */
   readonly #drained: DrainFindings = { adoptedExits: [], ownExits: [], overrun: false, malformed: 0, forged: 0, more: false };
   #subscribed = false;
@@ -196,7 +198,11 @@ export class NetlinkSource implements EventSource {
       return { reason: describeSocketError(error), retryable: false };
     }
     this.#log.debug({ receiveBufferBytes: this.#receiveBufferBytes }, "proc connector subscribed");
-    for (const pid of readTaskChildren() ?? []) this.#provenance.recordUnknown(pid);
+    try {
+      this.#recordChildrenUnknown();
+    } catch (error) {
+      return { reason: `cannot list this process's children: ${error instanceof Error ? error.message : String(error)}`, retryable: false };
+    }
     return this.#selfTest(settings.selfTestTimeoutMs);
   }
 
@@ -238,10 +244,16 @@ export class NetlinkSource implements EventSource {
       } catch (error) {
         if (!hasErrnoCode(error, "ENOBUFS")) throw error;
         drained.overrun = true;
-        this.#recoverFromOverrun();
+        this.#congested = true;
+        this.#warnOverrun();
         continue;
       }
-      if (length < 0) return drained;
+      if (length < 0) {
+        // Read empty: the kernel queues events again (it drops all while the queue is congested).
+        if (this.#congested) this.#recordChildrenUnknown();
+        this.#congested = false;
+        return drained;
+      }
       // Only the kernel (port 0) sends proc events; any other sender is forging them.
       if (this.#senderWords[SOCKADDR_NL_PORT >>> 2] !== 0) drained.forged += 1;
       else this.#parser.parse(length, this.#events);
@@ -269,9 +281,17 @@ export class NetlinkSource implements EventSource {
     malformed: () => void (this.#drained.malformed += 1),
   };
 
-  /** FORK events were lost: children that exist now are of unknown origin. */
-  #recoverFromOverrun(): void {
-    for (const pid of readTaskChildren() ?? []) this.#provenance.recordUnknown(pid);
+  /**
+   * Children whose FORK may not have been read are of unknown origin: at the
+   * subscription, and after an overrun once the queue was read empty. After
+   * ENOBUFS the kernel drops every event until then, so a child forked in
+   * between (a FORK lost) is listed here, and its EXIT never says "adopted".
+   */
+  #recordChildrenUnknown(): void {
+    for (const pid of listAllChildrenNow()) this.#provenance.recordUnknown(pid);
+  }
+
+  #warnOverrun(): void {
     this.#warnings.log(
       "warn",
       { receiveBufferBytes: this.#receiveBufferBytes },

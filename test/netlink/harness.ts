@@ -7,7 +7,22 @@ import pino from "pino";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { loadLibc } from "../../src/runtime/index.ts";
 import { probeNetlinkSource, type Drained, type NetlinkSettings, type NetlinkSource } from "../../src/sources/netlink.ts";
+import {
+  CN_MSG_SIZE,
+  EXIT_PARENT_PID,
+  EXIT_PARENT_TGID,
+  EXIT_PROCESS_PID,
+  EXIT_PROCESS_TGID,
+  FORK_CHILD_PID,
+  FORK_CHILD_TGID,
+  FORK_PARENT_PID,
+  FORK_PARENT_TGID,
+  NLMSG_HDRLEN,
+  NLMSG_PID,
+  PROC_EVENT_DATA,
+} from "../../src/netlink/constants.ts";
 import type { ExitNotice } from "../../src/types.ts";
+import capturedEvents from "../fixtures/proc-events.json";
 import { pinZombie, reapZombie, releaseZombies, type ExitStatus } from "../../src/zombie.ts";
 import { waitUntil } from "../helpers/processes.ts";
 import { scaled } from "../helpers/time.ts";
@@ -101,4 +116,25 @@ export function netlinkSocketFds(): Map<string, string> {
     }
   }
   return held;
+}
+
+const EVENT_DATA = NLMSG_HDRLEN + CN_MSG_SIZE + PROC_EVENT_DATA;
+
+/** A datagram the kernel sent (captured), rewritten: `fields` are event-data offsets and their new values. */
+function rewrittenCapture(hex: string, fields: readonly (readonly [number, number])[]): Uint8Array {
+  const bytes = Uint8Array.from(Buffer.from(hex, "hex"));
+  const view = new DataView(bytes.buffer);
+  view.setUint32(NLMSG_PID, 0, true); // the header says the kernel sent it (it did, before the rewrite)
+  for (const [offset, value] of fields) view.setInt32(EVENT_DATA + offset, value, true);
+  return bytes;
+}
+
+/** A real EXIT event, rewritten to say `pid`, a child of `parent`, exited. */
+export function capturedExitOf(pid: number, parent = process.pid): Uint8Array {
+  return rewrittenCapture(capturedEvents.exit3.hex, [[EXIT_PROCESS_PID, pid], [EXIT_PROCESS_TGID, pid], [EXIT_PARENT_PID, parent], [EXIT_PARENT_TGID, parent]]);
+}
+
+/** A real FORK event, rewritten to say `parent` forked `child`. */
+export function capturedForkOf(parent: number, child: number): Uint8Array {
+  return rewrittenCapture(capturedEvents.forkOfExit3.hex, [[FORK_PARENT_PID, parent], [FORK_PARENT_TGID, parent], [FORK_CHILD_PID, child], [FORK_CHILD_TGID, child]]);
 }

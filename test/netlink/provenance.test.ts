@@ -53,3 +53,11 @@ test("exited entries are bounded, oldest exit forgotten first", () => {
   }
   expect([1, 2, 3].map((pid) => provenance.forkedBySelf(pid))).toEqual([undefined, true, true]);
 });
+
+test("a PID seen exiting, found in /proc again (after lost events), is unknown: it may be a child whose FORK was lost", () => {
+  const provenance = new ChildProvenance(10);
+  expect(provenance.recordExit(800)).toBe("adopted");
+  provenance.recordUnknown(800); // the PID, reused by a fork whose event the kernel dropped
+  expect(provenance.forkedBySelf(800)).toBeUndefined();
+  expect(provenance.recordExit(800)).toBe("unknown");
+});

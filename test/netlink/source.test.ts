@@ -2,43 +2,17 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync, spawn as nodeSpawn } from "node:child_process";
 import pino from "pino";
 import { loadLibc } from "../../src/runtime/index.ts";
-import {
-  AF_NETLINK,
-  CN_IDX_PROC,
-  CN_MSG_SIZE,
-  EXIT_PARENT_PID,
-  EXIT_PARENT_TGID,
-  EXIT_PROCESS_PID,
-  EXIT_PROCESS_TGID,
-  NETLINK_CONNECTOR,
-  NLMSG_HDRLEN,
-  NLMSG_PID,
-  PROC_EVENT_DATA,
-  SOCK_DGRAM,
-  SOCKADDR_NL_SIZE,
-} from "../../src/netlink/constants.ts";
+import { AF_NETLINK, CN_IDX_PROC, NETLINK_CONNECTOR, SOCK_DGRAM, SOCKADDR_NL_SIZE } from "../../src/netlink/constants.ts";
 import { probeNetlinkSource } from "../../src/sources/netlink.ts";
-import capturedEvents from "../fixtures/proc-events.json";
 import { makeOrphans } from "../helpers/orphans.ts";
 import { spawnLiveChild } from "../helpers/processes.ts";
 import { scaled } from "../helpers/time.ts";
-import { DEFAULT_SETTINGS, netlinkSocketFds, reapChild, startDrainLog, type DrainLog } from "./harness.ts";
+import { capturedExitOf, DEFAULT_SETTINGS, netlinkSocketFds, reapChild, startDrainLog, type DrainLog } from "./harness.ts";
 
 let log: DrainLog;
 
 beforeAll(async () => void (log = await startDrainLog()));
 afterAll(() => log?.source.stop());
-
-/** A real EXIT event captured from the kernel, rewritten to say `pid`, a child of ours, exited as an orphan. */
-function forgedExit(pid: number): Uint8Array {
-  const bytes = Uint8Array.from(Buffer.from(capturedEvents.exit3.hex, "hex"));
-  const view = new DataView(bytes.buffer);
-  const exit = NLMSG_HDRLEN + CN_MSG_SIZE + PROC_EVENT_DATA;
-  view.setUint32(NLMSG_PID, 0, true); // the header claims the kernel sent it
-  for (const field of [EXIT_PROCESS_PID, EXIT_PROCESS_TGID]) view.setInt32(exit + field, pid, true);
-  for (const field of [EXIT_PARENT_PID, EXIT_PARENT_TGID]) view.setInt32(exit + field, process.pid, true);
-  return bytes;
-}
 
 /** Sends `datagram` to the proc connector's multicast group from a socket of its own, as root may. */
 function sendAsMulticast(datagram: Uint8Array): void {
@@ -103,7 +77,7 @@ describe("netlink source on the real kernel", () => {
   test("a forged multicast from a privileged process (header says port 0) is ignored by its source address", async () => {
     const victim = spawnLiveChild();
     try {
-      const forged = forgedExit(victim.pid);
+      const forged = capturedExitOf(victim.pid);
       const forgedBefore = log.forged;
       // Twice: believed, the second EXIT of a PID with no FORK between would say "adopted".
       sendAsMulticast(forged);
