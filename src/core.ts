@@ -275,7 +275,10 @@ export class Core {
   // The callbacks the judged path gets, made once rather than per SIGCHLD or batch.
   readonly #judgeOne = (pid: number, by: SourceName) => this.#judged.reap([pid], this.#batch(by));
   readonly #judgeExits = (exits: ReadonlyMap<number, ExitNotice>) => void this.#judged.reap(exits.keys(), this.#batch("netlink", exits));
-  readonly #drainForBatch = () => void this.#drainExact();
+  readonly #drainForBatch = () => {
+    this.#drainExact();
+    return this.#exits.readToEnd;
+  };
   readonly #isStopped = () => this.#stopped;
 
   /** What the judged path (src/judged-reap.ts) works with: who found the zombies, the proc connector, the exits known. */

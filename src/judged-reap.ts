@@ -34,8 +34,8 @@ export interface Batch {
   readonly by: SourceName;
   /** The proc connector, for FORK provenance; undefined without it. */
   readonly exact: NetlinkSource | undefined;
-  /** Reads the proc connector (the core's drain, which keeps every kind of news). */
-  readonly drain: () => void;
+  /** Reads the proc connector (the core's drain, which keeps every kind of news); false when it stopped before the end. */
+  readonly drain: () => boolean;
   /** Exit notices of some of the PIDs, when the proc connector gave them. */
   readonly exits?: ReadonlyMap<number, ExitNotice>;
   /** The reaper was stopped meanwhile (say by a shouldReap callback): reap nothing. */
@@ -84,9 +84,10 @@ export class JudgedReaper {
     const { libc, selfPid, judge, runtimeLook, notices } = this.#settings;
     const zombies = pinZombies(libc, selfPid, pids);
     try {
-      // Pinned first, then drained: every FORK event of a pinned zombie is read by now.
-      batch.drain();
-      const candidates = zombies.map((zombie) => candidate(zombie, batch, batch.exits?.get(zombie.pid) ?? notices.own(zombie.pid)));
+      // Pinned first, then drained to the end: every FORK event of a pinned zombie is read by now.
+      // A drain that stopped at its bound may have left one unread: then no provenance is trusted.
+      const exact = batch.drain() ? batch.exact : undefined;
+      const candidates = zombies.map((zombie) => candidate(zombie, batch.by, exact, batch.exits?.get(zombie.pid) ?? notices.own(zombie.pid)));
       const ownPidfds = new Set(zombies.flatMap(({ pidfd }) => (pidfd === undefined ? [] : [pidfd])));
       const now = performance.now();
       const decisions = judge.decide(candidates, now, (held) => runtimeLook.heldAmong(held, ownPidfds));
@@ -115,12 +116,12 @@ export class JudgedReaper {
   }
 }
 
-function candidate(zombie: PinnedZombie, batch: Batch, exit: ExitNotice | undefined): Candidate {
+function candidate(zombie: PinnedZombie, seenBy: SourceName, exact: NetlinkSource | undefined, exit: ExitNotice | undefined): Candidate {
   let stat: ProcStat | undefined | null = null;
   return {
     zombie,
-    seenBy: batch.by,
-    forkedBySelf: batch.exact?.forkedBySelf(zombie.pid),
+    seenBy,
+    forkedBySelf: exact?.forkedBySelf(zombie.pid),
     exitedAt: exit?.exitedAt,
     stat: () => (stat === null ? (stat = readStat(zombie.pid)) : stat),
   };

@@ -34,6 +34,11 @@ export class ProcConnectorExits {
     this.#settings = settings;
   }
 
+  /** Whether the last read went to the end of the socket (true before any read). */
+  get readToEnd(): boolean {
+    return this.#readToEnd;
+  }
+
   /** Messages malformed or not sent by the kernel, ignored. */
   get malformed(): number {
     return this.#malformed;
