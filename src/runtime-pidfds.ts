@@ -6,12 +6,12 @@
  * if it is). Where the probe shows the mark is reliable, a zombie child
  * without it is an adopted orphan.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { hasErrnoCode } from "./errno.ts";
 import type { Libc } from "./libc.ts";
 import { forEachChunked, LastPidCounter, listOwnFds, PIDFD_LINK, procShowsOwnPids, readFdLink, readFdTableSize, readPidfdTarget } from "./procfs.ts";
-import { childrenWithoutPidfd, listedRuntimeChildren } from "./runtime/index.ts";
+import { childrenWithoutPidfd, listedRuntimeChildren, spawnRuntimeBinary } from "./runtime/index.ts";
 
 export interface RuntimePidfdProbe {
   readonly holds: boolean;
@@ -206,8 +206,8 @@ export class RuntimePidfdLook {
 
 /** A child that waits for its stdin to close: this runtime's own binary, so PATH does not matter. */
 function spawnProbeChild(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["-e", "process.stdin.resume()"], { stdio: ["pipe", "ignore", "ignore"] });
   return new Promise((resolve, reject) => {
+    const child = spawnRuntimeBinary(["-e", "process.stdin.resume()"], { stdio: ["pipe", "ignore", "ignore"] });
     child.once("spawn", () => resolve(child));
     child.once("error", reject);
   });

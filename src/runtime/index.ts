@@ -4,6 +4,7 @@
  * loaded where it does not belong (Node has no bun:ffi; a Bun user installs
  * no koffi), and gives Node's children the mark Bun's already carry.
  */
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { findLoadedLibc, type Libc } from "../libc.ts";
 import { childrenWithoutPidfd, holdPidfdOnEachChild, wrappedChildren } from "./child-pidfds.ts";
 
@@ -13,6 +14,8 @@ export type RuntimeName = "bun" | "node";
 export const runtimeName: RuntimeName = process.versions.bun ? "bun" : "node";
 
 const binding = runtimeName === "bun" ? await import("./bun.ts") : await import("./node.ts");
+/** A Node single executable application (node:sea exists from Node 20.12): its binary always runs the app. */
+const nodeSingleExecutable = runtimeName === "node" && (await import("node:sea").then((sea) => sea.isSea(), () => false));
 
 let loaded: Libc | undefined;
 
@@ -39,4 +42,16 @@ export function listedRuntimeChildren(): ReadonlyMap<number, unknown> | undefine
  */
 export function markRuntimeChildren(libc: Libc): () => void {
   return runtimeName === "bun" ? () => {} : holdPidfdOnEachChild(libc);
+}
+
+/**
+ * Spawns this runtime's own binary with `args`, for a probe: always present,
+ * where PATH may be empty and slim images have no shell. In an executable
+ * made with `bun build --compile` that binary is the app: BUN_BE_BUN=1 makes
+ * it plain Bun. A Node single executable application has no such switch, so
+ * none is spawned there (it would start the daemon again): this throws.
+ */
+export function spawnRuntimeBinary(args: readonly string[], options: SpawnOptions): ChildProcess {
+  if (nodeSingleExecutable) throw new Error("a Node single executable application cannot run its binary as plain Node");
+  return spawn(process.execPath, args, { ...options, env: { ...process.env, BUN_BE_BUN: "1" } });
 }

@@ -16,7 +16,7 @@
  * runs; its EXIT only after the runtime may have seen it exit: do_exit()
  * notifies the parent (exit_notify) before the proc connector.
  */
-import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { hasErrnoCode } from "../errno.ts";
@@ -36,6 +36,7 @@ import {
 } from "../netlink/socket.ts";
 import { ProcEventParser, type ProcEventSink } from "../netlink/structs.ts";
 import { INITIAL_NAMESPACE_INODE, listAllChildrenNow, readNamespaceInode } from "../procfs.ts";
+import { spawnRuntimeBinary } from "../runtime/index.ts";
 import type { ExitNotice } from "../types.ts";
 import type { EventSource } from "./source.ts";
 
@@ -121,7 +122,12 @@ function describeSocketError(error: unknown): string {
 /** Spawns the runtime's own executable and resolves with its PID once it has exited, or a reason. */
 function runProbeChild(timeoutMs: number): Promise<{ pid: number } | { reason: string; retryable: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, PROBE_CHILD_ARGS, { stdio: "ignore" });
+    let child: ChildProcess;
+    try {
+      child = spawnRuntimeBinary(PROBE_CHILD_ARGS, { stdio: "ignore" });
+    } catch (error) {
+      return resolve({ reason: `cannot spawn a probe child: ${error instanceof Error ? error.message : String(error)}`, retryable: false });
+    }
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       resolve({ reason: `the probe child did not exit within ${timeoutMs} ms (netlinkProbeTimeoutMs): a slow or busy host`, retryable: true });
