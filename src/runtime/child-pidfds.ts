@@ -71,6 +71,19 @@ function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {
   live.set(pid, pidfd);
   child.once("exit", () => {
     live.delete(pid);
-    if (pidfd !== undefined) libc.close(pidfd);
+    if (pidfd !== undefined) closeQuietly(libc, pidfd);
   });
+}
+
+/**
+ * Runs inside Node's 'exit' emit: a throw there would be the daemon's
+ * uncaught exception, and the listeners after this one would not run. The
+ * fd is gone whatever close says (Linux frees it even on EINTR).
+ */
+function closeQuietly(libc: Libc, fd: number): void {
+  try {
+    libc.close(fd);
+  } catch {
+    // Nothing to do: see above.
+  }
 }

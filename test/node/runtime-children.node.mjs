@@ -65,6 +65,26 @@ test("a child whose pidfd cannot be opened (EMFILE here) still counts as the run
   }
 });
 
+test("a pidfd whose close fails (EINTR here: closed all the same) throws nothing into Node's 'exit', and every 'exit' listener runs", { timeout: scaled(60_000) }, async () => {
+  const libc = loadLibc();
+  const EINTR = 4;
+  const interrupted = { ...libc, close: (fd) => { libc.close(fd); throw new ErrnoError("close", EINTR); } };
+  const uncaught = [];
+  const onUncaught = (error) => uncaught.push(error);
+  process.prependListener("uncaughtException", onUncaught);
+  const remove = await holdPidfdOnEachChild(interrupted);
+  try {
+    const child = spawn("sh", ["-c", "read _; exit 4"], { stdio: ["pipe", "ignore", "ignore"] });
+    const exit = once(child, "exit").then(([code]) => code);
+    child.stdin.end();
+    assert.equal(await Promise.race([exit, new Promise((resolve) => setTimeout(() => resolve("no exit"), scaled(10_000)).unref())]), 4);
+    assert.deepEqual(uncaught, []);
+  } finally {
+    remove();
+    process.off("uncaughtException", onUncaught);
+  }
+});
+
 // On sigchld, where nothing but the mark tells the runtime's zombies from orphans.
 test("control: without the mark, the reaper takes runtime zombies, and each one it takes never fires 'exit'", { timeout: scaled(120_000) }, (t) => {
   const result = runNodeFixture(FIXTURE, ["reaper-unmarked", "sigchld"]);
