@@ -11,6 +11,11 @@
  * so the reaper never runs while one lives. Children of a Worker run another
  * isolate's ChildProcess; they are not children of the main thread, which is
  * the only one the reaper waits on (__WNOTHREAD).
+ *
+ * One wrapper serves every copy of this library in the process (two versions
+ * in node_modules): its state lives on globalThis under a registered symbol,
+ * as the subreaper holds do (src/subreaper.ts), or one copy would take off
+ * the wrapper another copy's reaper relies on.
  */
 import { ChildProcess } from "node:child_process";
 import type { Libc } from "../libc.ts";
@@ -19,18 +24,33 @@ import type { Libc } from "../libc.ts";
 type Spawn = (this: ChildProcess, options: unknown) => unknown;
 const prototype = ChildProcess.prototype as unknown as { spawn: Spawn };
 
-let installs = 0;
-let unwrapped: Spawn | undefined;
-/**
- * Every live child of the wrapper, until 'exit', with its pidfd, or undefined
- * where pidfd_open failed (the child is the runtime's all the same).
- */
-const live = new Map<number, number | undefined>();
+/** What every copy of the library shares: one wrapper, one list of its children. */
+interface SpawnMarks {
+  /** Reapers holding the wrapper, in every copy. */
+  holders: number;
+  /** The wrapper last put on, and the spawn it calls. */
+  wrapper: Spawn | undefined;
+  unwrapped: Spawn | undefined;
+  /**
+   * Every live child of the wrapper, until 'exit', with its pidfd, or
+   * undefined where pidfd_open failed (the child is the runtime's all the same).
+   */
+  readonly live: Map<number, number | undefined>;
+}
+
+const MARKS_KEY = Symbol.for("orphan-reaper.spawn-marks");
+
+function sharedMarks(): SpawnMarks {
+  const global = globalThis as { [MARKS_KEY]?: SpawnMarks };
+  return (global[MARKS_KEY] ??= { holders: 0, wrapper: undefined, unwrapped: undefined, live: new Map() });
+}
+
+const marks = sharedMarks();
 
 /** Live children of the wrapper that carry no pidfd (pidfd_open failed: EMFILE, or before Linux 5.3). */
 export function childrenWithoutPidfd(): ReadonlySet<number> {
   const unmarked = new Set<number>();
-  for (const [pid, pidfd] of live) if (pidfd === undefined) unmarked.add(pid);
+  for (const [pid, pidfd] of marks.live) if (pidfd === undefined) unmarked.add(pid);
   return unmarked;
 }
 
@@ -39,25 +59,37 @@ export function childrenWithoutPidfd(): ReadonlySet<number> {
  * the marks are on, so a look for the runtime's zombies needs no fds here.
  */
 export function wrappedChildren(): ReadonlyMap<number, number | undefined> {
-  return live;
+  return marks.live;
 }
 
-/** Installs the wrapper (counted: several reapers may share it); returns its removal. */
+/** Installs the wrapper (counted across reapers and copies); returns its removal. */
 export function holdPidfdOnEachChild(libc: Libc): () => void {
-  if (installs++ === 0) {
-    const spawn = (unwrapped = prototype.spawn);
-    prototype.spawn = function (this: ChildProcess, options: unknown) {
-      const result = spawn.call(this, options);
-      if (this.pid !== undefined) holdUntilExit(libc, this, this.pid);
-      return result;
-    };
-  }
+  // Not on top with no holder: taken off by someone else, or buried under another wrapper; a second one does no harm.
+  if (marks.holders++ === 0 && prototype.spawn !== marks.wrapper) wrapSpawn(libc);
   let removed = false;
   return () => {
     if (removed) return;
     removed = true;
-    if (--installs === 0 && unwrapped) prototype.spawn = unwrapped;
+    if (--marks.holders === 0) unwrapSpawn();
   };
+}
+
+function wrapSpawn(libc: Libc): void {
+  const spawn = prototype.spawn;
+  const wrapper = function (this: ChildProcess, options: unknown) {
+    const result = spawn.call(this, options);
+    if (this.pid !== undefined) holdUntilExit(libc, this, this.pid);
+    return result;
+  };
+  marks.unwrapped = spawn;
+  marks.wrapper = prototype.spawn = wrapper;
+}
+
+/** Only while the wrapper is on top: a wrapper put over it (an APM's) would go with it. Else it stays on, marking. */
+function unwrapSpawn(): void {
+  if (prototype.spawn !== marks.wrapper || !marks.unwrapped) return;
+  prototype.spawn = marks.unwrapped;
+  marks.wrapper = marks.unwrapped = undefined;
 }
 
 function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {
@@ -68,9 +100,9 @@ function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {
     // Out of fds, or no pidfd_open: the PID is remembered without one. It
     // cannot change hands before 'exit', which comes only once libuv has reaped it.
   }
-  live.set(pid, pidfd);
+  marks.live.set(pid, pidfd);
   child.once("exit", () => {
-    live.delete(pid);
+    marks.live.delete(pid);
     if (pidfd !== undefined) closeQuietly(libc, pidfd);
   });
 }

@@ -5,7 +5,7 @@
  * mark on each child, it takes the orphans and leaves every runtime zombie.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { test } from "node:test";
 import { ErrnoError } from "../../dist/errno.js";
@@ -82,6 +82,27 @@ test("a pidfd whose close fails (EINTR here: closed all the same) throws nothing
   } finally {
     remove();
     process.off("uncaughtException", onUncaught);
+  }
+});
+
+test("the wrapper comes off only while it is on top: a wrapper put over it stays, and ours under it still marks each child", { timeout: scaled(60_000) }, async () => {
+  const original = ChildProcess.prototype.spawn;
+  const remove = await holdPidfdOnEachChild(loadLibc());
+  const ours = ChildProcess.prototype.spawn;
+  const theirs = function (options) {
+    return ours.call(this, options);
+  };
+  ChildProcess.prototype.spawn = theirs;
+  try {
+    remove();
+    assert.equal(ChildProcess.prototype.spawn, theirs, "the wrapper put over ours is still there");
+    const child = spawn("sh", ["-c", "read _; exit 4"], { stdio: ["pipe", "ignore", "ignore"] });
+    const exit = once(child, "exit");
+    assert.deepEqual(await runtimeHoldsPidfd([child.pid]), new Set([child.pid]), "and ours still marks each child");
+    child.stdin.end();
+    assert.deepEqual(await exit, [4, null]);
+  } finally {
+    ChildProcess.prototype.spawn = original;
   }
 });
 
