@@ -58,10 +58,12 @@ export function reapProvenExits(
  * or an orphan reparented to us since; never a child the runtime forked
  * since, as only the main thread forks those and it is running this. "held"
  * when the runtime holds it (it is the runtime's to reap); undefined when it
- * could not be reaped: the core's judge takes it from there.
+ * could not be reaped, or when it may have been a child before marking
+ * began (its missing mark proves nothing): the core's judge takes it from there.
  */
 export function reapPeekedUnlessHeld(libc: Libc, look: RuntimePidfdLook, pid: number, wantsComm: boolean): ReapedZombie | "held" | undefined {
   if (look.holds(pid)) return "held";
+  if (look.mayPredateMarking(pid)) return undefined;
   const outcome = reapChild(libc, P_PID, pid, commIfWanted(pid, wantsComm));
   return outcome.kind === "reaped" ? outcome : undefined;
 }

@@ -119,7 +119,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, u
   const intake = takeOrphans(libc, options.subreaper);
   if (typeof intake === "string") return offReaper(intake, logger, "warn");
   undo.push("release the child subreaper flag", intake.release);
-  undo.push("stop marking the runtime's children", markRuntimeChildren(libc));
+  undo.push("stop marking the runtime's children", await markRuntimeChildren(libc));
   const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds();
   const metrics = new ReaperMetrics();
   const core = new Core({

@@ -18,6 +18,8 @@ export interface Candidate {
   readonly forkedBySelf: boolean | undefined;
   /** The kernel's exit time, when the source knew it (performance.now() ms). */
   readonly exitedAt?: number;
+  /** It was a child already when the runtime's children began to be marked: a missing mark proves nothing. */
+  readonly predatesMarking: boolean;
   /** Its /proc stat, read on first use; undefined once the process is gone. */
   readonly stat: () => ProcStat | undefined;
 }
@@ -147,6 +149,7 @@ export class Judge {
       runtimeHoldsPidfd: false,
       forkedBySelf: candidate.forkedBySelf,
       runtimeMarksChildrenWithPidfd: this.#settings.runtimeMarksChildrenWithPidfd,
+      predatesMarking: candidate.predatesMarking,
       alwaysGrace: this.#settings.alwaysGrace,
     };
   }

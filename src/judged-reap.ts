@@ -57,11 +57,12 @@ export class JudgedReaper {
 
   /** Every waitable child of the main thread, in batches; what is no longer our child is forgotten. */
   async scan(batch: Batch): Promise<void> {
-    const { libc, selfPid, judge, notices } = this.#settings;
+    const { libc, selfPid, judge, notices, runtimeLook } = this.#settings;
     const children = await listOwnChildren(selfPid);
     const childSet = new Set(children);
     judge.forgetExcept(childSet);
     notices.forgetExcept(childSet);
+    runtimeLook.forgetExcept(childSet);
     // None waitable, the usual answer: one peek, where a look at each child costs a waitid apiece.
     if (peekWaitableChild(libc) === 0) return;
     const waitable = children.filter((pid) => isChildWaitable(libc, pid));
@@ -87,7 +88,7 @@ export class JudgedReaper {
       // Pinned first, then drained to the end: every FORK event of a pinned zombie is read by now.
       // A drain that stopped at its bound may have left one unread: then no provenance is trusted.
       const exact = batch.drain() ? batch.exact : undefined;
-      const candidates = zombies.map((zombie) => candidate(zombie, batch.by, exact, batch.exits?.get(zombie.pid) ?? notices.own(zombie.pid)));
+      const candidates = zombies.map((zombie) => candidate(zombie, batch.by, exact, batch.exits?.get(zombie.pid) ?? notices.own(zombie.pid), runtimeLook));
       const ownPidfds = new Set(zombies.flatMap(({ pidfd }) => (pidfd === undefined ? [] : [pidfd])));
       const now = performance.now();
       const decisions = judge.decide(candidates, now, (held) => runtimeLook.heldAmong(held, ownPidfds));
@@ -116,13 +117,15 @@ export class JudgedReaper {
   }
 }
 
-function candidate(zombie: PinnedZombie, seenBy: SourceName, exact: NetlinkSource | undefined, exit: ExitNotice | undefined): Candidate {
+function candidate(zombie: PinnedZombie, seenBy: SourceName, exact: NetlinkSource | undefined, exit: ExitNotice | undefined, look: RuntimePidfdLook): Candidate {
   let stat: ProcStat | undefined | null = null;
+  const statOnce = () => (stat === null ? (stat = readStat(zombie.pid)) : stat);
   return {
     zombie,
     seenBy,
     forkedBySelf: exact?.forkedBySelf(zombie.pid),
     exitedAt: exit?.exitedAt,
-    stat: () => (stat === null ? (stat = readStat(zombie.pid)) : stat),
+    predatesMarking: look.predatesMarking(zombie.pid, statOnce),
+    stat: statOnce,
   };
 }

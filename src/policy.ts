@@ -6,9 +6,10 @@
  *   reaped: if anything else takes its status, Bun dies of an uncaught ECHILD.
  * - `adopted`: proven not forked by this process (an orphan reparented to it).
  *   Reaped at once.
- * - `unknown`: no proof either way (a child forked outside the runtime, or no
- *   exact source). Reaped only after it has stayed a zombie for `graceMs`
- *   while the event loop ran on time, so a waiter that owns it gets its turn.
+ * - `unknown`: no proof either way (a child forked outside the runtime, one
+ *   that was there before the runtime's children were marked, or no exact
+ *   source). Reaped only after it has stayed a zombie for `graceMs` while the
+ *   event loop ran on time, so a waiter that owns it gets its turn.
  */
 
 export type Provenance = "runtime" | "adopted" | "unknown";
@@ -20,6 +21,8 @@ export interface ProvenanceFacts {
   readonly forkedBySelf: boolean | undefined;
   /** The start-up probe showed that the runtime holds a pidfd for every child it spawns. */
   readonly runtimeMarksChildrenWithPidfd: boolean;
+  /** It was a child already when marking began (Node: spawned before the wrapper went on): no mark, whoever forked it. */
+  readonly predatesMarking: boolean;
   /** The user asked for the grace rule everywhere. */
   readonly alwaysGrace: boolean;
 }
@@ -36,7 +39,8 @@ export function needsRuntimeLook(facts: Omit<ProvenanceFacts, "runtimeHoldsPidfd
 export function classifyZombie(facts: ProvenanceFacts): Provenance {
   if (facts.runtimeHoldsPidfd) return "runtime";
   if (facts.alwaysGrace || facts.forkedBySelf === true) return "unknown";
-  if (facts.forkedBySelf === false || facts.runtimeMarksChildrenWithPidfd) return "adopted";
+  if (facts.forkedBySelf === false) return "adopted";
+  if (facts.runtimeMarksChildrenWithPidfd && !facts.predatesMarking) return "adopted";
   return "unknown";
 }
 

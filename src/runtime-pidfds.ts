@@ -10,8 +10,25 @@ import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { hasErrnoCode } from "./errno.ts";
 import type { Libc } from "./libc.ts";
-import { forEachChunked, LastPidCounter, listOwnFds, PIDFD_LINK, procShowsOwnPids, readFdLink, readFdTableSize, readPidfdTarget } from "./procfs.ts";
-import { childrenWithoutPidfd, listedRuntimeChildren, spawnRuntimeBinary } from "./runtime/index.ts";
+import {
+  forEachChunked,
+  LastPidCounter,
+  listOwnFds,
+  PIDFD_LINK,
+  procShowsOwnPids,
+  readFdLink,
+  readFdTableSize,
+  readPidfdTarget,
+  type ProcStat,
+} from "./procfs.ts";
+import {
+  childrenBeforeMarking,
+  childrenWithoutPidfd,
+  forgetChildrenBeforeMarkingExcept,
+  isChildFromBeforeMarking,
+  listedRuntimeChildren,
+  spawnRuntimeBinary,
+} from "./runtime/index.ts";
 
 export interface RuntimePidfdProbe {
   readonly holds: boolean;
@@ -71,11 +88,15 @@ const LEARN_WAIT_MS_PER_FD = 1;
  * per fd it last read. Not where /proc shows another PID namespace's PIDs
  * (`unshare -p` without --mount-proc): fdinfo's would not be ours; nor where
  * ns_last_pid cannot be read. Where this process lists the runtime's
- * children itself (Node), the list answers, no fd.
+ * children itself (Node), the list answers, no fd; and the children that
+ * were there before it began to (which carry no mark, whoever forked them)
+ * are listed beside it, so that the mark rule is not applied to them.
  */
 export class RuntimePidfdLook {
   readonly #libc: Libc;
   readonly #listed = listedRuntimeChildren();
+  /** Children there before marking began (Node: before the wrapper went on), by PID: their start time. */
+  readonly #beforeMarking = childrenBeforeMarking();
   readonly #lastPid: LastPidCounter | undefined;
   /** fdinfo's PIDs are ours to compare with. */
   readonly #learnsTargets: boolean;
@@ -115,6 +136,24 @@ export class RuntimePidfdLook {
     // The usual case: nothing polled, and an fd asked only if it names this PID.
     for (let i = 0; i < targets.length; i++) if (targets[i] === pid && this.#libc.waitablePidOfFd(this.#pidfds[i]!) === pid) return true;
     return false;
+  }
+
+  /**
+   * Whether `pid` may be a child that was there before marking began, whose
+   * missing mark proves nothing: one Map lookup, for the per-exit path.
+   */
+  mayPredateMarking(pid: number): boolean {
+    return this.#beforeMarking.has(pid);
+  }
+
+  /** The same, exactly: the same process by its start time, read only for a PID listed; a PID that changed hands since is dropped. */
+  predatesMarking(pid: number, stat: () => ProcStat | undefined): boolean {
+    return this.#beforeMarking.has(pid) && isChildFromBeforeMarking(pid, stat()?.startTime);
+  }
+
+  /** Forgets the children from before marking that are no longer among `children` (the main thread's, listed): they were reaped. */
+  forgetExcept(children: ReadonlySet<number>): void {
+    forgetChildrenBeforeMarkingExcept(children);
   }
 
   /** What each pidfd names, where no PID is new since that was learned; learned now at a second look with no new PID. */

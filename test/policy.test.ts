@@ -5,6 +5,7 @@ const noFacts: ProvenanceFacts = {
   runtimeHoldsPidfd: false,
   forkedBySelf: undefined,
   runtimeMarksChildrenWithPidfd: false,
+  predatesMarking: false,
   alwaysGrace: false,
 };
 
@@ -23,6 +24,11 @@ describe("classifyZombie", () => {
   test("no pidfd held is adopted only where the runtime is known to mark its children", () => {
     expect(classifyZombie({ ...noFacts, runtimeMarksChildrenWithPidfd: true })).toBe("adopted");
     expect(classifyZombie(noFacts)).toBe("unknown");
+  });
+  test("a child from before marking began is not proven adopted by its missing mark, only by the proc connector", () => {
+    expect(classifyZombie({ ...noFacts, runtimeMarksChildrenWithPidfd: true, predatesMarking: true })).toBe("unknown");
+    expect(classifyZombie({ ...noFacts, runtimeMarksChildrenWithPidfd: true, predatesMarking: true, forkedBySelf: false })).toBe("adopted");
+    expect(classifyZombie({ ...noFacts, runtimeHoldsPidfd: true, predatesMarking: true })).toBe("runtime");
   });
   test("alwaysGrace turns every proof into the grace rule", () => {
     expect(classifyZombie({ ...noFacts, forkedBySelf: false, alwaysGrace: true })).toBe("unknown");

@@ -12,6 +12,14 @@
  * isolate's ChildProcess; they are not children of the main thread, which is
  * the only one the reaper waits on (__WNOTHREAD).
  *
+ * Children spawned while no wrapper was on (before the first reaper, or
+ * between a stop() and a restart) carry no mark either. The main thread's
+ * children found when the wrapper goes on are listed as such: whose they are
+ * is unknown, so the judge gives them the grace rule (src/policy.ts), not the
+ * mark rule. Not "the runtime's while they live": an orphan among them that
+ * is a zombie already must still be reaped, and libuv reaps Node's own
+ * within a loop turn, well inside the grace window.
+ *
  * One wrapper serves every copy of this library in the process (two versions
  * in node_modules): its state lives on globalThis under a registered symbol,
  * as the subreaper holds do (src/subreaper.ts), or one copy would take off
@@ -19,6 +27,7 @@
  */
 import { ChildProcess } from "node:child_process";
 import type { Libc } from "../libc.ts";
+import { listOwnChildren, readStats } from "../procfs.ts";
 
 /** Node's ChildProcess.prototype.spawn: undocumented, but what spawn, exec, execFile and fork all call. */
 type Spawn = (this: ChildProcess, options: unknown) => unknown;
@@ -36,13 +45,17 @@ interface SpawnMarks {
    * undefined where pidfd_open failed (the child is the runtime's all the same).
    */
   readonly live: Map<number, number | undefined>;
+  /** Children of the main thread when the wrapper last went on, not its own, by PID: their start time. */
+  readonly before: Map<number, number>;
+  /** Settles once `before` is listed. */
+  listed: Promise<void>;
 }
 
 const MARKS_KEY = Symbol.for("orphan-reaper.spawn-marks");
 
 function sharedMarks(): SpawnMarks {
   const global = globalThis as { [MARKS_KEY]?: SpawnMarks };
-  return (global[MARKS_KEY] ??= { holders: 0, wrapper: undefined, unwrapped: undefined, live: new Map() });
+  return (global[MARKS_KEY] ??= { holders: 0, wrapper: undefined, unwrapped: undefined, live: new Map(), before: new Map(), listed: Promise.resolve() });
 }
 
 const marks = sharedMarks();
@@ -62,16 +75,49 @@ export function wrappedChildren(): ReadonlyMap<number, number | undefined> {
   return marks.live;
 }
 
-/** Installs the wrapper (counted across reapers and copies); returns its removal. */
-export function holdPidfdOnEachChild(libc: Libc): () => void {
+/** Children found when the wrapper went on, by PID: their start time. A Map lookup, for the per-exit path. */
+export function childrenBeforeWrapper(): ReadonlyMap<number, number> {
+  return marks.before;
+}
+
+/**
+ * Whether `pid`, started at `startTime` (undefined: cannot tell), is a child
+ * found when the wrapper went on. A start time that differs means the PID
+ * changed hands: that child is gone, and is dropped.
+ */
+export function isChildFromBeforeWrapper(pid: number, startTime: number | undefined): boolean {
+  const listed = marks.before.get(pid);
+  if (listed === undefined) return false;
+  if (startTime === undefined || startTime === listed) return true;
+  marks.before.delete(pid);
+  return false;
+}
+
+/** Drops the children found when the wrapper went on that are no longer among `children`: they were reaped. */
+export function forgetChildrenBeforeWrapperExcept(children: ReadonlySet<number>): void {
+  for (const pid of marks.before.keys()) if (!children.has(pid)) marks.before.delete(pid);
+}
+
+/**
+ * Installs the wrapper (counted across reapers and copies); resolves to its
+ * removal once the children that predate it are listed.
+ */
+export async function holdPidfdOnEachChild(libc: Libc): Promise<() => void> {
   // Not on top with no holder: taken off by someone else, or buried under another wrapper; a second one does no harm.
   if (marks.holders++ === 0 && prototype.spawn !== marks.wrapper) wrapSpawn(libc);
   let removed = false;
-  return () => {
+  const remove = () => {
     if (removed) return;
     removed = true;
     if (--marks.holders === 0) unwrapSpawn();
   };
+  try {
+    await marks.listed;
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  return remove;
 }
 
 function wrapSpawn(libc: Libc): void {
@@ -83,6 +129,8 @@ function wrapSpawn(libc: Libc): void {
   };
   marks.unwrapped = spawn;
   marks.wrapper = prototype.spawn = wrapper;
+  // After the wrap: a child spawned while the list is read is the wrapper's, and left out.
+  marks.listed = listChildrenBeforeWrapper();
 }
 
 /** Only while the wrapper is on top: a wrapper put over it (an APM's) would go with it. Else it stays on, marking. */
@@ -90,6 +138,12 @@ function unwrapSpawn(): void {
   if (prototype.spawn !== marks.wrapper || !marks.unwrapped) return;
   prototype.spawn = marks.unwrapped;
   marks.wrapper = marks.unwrapped = undefined;
+}
+
+async function listChildrenBeforeWrapper(): Promise<void> {
+  const stats = await readStats(await listOwnChildren(process.pid));
+  marks.before.clear();
+  for (const { pid, startTime } of stats) if (!marks.live.has(pid)) marks.before.set(pid, startTime);
 }
 
 function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {

@@ -6,9 +6,19 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { findLoadedLibc, type Libc } from "../libc.ts";
-import { childrenWithoutPidfd, holdPidfdOnEachChild, wrappedChildren } from "./child-pidfds.ts";
+import { holdPidfdOnEachChild, wrappedChildren } from "./child-pidfds.ts";
 
-export { childrenWithoutPidfd };
+/**
+ * The wrapper's children without a pidfd, and the children that were there
+ * when it went on (and so carry no mark whoever forked them): on Bun, which
+ * marks every child from its start and gets no wrapper, there are none.
+ */
+export {
+  childrenBeforeWrapper as childrenBeforeMarking,
+  childrenWithoutPidfd,
+  forgetChildrenBeforeWrapperExcept as forgetChildrenBeforeMarkingExcept,
+  isChildFromBeforeWrapper as isChildFromBeforeMarking,
+} from "./child-pidfds.ts";
 
 export type RuntimeName = "bun" | "node";
 export const runtimeName: RuntimeName = process.versions.bun ? "bun" : "node";
@@ -38,9 +48,10 @@ export function listedRuntimeChildren(): ReadonlyMap<number, unknown> | undefine
 /**
  * Makes this process hold a pidfd on each child the runtime spawns, until the
  * runtime has reaped it (the mark src/runtime-pidfds.ts reads). Bun does it
- * itself; on Node, child_process is wrapped. Returns the undo.
+ * itself; on Node, child_process is wrapped, and the children already there
+ * are listed (childrenBeforeMarking) before this resolves. Resolves to the undo.
  */
-export function markRuntimeChildren(libc: Libc): () => void {
+export async function markRuntimeChildren(libc: Libc): Promise<() => void> {
   return runtimeName === "bun" ? () => {} : holdPidfdOnEachChild(libc);
 }
 

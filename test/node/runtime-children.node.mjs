@@ -51,7 +51,7 @@ test("a child whose pidfd cannot be opened (EMFILE here) still counts as the run
   const outOfFds = { ...libc, pidfdOpen: () => { throw new ErrnoError("pidfd_open", EMFILE); } };
   const spawnWaiting = () => spawn("sh", ["-c", "read _"], { stdio: ["pipe", "ignore", "ignore"] });
   const before = spawnWaiting();
-  const remove = holdPidfdOnEachChild(outOfFds);
+  const remove = await holdPidfdOnEachChild(outOfFds);
   try {
     const child = spawnWaiting();
     assert.deepEqual(await runtimeHoldsPidfd([child.pid, before.pid]), new Set([child.pid]), "the child spawned before the wrapper is unmarked");
