@@ -8,6 +8,7 @@
  */
 import type { Logger } from "pino";
 import type { Core } from "./core.ts";
+import { messageOf } from "./errno.ts";
 import type { Libc } from "./libc.ts";
 import type { NormalizedOptions } from "./options.ts";
 import { probeNetlinkSource, type NetlinkSource } from "./sources/netlink.ts";
@@ -80,7 +81,7 @@ export async function runProbe(probe: Probe, context: ProbeContext, options: Nor
   try {
     return await probe(context, options, settings);
   } catch (err) {
-    return { ok: false, reason: `the probe failed: ${err instanceof Error ? err.message : String(err)}`, retryable: false };
+    return { ok: false, reason: `the probe failed: ${messageOf(err)}`, retryable: false };
   }
 }
 

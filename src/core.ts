@@ -17,8 +17,9 @@
  *   a zombie that stays (the runtime's, vetoed, in its grace window).
  */
 import { DueTimer, QuietTimer } from "./due-timer.ts";
+import { messageOf } from "./errno.ts";
 import { ExitNotices } from "./exit-notices.ts";
-import { Judge, type JudgeSettings } from "./judge.ts";
+import { Judge, vetoOnThrow, type JudgeSettings } from "./judge.ts";
 import { JudgedReaper, type Batch } from "./judged-reap.ts";
 import type { Libc } from "./libc.ts";
 import { RateLimitedLog } from "./log.ts";
@@ -79,7 +80,8 @@ export class Core {
     // No grace rule everywhere (alwaysGrace) and no veto (shouldReap): a zombie proven adopted is reaped at once, without the judge.
     const provenIsReaped = !settings.alwaysGrace && settings.shouldReap === undefined;
     this.#markProves = provenIsReaped && settings.runtimeMarksChildrenWithPidfd;
-    this.#judge = new Judge(settings);
+    const { shouldReap } = settings;
+    this.#judge = new Judge({ ...settings, shouldReap: shouldReap && vetoOnThrow(shouldReap, this.#errors) });
     this.#runtimeLook = new RuntimePidfdLook(settings.libc);
     this.#reporter = new Reporter(settings);
     this.#peeks = new ZombiePeeks({ libc: settings.libc, runtimeLook: this.#runtimeLook, reporter: this.#reporter });
@@ -207,7 +209,7 @@ export class Core {
   /** A pass failed (say /proc unreadable): counted, logged (rate-limited), shown in stats, tried again later. */
   #failed(err: unknown): void {
     this.#failures += 1;
-    this.#problem = `reaping failed: ${err instanceof Error ? err.message : String(err)}`;
+    this.#problem = `reaping failed: ${messageOf(err)}`;
     this.#errors.log("error", { err }, "orphan reaping failed; looking again shortly", "pass failed");
     this.#wanted.clear();
     this.#owe("scan", performance.now() + FAILURE_RETRY_MS);

@@ -30,3 +30,8 @@ export class ErrnoError extends Error {
 export function hasErrnoCode(error: unknown, ...codes: string[]): error is ErrnoError {
   return error instanceof ErrnoError && codes.includes(error.code);
 }
+
+/** What went wrong, for a log line or a reason: an Error's message, anything else as text. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

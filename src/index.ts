@@ -8,6 +8,7 @@
 import { isMainThread } from "node:worker_threads";
 import type { Logger } from "pino";
 import { chooseSources } from "./chooser.ts";
+import { messageOf } from "./errno.ts";
 import { Core } from "./core.ts";
 import type { Libc } from "./libc.ts";
 import { reaperLogger } from "./log.ts";
@@ -100,7 +101,7 @@ export async function startOrphanReaper(options?: OrphanReaperOptions): Promise<
     return await startOn(loadLibc(), normalized, logger, undo);
   } catch (err) {
     await undo.run();
-    return offReaper(`cannot start: ${err instanceof Error ? err.message : String(err)}`, logger, "warn");
+    return offReaper(`cannot start: ${messageOf(err)}`, logger, "warn");
   }
 }
 
@@ -120,7 +121,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, u
   if (typeof intake === "string") return offReaper(intake, logger, "warn");
   undo.push("release the child subreaper flag", intake.release);
   undo.push("stop marking the runtime's children", await markRuntimeChildren(libc));
-  const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds();
+  const runtimePidfds = options.alwaysGrace ? undefined : await probeRuntimePidfds(libc);
   const metrics = new ReaperMetrics();
   const core = new Core({
     libc, logger, graceMs: options.graceMs, alwaysGrace: options.alwaysGrace, reapLogLevel: options.reapLogLevel,

@@ -5,6 +5,7 @@
  * grace window (and when each is due), zombies that are the runtime's, and
  * zombies that shouldReap vetoed (asked once per zombie).
  */
+import type { RateLimitedLog } from "./log.ts";
 import { classifyZombie, judgeZombie, needsRuntimeLook, type Provenance, type ProvenanceFacts } from "./policy.ts";
 import type { ProcStat } from "./procfs.ts";
 import type { ReapCandidate, ReapProvenance, SourceName } from "./types.ts";
@@ -183,4 +184,20 @@ export class Judge {
     const startTime = candidate.stat()?.startTime;
     if (startTime !== undefined) memo.set(candidate.zombie.pid, startTime);
   }
+}
+
+/**
+ * The user's shouldReap, made safe: a throw vetoes that zombie (remembered,
+ * as a false is) and is logged, rate-limited. Left to escape, it would fail
+ * every pass that meets the zombie, and no orphan would be reaped again.
+ */
+export function vetoOnThrow(shouldReap: (candidate: ReapCandidate) => boolean, warnings: RateLimitedLog): (candidate: ReapCandidate) => boolean {
+  return (candidate) => {
+    try {
+      return shouldReap(candidate);
+    } catch (err) {
+      warnings.log("warn", { err, orphan: { pid: candidate.pid } }, "shouldReap threw; the zombie is left unreaped, as if vetoed");
+      return false;
+    }
+  };
 }

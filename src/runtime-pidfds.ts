@@ -8,8 +8,9 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { hasErrnoCode } from "./errno.ts";
+import { hasErrnoCode, messageOf } from "./errno.ts";
 import type { Libc } from "./libc.ts";
+import { isChildWaitable } from "./zombie.ts";
 import {
   forEachChunked,
   LastPidCounter,
@@ -252,8 +253,12 @@ function spawnProbeChild(): Promise<ChildProcess> {
   });
 }
 
-/** Spawns a child and checks that the runtime holds a pidfd on it exactly until it has reaped it. */
-export async function probeRuntimePidfds(): Promise<RuntimePidfdProbe> {
+/**
+ * Spawns a child and checks that the runtime holds a pidfd on it exactly
+ * until it has reaped it, and that the kernel can wait through a pidfd (the
+ * look asks with waitid(P_PIDFD): Linux 5.4, where pidfd_open came in 5.3).
+ */
+export async function probeRuntimePidfds(libc: Libc): Promise<RuntimePidfdProbe> {
   let child: ChildProcess;
   try {
     child = await spawnProbeChild();
@@ -262,11 +267,37 @@ export async function probeRuntimePidfds(): Promise<RuntimePidfdProbe> {
   }
   const pid = child.pid!;
   const exited = once(child, "exit");
-  const heldWhileRunning = (await runtimeHoldsPidfd([pid])).has(pid);
-  child.kill("SIGKILL");
-  await exited;
+  let cannotWait: string | undefined;
+  let heldWhileRunning: boolean;
+  try {
+    cannotWait = whyCannotWaitThroughPidfd(libc, pid);
+    heldWhileRunning = (await runtimeHoldsPidfd([pid])).has(pid);
+  } finally {
+    child.kill("SIGKILL");
+    await exited;
+  }
   const heldAfterReap = (await runtimeHoldsPidfd([pid])).has(pid);
+  if (cannotWait) return { holds: false, reason: cannotWait };
   if (!heldWhileRunning) return { holds: false, reason: "the runtime holds no pidfd on a child it spawned" };
   if (heldAfterReap) return { holds: false, reason: "the runtime kept a pidfd after reaping its child" };
   return { holds: true, reason: "the runtime holds a pidfd on each child until it reaps it" };
 }
+
+/** Why waitid(P_PIDFD) cannot ask a pidfd on `pid` (a running child of ours), or undefined when it can. */
+function whyCannotWaitThroughPidfd(libc: Libc, pid: number): string | undefined {
+  let pidfd: number;
+  try {
+    pidfd = libc.pidfdOpen(pid);
+  } catch (error) {
+    return `the kernel gives no pidfd (${messageOf(error)})`;
+  }
+  try {
+    isChildWaitable(libc, pid, pidfd);
+    return undefined;
+  } catch (error) {
+    return `the kernel cannot wait through a pidfd (${messageOf(error)}; waitid(P_PIDFD) came in Linux 5.4)`;
+  } finally {
+    libc.close(pidfd);
+  }
+}
+

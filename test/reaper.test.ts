@@ -69,6 +69,31 @@ test("shouldReap can veto a PID: it stays a zombie and is counted", async () => 
   expect(await waitUntil(async () => (await zombieChildren()).length === 0, 10_000)).toBe(true);
 }, scaled(30_000));
 
+test("a shouldReap that throws vetoes that zombie, with a warning; the other orphans are still reaped", async () => {
+  const { logger, lines } = capturingLogger("warn");
+  const { pids: [cursed] } = await spawnOrphans(1, { hold: true });
+  const reaped: number[] = [];
+  reaper = await startOrphanReaper({
+    source: "sigchld", logger, onReap: (p) => reaped.push(p.pid),
+    shouldReap: ({ pid }) => {
+      if (pid === cursed) throw new Error("the user's bug");
+      return true;
+    },
+  });
+  process.kill(cursed!, "SIGKILL");
+  expect(await waitUntil(() => reaper!.stats().vetoed === 1, 10_000)).toBe(true);
+  const others = await makeOrphans(5, 0);
+  expect(await waitUntil(() => others.every((pid) => reaped.includes(pid)), 10_000)).toBe(true);
+  expect(reaper.stats()).toMatchObject({ vetoed: 1, failures: 0 });
+  expect(isZombie(cursed!)).toBe(true);
+  expect(lines.filter((line) => String(line.msg).startsWith("shouldReap threw"))).toEqual([
+    expect.objectContaining({ level: 40, orphan: { pid: cursed }, err: expect.objectContaining({ message: "the user's bug" }) }),
+  ]);
+  await reaper.stop();
+  reaper = await startOrphanReaper({ source: "sigchld", logger: capturingLogger("warn").logger });
+  expect(await waitUntil(async () => (await zombieChildren()).length === 0, 10_000)).toBe(true);
+}, scaled(30_000));
+
 test("stop() closes every fd and removes every listener and timer: orphans stay unreaped afterwards", async () => {
   const fdsBefore = openFds();
   const listenersBefore = process.listenerCount("SIGCHLD");

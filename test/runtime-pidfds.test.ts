@@ -182,7 +182,7 @@ test.skipIf(prlimitMissing !== "")(`with RLIMIT_NOFILE below the fd table's size
 });
 
 test("the probe sees the runtime's mark", async () => {
-  expect(await probeRuntimePidfds()).toEqual({
+  expect(await probeRuntimePidfds(libc)).toEqual({
     holds: true,
     reason: "the runtime holds a pidfd on each child until it reaps it",
   });

@@ -7,6 +7,7 @@
  */
 import { release } from "node:os";
 import pino from "pino";
+import { messageOf } from "../errno.ts";
 import { startOrphanReaper, type ReaperSource, type ReaperStats } from "../index.ts";
 import type { Libc } from "../libc.ts";
 import type { RuntimePidfdProbe } from "../runtime-pidfds.ts";
@@ -37,7 +38,7 @@ function readSubreaper(loadLibc: () => Libc): DoctorReport["subreaper"] {
   try {
     return loadLibc().isChildSubreaper();
   } catch (err) {
-    return { error: err instanceof Error ? err.message : String(err) };
+    return { error: messageOf(err) };
   }
 }
 

@@ -8,6 +8,7 @@
  * is caught neither kills the init nor is lost.
  */
 import { constants } from "node:os";
+import { messageOf } from "../errno.ts";
 import type { Libc } from "../libc.ts";
 import { catchNatively, type NativeSignals } from "./native-signals.ts";
 
@@ -120,7 +121,7 @@ export function holdSignals(libc: Libc, relay: SignalRelay): HeldSignals {
     return { relay, plan };
   } catch (err) {
     ignoreUnforwardable(libc, free);
-    return { relay, plan, notCaughtNatively: err instanceof Error ? err.message : String(err) };
+    return { relay, plan, notCaughtNatively: messageOf(err) };
   }
 }
 

@@ -6,6 +6,7 @@
  * reads it right after each call. Typed arrays are passed by address.
  */
 import { createRequire } from "node:module";
+import { messageOf } from "../errno.ts";
 import { libcFromCalls, SOCK_FILTER_SIZE, SOCK_FPROG_SIZE, type Libc } from "../libc.ts";
 import { SO_ATTACH_FILTER, SOL_SOCKET } from "../netlink/constants.ts";
 
@@ -24,7 +25,7 @@ function requireKoffi(): Koffi {
   } catch (err) {
     if ((err as { code?: string }).code === "MODULE_NOT_FOUND")
       throw new Error("koffi, the libc binding on Node.js, is not installed (it is an optional dependency: npm install koffi)");
-    throw new Error(`koffi, the libc binding on Node.js, does not load: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`koffi, the libc binding on Node.js, does not load: ${messageOf(err)}`);
   }
 }
 

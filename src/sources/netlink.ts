@@ -19,7 +19,7 @@
 import type { ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { hasErrnoCode } from "../errno.ts";
+import { hasErrnoCode, messageOf } from "../errno.ts";
 import type { Libc } from "../libc.ts";
 import { RateLimitedLog } from "../log.ts";
 import { SOCKADDR_NL_PORT, SOCKADDR_NL_SIZE } from "../netlink/constants.ts";
@@ -116,7 +116,7 @@ function describeSocketError(error: unknown): string {
     return `the proc connector exists only in the initial network namespace (${error.syscall}: ECONNREFUSED)`;
   if (hasErrnoCode(error, "EPERM", "EACCES"))
     return `not permitted to use the proc connector (${error.syscall}: ${error.code}); before Linux 6.6 it needs CAP_NET_ADMIN`;
-  return `proc connector socket failed: ${error instanceof Error ? error.message : String(error)}`;
+  return `proc connector socket failed: ${messageOf(error)}`;
 }
 
 /** Spawns the runtime's own executable and resolves with its PID once it has exited, or a reason. */
@@ -126,7 +126,7 @@ function runProbeChild(timeoutMs: number): Promise<{ pid: number } | { reason: s
     try {
       child = spawnRuntimeBinary(PROBE_CHILD_ARGS, { stdio: "ignore" });
     } catch (error) {
-      return resolve({ reason: `cannot spawn a probe child: ${error instanceof Error ? error.message : String(error)}`, retryable: false });
+      return resolve({ reason: `cannot spawn a probe child: ${messageOf(error)}`, retryable: false });
     }
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -207,7 +207,7 @@ export class NetlinkSource implements EventSource {
     try {
       this.#recordChildrenUnknown();
     } catch (error) {
-      return { reason: `cannot list this process's children: ${error instanceof Error ? error.message : String(error)}`, retryable: false };
+      return { reason: `cannot list this process's children: ${messageOf(error)}`, retryable: false };
     }
     return this.#selfTest(settings.selfTestTimeoutMs);
   }
