@@ -26,7 +26,7 @@ import {
   SOL_SOCKET,
 } from "./constants.ts";
 import { formatSubscription } from "./structs.ts";
-import { hasErrnoCode } from "../errno.ts";
+import { hasErrnoCode, messageOf } from "../errno.ts";
 
 const KERNEL_PORT = 0;
 
@@ -114,4 +114,15 @@ export function narrowToForkAndExit(libc: Libc, fd: number): void {
 /** Leaves the group; before 6.6 the kernel's listener count is global, so only after a LISTEN it acked. */
 export function sendIgnore(libc: Libc, fd: number): void {
   libc.send(fd, formatSubscription(PROC_CN_MCAST_IGNORE));
+}
+
+/** Why the proc connector socket could not be set up, in words a user can act on. */
+export function describeSocketError(error: unknown): string {
+  if (hasErrnoCode(error, "EPROTONOSUPPORT", "EAFNOSUPPORT"))
+    return `kernel without the netlink connector (CONFIG_CONNECTOR): ${error.syscall}: ${error.code}`;
+  if (hasErrnoCode(error, "ECONNREFUSED"))
+    return `the proc connector exists only in the initial network namespace (${error.syscall}: ECONNREFUSED)`;
+  if (hasErrnoCode(error, "EPERM", "EACCES"))
+    return `not permitted to use the proc connector (${error.syscall}: ${error.code}); before Linux 6.6 it needs CAP_NET_ADMIN`;
+  return `proc connector socket failed: ${messageOf(error)}`;
 }

@@ -5,6 +5,7 @@
  * no koffi), and gives Node's children the mark Bun's already carry.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { messageOf } from "../errno.ts";
 import { findLoadedLibc, type Libc } from "../libc.ts";
 import { holdPidfdOnEachChild, wrappedChildren } from "./child-pidfds.ts";
 
@@ -65,4 +66,30 @@ export async function markRuntimeChildren(libc: Libc): Promise<() => void> {
 export function spawnRuntimeBinary(args: readonly string[], options: SpawnOptions): ChildProcess {
   if (nodeSingleExecutable) throw new Error("a Node single executable application cannot run its binary as plain Node");
   return spawn(process.execPath, args, { ...options, env: { ...process.env, BUN_BE_BUN: "1" } });
+}
+
+export type RuntimeBinaryRun = { readonly kind: "exited"; readonly pid: number } | { readonly kind: "timed-out" } | { readonly kind: "failed"; readonly message: string };
+
+/** Runs this runtime's binary with `args` until it exits; SIGKILLed after `timeoutMs`. */
+export function runRuntimeBinary(args: readonly string[], timeoutMs: number): Promise<RuntimeBinaryRun> {
+  return new Promise((resolve) => {
+    let child: ChildProcess;
+    try {
+      child = spawnRuntimeBinary(args, { stdio: "ignore" });
+    } catch (error) {
+      return resolve({ kind: "failed", message: messageOf(error) });
+    }
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      resolve({ kind: "timed-out" });
+    }, timeoutMs);
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      resolve({ kind: "failed", message: error.message });
+    });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve({ kind: "exited", pid: child.pid ?? 0 });
+    });
+  });
 }

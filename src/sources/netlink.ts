@@ -16,7 +16,6 @@
  * runs; its EXIT only after the runtime may have seen it exit: do_exit()
  * notifies the parent (exit_notify) before the proc connector.
  */
-import type { ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { hasErrnoCode, messageOf } from "../errno.ts";
@@ -26,6 +25,7 @@ import { SOCKADDR_NL_PORT, SOCKADDR_NL_SIZE } from "../netlink/constants.ts";
 import { ChildProvenance } from "../netlink/provenance.ts";
 import {
   ackTo,
+  describeSocketError,
   attachOwnChildrenFilter,
   joinProcEvents,
   narrowToForkAndExit,
@@ -34,9 +34,10 @@ import {
   sendListen,
   setReceiveBuffer,
 } from "../netlink/socket.ts";
+import { monotonicOffsetMs, monotonicToNowMs } from "../netlink/clock.ts";
 import { ProcEventParser, type ProcEventSink } from "../netlink/structs.ts";
 import { INITIAL_NAMESPACE_INODE, listAllChildrenNow, readNamespaceInode } from "../procfs.ts";
-import { spawnRuntimeBinary } from "../runtime/index.ts";
+import { runRuntimeBinary } from "../runtime/index.ts";
 import type { ExitNotice } from "../types.ts";
 import type { EventSource } from "./source.ts";
 
@@ -107,40 +108,6 @@ function foreignNamespaceReason(): string | undefined {
       return `not in the initial ${kind} namespace (${kind}:[${inode}], the initial one is ${kind}:[${initial}]): the proc connector ignores subscriptions from there`;
   }
   return undefined;
-}
-
-function describeSocketError(error: unknown): string {
-  if (hasErrnoCode(error, "EPROTONOSUPPORT", "EAFNOSUPPORT"))
-    return `kernel without the netlink connector (CONFIG_CONNECTOR): ${error.syscall}: ${error.code}`;
-  if (hasErrnoCode(error, "ECONNREFUSED"))
-    return `the proc connector exists only in the initial network namespace (${error.syscall}: ECONNREFUSED)`;
-  if (hasErrnoCode(error, "EPERM", "EACCES"))
-    return `not permitted to use the proc connector (${error.syscall}: ${error.code}); before Linux 6.6 it needs CAP_NET_ADMIN`;
-  return `proc connector socket failed: ${messageOf(error)}`;
-}
-
-/** Spawns the runtime's own executable and resolves with its PID once it has exited, or a reason. */
-function runProbeChild(timeoutMs: number): Promise<{ pid: number } | { reason: string; retryable: boolean }> {
-  return new Promise((resolve) => {
-    let child: ChildProcess;
-    try {
-      child = spawnRuntimeBinary(PROBE_CHILD_ARGS, { stdio: "ignore" });
-    } catch (error) {
-      return resolve({ reason: `cannot spawn a probe child: ${messageOf(error)}`, retryable: false });
-    }
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      resolve({ reason: `the probe child did not exit within ${timeoutMs} ms (netlinkProbeTimeoutMs): a slow or busy host`, retryable: true });
-    }, timeoutMs);
-    child.once("error", (err) => {
-      clearTimeout(timer);
-      resolve({ reason: `cannot spawn a probe child: ${err.message}`, retryable: false });
-    });
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve({ pid: child.pid ?? 0 });
-    });
-  });
 }
 
 export class NetlinkSource implements EventSource {
@@ -219,8 +186,10 @@ export class NetlinkSource implements EventSource {
    */
   async #selfTest(timeoutMs: number): Promise<{ reason: string; retryable: boolean } | undefined> {
     const startedAt = performance.now();
-    const child = await runProbeChild(timeoutMs);
-    if (!("pid" in child)) return child;
+    const child = await runRuntimeBinary(PROBE_CHILD_ARGS, timeoutMs);
+    if (child.kind === "timed-out")
+      return { reason: `the probe child did not exit within ${timeoutMs} ms (netlinkProbeTimeoutMs): a slow or busy host`, retryable: true };
+    if (child.kind === "failed") return { reason: `cannot spawn a probe child: ${child.message}`, retryable: false };
     for (;;) {
       if (this.drain().ownExits.some((exit) => exit.pid === child.pid)) return undefined;
       if (performance.now() - startedAt >= timeoutMs) break;
@@ -319,20 +288,4 @@ export class NetlinkSource implements EventSource {
     }
     this.#libc.close(this.#fd);
   }
-}
-
-/**
- * CLOCK_MONOTONIC (the clock of event timestamps) minus performance.now(), in
- * ms: its upper bound, the kernel clock read after `before`. An exit time
- * turned with it is never later than a performance.now() read after the
- * event, so no lifetime comes out negative (it errs high by the read's time).
- */
-export function monotonicOffsetMs(libc: Libc): number {
-  const before = performance.now();
-  return Number(libc.monotonicNs()) / 1e6 - before;
-}
-
-/** A CLOCK_MONOTONIC time (ns), as an event stamps it, in performance.now() ms. */
-export function monotonicToNowMs(monotonicNs: number, offsetMs: number): number {
-  return monotonicNs / 1e6 - offsetMs;
 }

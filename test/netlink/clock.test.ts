@@ -9,7 +9,7 @@
  */
 import { expect, test } from "bun:test";
 import { loadLibc } from "../../src/runtime/index.ts";
-import { monotonicOffsetMs, monotonicToNowMs } from "../../src/sources/netlink.ts";
+import { monotonicOffsetMs, monotonicToNowMs } from "../../src/netlink/clock.ts";
 
 const libc = loadLibc();
 /** performance.now() and the ms division round; a microsecond is far above that and far below any real error. */
