@@ -14,7 +14,7 @@ import { RETRY_FIRST_DELAY_MS, SourceWiring } from "../src/source-wiring.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { waitUntil, zombieChildren } from "./helpers/processes.ts";
 import { spawnOrphans } from "./helpers/orphans.ts";
-import { TEST_SCALE } from "./helpers/time.ts";
+import { scaled, TEST_SCALE } from "./helpers/time.ts";
 
 const libc = loadLibc();
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -93,7 +93,7 @@ test("a probe that failed for good is not retried", async () => {
   await Bun.sleep(RETRY_FIRST_DELAY_MS * 1.5);
   expect(timeouts).toHaveLength(1);
   expect(wiring.source).toBe("sigchld");
-}, 20_000);
+}, scaled(20_000));
 
 test("a probe that throws (its spawn failed) falls back to the next source with the reason", async () => {
   const context = contextWith();

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { UndoStack } from "../src/startup.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { hasCommand } from "./helpers/processes.ts";
+import { scaled } from "./helpers/time.ts";
 
 const reaperRun = `${import.meta.dir}/fixtures/reaper-run.ts`;
 const startupRun = `${import.meta.dir}/fixtures/startup-run.ts`;
@@ -39,7 +40,7 @@ test.skipIf(!!unshareMissing)("as PID 1 of a new PID namespace, orphans are reap
     const result = runFixture({ source, sweepIntervalMs: 200 }, ["unshare", "-p", "-f", "--mount-proc"]);
     expect(result).toMatchObject({ pid: 1, role: "pid1", source, reaped: 100, zombiesLeft: 0, exitCodesTrue: true });
   }
-}, 60_000);
+}, scaled(60_000));
 
 test("subreaper: false in a process that is neither PID 1 nor a subreaper: off at warn, with the reason", () => {
   const { stats, lines, after } = runStartup({ options: { subreaper: false } });
@@ -47,20 +48,20 @@ test("subreaper: false in a process that is neither PID 1 nor a subreaper: off a
   expect(stats.notChosen.off).toMatch(/neither PID 1 nor a child subreaper/);
   expect(lines).toEqual([expect.objectContaining({ level: 40, source: "off" })]);
   expect(after.subreaper).toBe(false);
-}, 30_000);
+}, scaled(30_000));
 
 test("enabled: false: off at info, with the reason", () => {
   const { stats, lines } = runStartup({ options: { enabled: false } });
   expect(stats).toMatchObject({ source: "off", notChosen: { off: "disabled by the enabled option" } });
   expect(lines).toEqual([expect.objectContaining({ level: 30, msg: "orphan reaper off: disabled by the enabled option" })]);
-}, 30_000);
+}, scaled(30_000));
 
 test("PATH set to an empty directory: an event-driven source serves, and stop() leaves nothing behind", () => {
   const { stats, before, during, after } = runStartup({ options: {} }, { PATH: emptyDir });
   expect(["netlink", "sigchld"]).toContain(stats.source);
   expect(during.subreaper).toBe(true);
   expect(after).toEqual(before);
-}, 30_000);
+}, scaled(30_000));
 
 test("a step of start-up that throws: off at warn with the cause, and every earlier step undone", () => {
   const { stats, lines, before, after } = runStartup({ options: { sweepIntervalMs: 777_777 }, failSweepTimer: true });
@@ -72,7 +73,7 @@ test("a step of start-up that throws: off at warn with the cause, and every earl
   // The subreaper flag, the sources' fds and the SIGCHLD listener were taken before the fault.
   expect(before.subreaper).toBe(false);
   expect(after).toEqual(before);
-}, 30_000);
+}, scaled(30_000));
 
 test("the undo stack: last step first, each once, and an undo that throws neither stops the others nor goes unsaid", async () => {
   const { logger, lines } = capturingLogger("info");

@@ -7,6 +7,7 @@
 import { expect, test } from "bun:test";
 import { Worker } from "node:worker_threads";
 import { loadLibc } from "../src/runtime/index.ts";
+import { scaled } from "./helpers/time.ts";
 
 test("started inside a Worker: off at warn with a reason a person can act on, nothing changed", async () => {
   const libc = loadLibc();
@@ -27,4 +28,4 @@ test("started inside a Worker: off at warn with a reason a person can act on, no
   }
   expect(libc.isChildSubreaper()).toBe(false);
   expect(process.listenerCount("SIGCHLD")).toBe(listenersBefore);
-}, 30_000);
+}, scaled(30_000));

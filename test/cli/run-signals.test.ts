@@ -128,7 +128,7 @@ describe.skipIf(pid1Skip !== undefined)("the anchors as PID 1 (comparison)", () 
         const notArrived: string[] = [];
         for (const signal of all) {
           process.kill(init.initPid, signalNumber(signal));
-          if (!(await waitUntil(() => init.lines.includes(`got ${signal}`), (missing.includes(signal) ? 500 : 5_000) * SCALE))) notArrived.push(signal);
+          if (!(await waitUntil(() => init.lines.includes(`got ${signal}`), missing.includes(signal) ? 500 : 5_000))) notArrived.push(signal);
         }
         expect(notArrived).toEqual(missing);
         expect(await init.finish(7)).toBe(7);

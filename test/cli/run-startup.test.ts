@@ -18,12 +18,12 @@ test("the relay holds a signal until it has a target, then delivers it once", as
   const relay = new SignalRelay(["SIGUSR2"]);
   try {
     process.kill(process.pid, "SIGUSR2");
-    expect(await waitUntil(() => relay.heldSignals.length === 1, 2_000 * SCALE)).toBe(true);
+    expect(await waitUntil(() => relay.heldSignals.length === 1, 2_000)).toBe(true);
     const delivered: number[] = [];
     relay.deliverTo((signal) => delivered.push(signal));
     expect(delivered).toEqual([constants.signals.SIGUSR2]);
     process.kill(process.pid, "SIGUSR2");
-    expect(await waitUntil(() => delivered.length === 2, 2_000 * SCALE)).toBe(true);
+    expect(await waitUntil(() => delivered.length === 2, 2_000)).toBe(true);
     expect(relay.heldSignals).toEqual([]);
   } finally {
     relay.stop();
@@ -63,7 +63,7 @@ async function termDuringStart(delayMs: number, pid1: boolean): Promise<Outcome>
     if (target) process.kill(target, "SIGTERM");
     const settled = await waitUntil(
       () => init.exitStatus !== undefined || init.lines.includes("got TERM") || init.lines.some((line) => line.startsWith("ready ")),
-      10_000 * SCALE,
+      10_000,
     );
     expect(settled).toBe(true);
     let outcome: Outcome;
@@ -83,7 +83,7 @@ async function termDuringStart(delayMs: number, pid1: boolean): Promise<Outcome>
       outcome = "held, delivered, trapped";
     }
     // Never a dead init with a live child.
-    expect(await waitUntil(() => processesMarked(marker).length === 0, 5_000 * SCALE)).toBe(true);
+    expect(await waitUntil(() => processesMarked(marker).length === 0, 5_000)).toBe(true);
     return outcome;
   } finally {
     init.end();
@@ -104,7 +104,7 @@ async function waitForInitUnder(unsharePid: number): Promise<number | undefined>
     const text = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, "utf8").trim();
     child = text ? Number(text.split(" ")[0]) : undefined;
     return child !== undefined;
-  }, 5_000 * SCALE);
+  }, 5_000);
   return child;
 }
 

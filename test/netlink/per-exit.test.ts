@@ -15,6 +15,7 @@ import type { ReapedProcess } from "../../src/types.ts";
 import { countingLibc } from "../helpers/counting-libc.ts";
 import { waitUntil, zombieChildren } from "../helpers/processes.ts";
 import { DEFAULT_SETTINGS } from "./harness.ts";
+import { scaled } from "../helpers/time.ts";
 
 const ORPHANS = 100;
 const cleanups: (() => void)[] = [];
@@ -51,4 +52,4 @@ test(`${ORPHANS} adopted exits: reaped by PID, no P_ALL peek per exit, no runtim
   expect(calls.get("readableAmong") ?? 0).toBe(0);
   expect(calls.get("readableBelow") ?? 0).toBe(0);
   expect(calls.get("waitablePidOfFd") ?? 0).toBe(0);
-}, 90_000);
+}, scaled(90_000));
