@@ -227,6 +227,9 @@ export class Core {
   /** Reads what the proc connector queued, and asks for the work that leaves; the exits it names are the caller's to keep or reap. */
   #readExact(source: NetlinkSource): Drained {
     const drained = this.#exits.read(source);
+    // Read long after the kernel stamped it: the loop was blocked, and the runtime could not reap its own meanwhile.
+    const stampedAt = Math.min(drained.adoptedExits[0]?.exitedAt ?? Infinity, drained.ownExits[0]?.exitedAt ?? Infinity);
+    if (stampedAt !== Infinity && isLoopLate(stampedAt, performance.now())) this.#judge.noteLoopLate(performance.now());
     if (drained.more) this.#wanted.add("exits");
     if (drained.overrun) {
       this.#scanBy = "netlink";

@@ -7,8 +7,9 @@ import { afterEach, beforeAll, expect, test } from "bun:test";
 import { loadLibc } from "../src/runtime/index.ts";
 import { startOrphanReaper, type OrphanReaper, type ReapedProcess } from "../src/index.ts";
 import { capturingLogger } from "./helpers/logs.ts";
-import { makeOrphans } from "./helpers/orphans.ts";
-import { blockEventLoop, scaled, waitUntil } from "./helpers/time.ts";
+import { makeOrphans, spawnOrphans } from "./helpers/orphans.ts";
+import { isZombie } from "./helpers/processes.ts";
+import { blockEventLoop, blockEventLoopUntil, scaled, waitUntil } from "./helpers/time.ts";
 
 let reaper: OrphanReaper | undefined;
 beforeAll(() => loadLibc().setChildSubreaper(true));
@@ -20,9 +21,9 @@ afterEach(async () => {
 const graceMs = 300;
 
 /** Starts a grace-rule reaper; each reap lands in `reaped` with the time it happened. */
-async function startGraceReaper(reaped: (ReapedProcess & { at: number })[]) {
+async function startGraceReaper(reaped: (ReapedProcess & { at: number })[], source: "sigchld" | "netlink" = "sigchld") {
   reaper = await startOrphanReaper({
-    source: "sigchld", alwaysGrace: true, graceMs, sweepIntervalMs: 3_600_000,
+    source, alwaysGrace: true, graceMs, sweepIntervalMs: 3_600_000,
     logger: capturingLogger("warn").logger, onReap: (p) => reaped.push({ ...p, at: performance.now() }),
   });
 }
@@ -46,4 +47,23 @@ test("a blocked event loop restarts the window: the reap comes graceMs after the
   const loopFreeAt = performance.now();
   expect(await waitUntil(() => reaped.length === 1, 10_000)).toBe(true);
   expect(reaped[0]!.at - loopFreeAt).toBeGreaterThanOrEqual(graceMs);
+}, scaled(30_000));
+
+test("with the proc connector, an exit read after a blocked loop gets a whole window from then, not from its exit time", async () => {
+  // Ours before the reaper started: of unknown origin to the proc connector, so its EXIT is kept with its time.
+  const orphans = await spawnOrphans(1, { hold: true });
+  try {
+    const reaped: (ReapedProcess & { at: number })[] = [];
+    await startGraceReaper(reaped, "netlink");
+    expect(reaper!.source).toBe("netlink");
+    // It exits while the loop is blocked: its EXIT is stamped then, and read only after the block.
+    orphans.release();
+    expect(blockEventLoopUntil(() => isZombie(orphans.pids[0]!), 10_000)).toBe(true);
+    blockEventLoop(graceMs + 300);
+    const loopFreeAt = performance.now();
+    expect(await waitUntil(() => reaped.length === 1, 10_000)).toBe(true);
+    expect(reaped[0]!.at - loopFreeAt).toBeGreaterThanOrEqual(graceMs);
+  } finally {
+    orphans.kill();
+  }
 }, scaled(30_000));
