@@ -125,7 +125,7 @@ export class NetlinkSource implements EventSource {
   readonly #sender = new Uint8Array(SOCKADDR_NL_SIZE);
   readonly #senderWords = new Uint32Array(this.#sender.buffer);
   #ackError: number | undefined;
-  /** ENOBUFS was read and the queue not yet read empty: the kernel is dropping events. */
+  /** ENOBUFS was read and the queue not yet read empty: the kernel is dropping events, or dropped some just now. */
   #congested = false;
   /** The last drain's findings, reused: one per exit is made otherwise. The parser's sink writes into it. */
   readonly #drained: DrainFindings = { adoptedExits: [], ownExits: [], overrun: false, malformed: 0, forged: 0, more: false };
@@ -247,6 +247,8 @@ export class NetlinkSource implements EventSource {
     },
     exit: (timestampNs, pid, tgid, _exitCode, _exitSignal, parentPid, parentTgid) => {
       if (pid !== tgid || parentTgid !== this.#selfPid) return;
+      // Events may have been dropped ahead of this one (a FORK lost): no EXIT proves adoption until the queue was read empty.
+      if (this.#congested) this.#provenance.recordUnknown(pid);
       const origin = this.#provenance.recordExit(pid);
       const notice = { pid, exitedAt: monotonicToNowMs(timestampNs, this.#clockOffsetMs) };
       // A child of another thread (a Worker's) is not ours to reap, adopted or not.
@@ -260,7 +262,9 @@ export class NetlinkSource implements EventSource {
    * Children whose FORK may not have been read are of unknown origin: at the
    * subscription, and after an overrun once the queue was read empty. After
    * ENOBUFS the kernel drops every event until then, so a child forked in
-   * between (a FORK lost) is listed here, and its EXIT never says "adopted".
+   * between (a FORK lost) is listed here, and its EXIT never says "adopted"
+   * (nor does an EXIT read before the empty read: it may be that child's,
+   * queued the moment the drops ended).
    */
   #recordChildrenUnknown(): void {
     for (const pid of listAllChildrenNow()) this.#provenance.recordUnknown(pid);

@@ -79,3 +79,26 @@ test("a PID an adopted orphan had, forked again while events are dropped, is not
     await child.exited;
   }
 });
+
+test("the EXIT of a child forked while events were dropped, queued just after the queue emptied and read before the empty read, is not taken for adopted", async () => {
+  const replies: (Uint8Array | "ENOBUFS" | "empty")[] = ["ENOBUFS"];
+  for (let i = 0; i < QUEUED_AFTER_OVERRUN; i++) replies.push(capturedForkOf(1, 2));
+  const source = new NetlinkSource(scriptedLibc(replies), -1, pino({ level: "silent" }));
+  expect(source.drain().more).toBe(true);
+  const child = spawnLiveChild();
+  try {
+    // The read that emptied the queue ended the drops; the child's EXIT was queued before the next read.
+    replies.splice(replies.length - 1, 0, capturedExitOf(child.pid));
+    let adopted: number[] = [];
+    let own: number[] = [];
+    for (let drained = source.drain(); ; drained = source.drain()) {
+      adopted = [...adopted, ...drained.adoptedExits.map((e) => e.pid)];
+      own = [...own, ...drained.ownExits.map((e) => e.pid)];
+      if (!drained.more) break;
+    }
+    expect({ adopted, own }).toEqual({ adopted: [], own: [child.pid] });
+  } finally {
+    child.kill();
+    await child.exited;
+  }
+});
