@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
+import { PID1_PREFIX, runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
 
 const DAEMON = new URL("./fixtures/daemon.mjs", import.meta.url).pathname;
 const ORPHANS = 200;
@@ -28,7 +28,7 @@ test("as a child subreaper: every orphan reaped, every child_process exit code k
 
 const pid1Missing = unshareMissing();
 test("as PID 1 of a new PID namespace with sigchld: every orphan reaped, every exit code kept", { skip: pid1Missing, timeout: scaled(180_000) }, () => {
-  const result = runDaemon({ orphans: ORPHANS, rounds: 3, options: { source: "sigchld" } }, ["unshare", "-p", "-f", "--mount-proc"]);
+  const result = runDaemon({ orphans: ORPHANS, rounds: 3, options: { source: "sigchld" } }, PID1_PREFIX);
   assert.equal(result.pid, 1);
   assert.equal(result.role, "pid1");
   assert.equal(result.source, "sigchld");
@@ -36,7 +36,7 @@ test("as PID 1 of a new PID namespace with sigchld: every orphan reaped, every e
 });
 
 test("as PID 1 with auto: the proc connector is refused by namespace, sigchld is chosen", { skip: pid1Missing, timeout: scaled(180_000) }, () => {
-  const result = runDaemon({ orphans: 50, rounds: 1 }, ["unshare", "-p", "-f", "--mount-proc"]);
+  const result = runDaemon({ orphans: 50, rounds: 1 }, PID1_PREFIX);
   assert.equal(result.source, "sigchld");
   assert.match(result.notChosen.netlink, /not in the initial pid namespace/);
   assertServed(result, 50);

@@ -9,6 +9,13 @@ export const SCALE = Number(process.env.ORPHAN_REAPER_TEST_SCALE ?? 1) || 1;
 export const scaled = (ms) => Math.round(ms * SCALE);
 
 /**
+ * PID 1 of a new PID namespace. --kill-child: when unshare dies (a timeout
+ * SIGKILLs it), the kernel kills its child, PID 1, and the namespace with it;
+ * without it the daemon lives on as PID 1 of a namespace nobody watches.
+ */
+export const PID1_PREFIX = ["unshare", "-p", "-f", "--kill-child", "--mount-proc"];
+
+/**
  * Runs `node fixture args` (after `prefix`), killed after `timeoutMs`; returns
  * its last stdout line as JSON. A fixture that printed its line and then
  * killed itself (a stuck Worker cannot be ended otherwise) still counts.
@@ -28,10 +35,10 @@ export function runNodeFixture(fixture, args, { prefix = [], env = {}, cwd, time
   return JSON.parse(lastLine);
 }
 
-/** Why `unshare -p -f --mount-proc` cannot run here, or undefined when it can. */
+/** Why PID1_PREFIX cannot run here (no unshare, no privilege, no --kill-child), or undefined when it can. */
 export function unshareMissing() {
-  const probe = spawnSync("unshare", ["-p", "-f", "--mount-proc", "true"], { encoding: "utf8" });
+  const probe = spawnSync(PID1_PREFIX[0], [...PID1_PREFIX.slice(1), "true"], { encoding: "utf8", timeout: scaled(30_000), killSignal: "SIGKILL" });
   if (probe.error) return `unshare (util-linux) cannot run: ${probe.error.message}`;
-  if (probe.status !== 0) return `unshare -p -f --mount-proc failed here: ${probe.stderr.trim()}`;
+  if (probe.status !== 0) return `${PID1_PREFIX.join(" ")} failed here: ${probe.stderr.trim()}`;
   return undefined;
 }

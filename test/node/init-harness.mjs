@@ -9,11 +9,10 @@ import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { scaled } from "./helpers.mjs";
+import { PID1_PREFIX, scaled } from "./helpers.mjs";
 
 export const CLI_MAIN = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 export const RECORDER = fileURLToPath(new URL("../fixtures/signal-recorder.sh", import.meta.url));
-export const PID1_PREFIX = ["unshare", "-p", "-f", "--mount-proc"];
 
 /** Polls `condition` every 10 ms for at most `budgetMs` (scaled); never forks. */
 export async function waitUntil(condition, budgetMs) {

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
+import { PID1_PREFIX, runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURES = join(ROOT, "test/node/fixtures");
@@ -74,7 +74,7 @@ test("installed from the tarball, a plain node daemon reaps 500 orphans, no zomb
   else {
     const asPid1 = runNodeFixture(join(project, "daemon.mjs"), [JSON.stringify({ orphans: ORPHANS, rounds: 2, timeoutMs: scaled(60_000) })], {
       cwd: project,
-      prefix: ["unshare", "-p", "-f", "--mount-proc"],
+      prefix: PID1_PREFIX,
       env: { ORPHAN_REAPER_MODULE: "orphan-reaper", PATH: NODE_ONLY_PATH },
     });
     assert.equal(asPid1.source, "sigchld");
