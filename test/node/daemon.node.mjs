@@ -10,7 +10,7 @@ import { PID1_PREFIX, runNodeFixture, scaled, unshareMissing } from "./helpers.m
 
 const DAEMON = new URL("./fixtures/daemon.mjs", import.meta.url).pathname;
 const ORPHANS = 200;
-const runDaemon = (config, prefix) => runNodeFixture(DAEMON, [JSON.stringify({ timeoutMs: scaled(30_000), ...config })], { prefix });
+const runDaemon = (config, prefix) => runNodeFixture(DAEMON, [JSON.stringify({ timeoutMs: scaled(30_000), settleMs: scaled(200), ...config })], { prefix });
 
 function assertServed(result, orphans) {
   assert.deepEqual(result.wrongExitCodes, []);

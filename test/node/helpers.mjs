@@ -1,12 +1,30 @@
 /**
  * Helpers for the Node.js tests: run a fixture as its own process (with a
  * prefix such as unshare), bounded, and parse the one JSON line it prints.
- * Waits scale with ORPHAN_REAPER_TEST_SCALE (a multiplier, default 1).
+ * Waits scale with ORPHAN_REAPER_TEST_SCALE (a multiplier, default 1): the
+ * tests and the fixtures under test/node/fixtures take `scaled` from here;
+ * daemon.mjs, which is also copied into a consumer project, gets its waits
+ * from the test that runs it.
  */
 import { spawnSync } from "node:child_process";
 
-export const SCALE = Number(process.env.ORPHAN_REAPER_TEST_SCALE ?? 1) || 1;
-export const scaled = (ms) => Math.round(ms * SCALE);
+/**
+ * ORPHAN_REAPER_TEST_SCALE, read as test/helpers/time.ts reads it for Bun
+ * (Node 20 cannot load that file): a positive number, 1 when unset or blank;
+ * anything else is an error, not a silent 1.
+ */
+function parseTestScale(text) {
+  if (text === undefined || text.trim() === "") return 1;
+  const scale = Number(text);
+  if (!Number.isFinite(scale) || scale <= 0) {
+    throw new Error(`ORPHAN_REAPER_TEST_SCALE must be a positive number, not ${JSON.stringify(text)}`);
+  }
+  return scale;
+}
+
+export const SCALE = parseTestScale(process.env.ORPHAN_REAPER_TEST_SCALE);
+/** `ms` stretched by the scale, rounded up as on the Bun side. */
+export const scaled = (ms) => Math.ceil(ms * SCALE);
 
 /**
  * PID 1 of a new PID namespace. --kill-child: when unshare dies (a timeout

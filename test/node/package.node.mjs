@@ -22,6 +22,9 @@ const pid1Missing = unshareMissing();
 /** Only Node's and the system's directories: no Bun, no node_modules/.bin of this repo. */
 const NODE_ONLY_PATH = [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(":");
 
+/** The daemon fixture's argument: its waits scaled here, since it runs without helpers.mjs beside it. */
+const daemonConfig = (config) => JSON.stringify({ timeoutMs: scaled(60_000), settleMs: scaled(200), ...config });
+
 let work;
 let tarball;
 
@@ -49,7 +52,7 @@ after(() => rmSync(work, { recursive: true, force: true }));
 
 test("installed from the tarball, a plain node daemon reaps 500 orphans, no zombie left, no wrong exit code: netlink on the host, sigchld as PID 1 of a PID namespace", { timeout: scaled(600_000) }, () => {
   const project = consumerProject("consumer");
-  const result = runNodeFixture(join(project, "daemon.mjs"), [JSON.stringify({ orphans: ORPHANS, rounds: 2, timeoutMs: scaled(60_000) })], {
+  const result = runNodeFixture(join(project, "daemon.mjs"), [daemonConfig({ orphans: ORPHANS, rounds: 2 })], {
     cwd: project,
     env: { ORPHAN_REAPER_MODULE: "orphan-reaper", PATH: NODE_ONLY_PATH },
   });
@@ -72,7 +75,7 @@ test("installed from the tarball, a plain node daemon reaps 500 orphans, no zomb
 
   if (pid1Missing) console.log(`# skipping the PID 1 run from the tarball: ${pid1Missing}`);
   else {
-    const asPid1 = runNodeFixture(join(project, "daemon.mjs"), [JSON.stringify({ orphans: ORPHANS, rounds: 2, timeoutMs: scaled(60_000) })], {
+    const asPid1 = runNodeFixture(join(project, "daemon.mjs"), [daemonConfig({ orphans: ORPHANS, rounds: 2 })], {
       cwd: project,
       prefix: PID1_PREFIX,
       env: { ORPHAN_REAPER_MODULE: "orphan-reaper", PATH: NODE_ONLY_PATH },
@@ -101,7 +104,7 @@ test("installed from the tarball, a plain node daemon reaps 500 orphans, no zomb
 
 test("installed without optional dependencies (no koffi): off, with the reason", { timeout: scaled(300_000) }, () => {
   const project = consumerProject("without-koffi", ["--omit=optional"]);
-  const result = runNodeFixture(join(project, "daemon.mjs"), [JSON.stringify({ orphans: 0, rounds: 1 })], {
+  const result = runNodeFixture(join(project, "daemon.mjs"), [daemonConfig({ orphans: 0, rounds: 1 })], {
     cwd: project,
     env: { ORPHAN_REAPER_MODULE: "orphan-reaper" },
   });
