@@ -60,3 +60,16 @@ export function unshareMissing() {
   if (probe.status !== 0) return `${PID1_PREFIX.join(" ")} failed here: ${probe.stderr.trim()}`;
   return undefined;
 }
+
+/**
+ * `promise`, or a rejection naming `what` after `budgetMs` (scaled): a test
+ * that awaits an exit that never comes fails with the reason and runs its
+ * finally, instead of hanging until its timeout (which skips the finally).
+ */
+export function within(promise, budgetMs, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${scaled(budgetMs)} ms`)), scaled(budgetMs));
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { PID1_PREFIX, scaled } from "./helpers.mjs";
+import { PID1_PREFIX, scaled, within } from "./helpers.mjs";
 
 export const CLI_MAIN = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 export const RECORDER = fileURLToPath(new URL("../fixtures/signal-recorder.sh", import.meta.url));
@@ -81,10 +81,15 @@ export class NodeInit {
     return waitUntil(() => this.lines.includes(line), budgetMs);
   }
 
-  /** Tells the recorder to exit with `code`; resolves to the init's exit status. */
+  /** Resolves to the init's exit status; rejects when it has not exited within `budgetMs` (scaled). */
+  exitedWithin(budgetMs = 20_000) {
+    return within(this.exited, budgetMs, "the init's exit");
+  }
+
+  /** Tells the recorder to exit with `code`; resolves to the init's exit status (bounded, as exitedWithin). */
   finish(code) {
     this.process.stdin.write(`exit ${code}\n`);
-    return this.exited;
+    return this.exitedWithin();
   }
 
   /** Kills what is left: the namespace (its PID 1) or the init and the recorder's group. */

@@ -58,19 +58,19 @@ function datagramPair() {
   return { receiver, sender, senderAddress: abstractAddress(names[1]), close: () => [receiver, sender].forEach((fd) => libc.close(fd)) };
 }
 
-test("the runtime seam chose koffi on Node", () => {
+test("the runtime seam chose koffi on Node", { timeout: scaled(30_000) }, () => {
   assert.equal(runtimeName, "node");
   assert.match(libc.path, /libc|musl/);
   assert.equal(libc.getpid(), process.pid);
 });
 
-test("errno: close of a closed fd is EBADF, named", () => {
+test("errno: close of a closed fd is EBADF, named", { timeout: scaled(30_000) }, () => {
   const fd = libc.socket(AF_UNIX, SOCK_DGRAM, 0);
   libc.close(fd);
   assertErrno(() => libc.close(fd), "close", "EBADF");
 });
 
-test("datagrams: send, receive (-1 when empty), readable by poll, a socket filter that drops all, setsockopt and getsockopt", () => {
+test("datagrams: send, receive (-1 when empty), readable by poll, a socket filter that drops all, setsockopt and getsockopt", { timeout: scaled(30_000) }, () => {
   const pair = datagramPair();
   try {
     const into = new Uint8Array(64);
@@ -98,7 +98,7 @@ test("datagrams: send, receive (-1 when empty), readable by poll, a socket filte
   }
 });
 
-test("pipe and code page: a non-blocking close-on-exec pipe reads -1 when empty, then the bytes; mapCode gives an executable page", () => {
+test("pipe and code page: a non-blocking close-on-exec pipe reads -1 when empty, then the bytes; mapCode gives an executable page", { timeout: scaled(30_000) }, () => {
   const [readFd, writeFd] = libc.nonBlockingPipe();
   try {
     const buffer = new Uint8Array(16);
@@ -117,14 +117,14 @@ test("pipe and code page: a non-blocking close-on-exec pipe reads -1 when empty,
   assert.match(mapping ?? "", /^\S+ r-xp /);
 });
 
-test("clock: monotonicNs is CLOCK_MONOTONIC, Node's hrtime clock", () => {
+test("clock: monotonicNs is CLOCK_MONOTONIC, Node's hrtime clock", { timeout: scaled(30_000) }, () => {
   const before = process.hrtime.bigint();
   const ours = libc.monotonicNs();
   const after = process.hrtime.bigint();
   assert.ok(before <= ours && ours <= after, `${before} <= ${ours} <= ${after}`);
 });
 
-test("clock: a kernel clock read, turned with the proc connector's offset, is never later than performance.now() read after it", () => {
+test("clock: a kernel clock read, turned with the proc connector's offset, is never later than performance.now() read after it", { timeout: scaled(30_000) }, () => {
   let later = 0;
   for (let offsets = 0; offsets < 50; offsets++) {
     const offsetMs = monotonicOffsetMs(libc);

@@ -46,9 +46,9 @@ before(() => {
   work = mkdtempSync(join(tmpdir(), "orphan-reaper-pack-"));
   npm(["pack", "--pack-destination", work], ROOT);
   tarball = join(work, readdirSync(work).find((file) => file.endsWith(".tgz")));
-});
+}, { timeout: scaled(300_000) });
 
-after(() => rmSync(work, { recursive: true, force: true }));
+after(() => work && rmSync(work, { recursive: true, force: true }), { timeout: scaled(60_000) });
 
 test("installed from the tarball, a plain node daemon reaps 500 orphans, no zombie left, no wrong exit code: netlink on the host, sigchld as PID 1 of a PID namespace", { timeout: scaled(600_000) }, () => {
   const project = consumerProject("consumer");

@@ -35,7 +35,7 @@ function signalNumber(name) {
   return constants.signals[`SIG${name}`];
 }
 
-test("real-time signals caught natively reach the relay once each, in the order sent (koffi seam)", async () => {
+test("real-time signals caught natively reach the relay once each, in the order sent (koffi seam)", { timeout: scaled(30_000) }, async () => {
   const [first, second] = [SIGRTMIN + 2, SIGRTMIN + 3];
   const relay = new SignalRelay([]);
   try {
@@ -52,7 +52,7 @@ test("real-time signals caught natively reach the relay once each, in the order 
   }
 });
 
-test("in front of Node's SIGSEGV handler: a SIGSEGV kill sent is forwarded; a real fault still ends the process by SIGSEGV", async () => {
+test("in front of Node's SIGSEGV handler: a SIGSEGV kill sent is forwarded; a real fault still ends the process by SIGSEGV", { timeout: scaled(60_000) }, async () => {
   const child = spawn(process.execPath, [join(import.meta.dirname, "fixtures/fault-in-front.mjs")], { stdio: ["ignore", "pipe", "pipe"] });
   const timer = setTimeout(() => child.kill("SIGKILL"), scaled(20_000));
   try {
@@ -75,7 +75,7 @@ if (pid1Missing) console.log(`# skipping the PID 1 run tests: ${pid1Missing}`);
 for (const pid1 of [false, true]) {
   describe(`run under Node ${pid1 ? "as PID 1 of a new PID namespace" : "as a child subreaper"}`, { skip: pid1 && pid1Missing }, () => {
     for (const flags of [[], ["-g"]]) {
-      test(`every forwarded signal reaches the child exactly once, and run survives each ${flags.join(" ") || "(no -g)"}`, async () => {
+      test(`every forwarded signal reaches the child exactly once, and run survives each ${flags.join(" ") || "(no -g)"}`, { timeout: scaled(120_000) }, async () => {
         const init = new NodeInit({ flags, command: ["bash", RECORDER, ...FORWARDED, ...REALTIME], pid1 });
         try {
           const recorder = await init.ready();
@@ -98,10 +98,10 @@ for (const pid1 of [false, true]) {
       });
     }
 
-    test("the command starts with every signal at its default action and none blocked", async () => {
+    test("the command starts with every signal at its default action and none blocked", { timeout: scaled(60_000) }, async () => {
       const init = new NodeInit({ command: ["cat", "/proc/self/status"], pid1 });
       try {
-        assert.equal(await init.exited, 0);
+        assert.equal(await init.exitedWithin(), 0);
         const masks = Object.fromEntries(init.lines.filter((line) => /^Sig(Blk|Ign|Cgt):/.test(line)).map((line) => line.split(":\t")));
         assert.deepEqual(masks, { SigBlk: "0000000000000000", SigIgn: "0000000000000000", SigCgt: "0000000000000000" });
       } finally {
@@ -109,7 +109,7 @@ for (const pid1 of [false, true]) {
       }
     });
 
-    test("a SIGTERM 20 ms (scaled) after start: held and delivered, or the documented outcome; never a dead init with a live child", async () => {
+    test("a SIGTERM 20 ms (scaled) after start: held and delivered, or the documented outcome; never a dead init with a live child", { timeout: scaled(90_000) }, async () => {
       const marker = `ORPHAN_REAPER_STARTUP_MARK=${process.pid}-${pid1}-${Math.random()}`;
       const [key, value] = marker.split("=");
       const init = new NodeInit({ flags: ["-v"], command: ["bash", RECORDER, "TERM"], pid1, env: { [key]: value } });
@@ -132,7 +132,7 @@ for (const pid1 of [false, true]) {
           assert.equal(await init.finish(5), 5);
           outcome = "dropped before run listened (PID 1)";
         } else {
-          assert.equal(await init.exited, 143);
+          assert.equal(await init.exitedWithin(), 143);
           outcome = init.stderr.includes('"child exited"') ? "held, delivered before the command's trap: it died of it (143)" : "run died of it before it listened (143)";
         }
         assert.equal(await waitUntil(() => processesMarked(marker).length === 0, 5_000), true, "a process of the init's outlived it");
@@ -175,7 +175,7 @@ if (wxMissing) console.log(`# skipping the W^X test: ${wxMissing}`);
 
 // Under PR_SET_MDWE, V8 needs --jitless (its JIT wants executable memory it
 // wrote), and Bun does not start bun:ffi at all ("bun:ffi requires the JIT").
-test("under a W^X policy (PR_SET_MDWE) run ignores the real-time signals, says why on the verbose line, and survives one", { skip: wxMissing }, async () => {
+test("under a W^X policy (PR_SET_MDWE) run ignores the real-time signals, says why on the verbose line, and survives one", { skip: wxMissing, timeout: scaled(60_000) }, async () => {
   const init = new NodeInit({ flags: ["-v"], command: ["bash", RECORDER, "USR1"], prefix: ["python3", "-c", MDWE_WRAPPER], nodeArgs: ["--jitless"] });
   try {
     await init.ready();

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { scaled } from "./helpers.mjs";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const sources = readdirSync(join(ROOT, "src"), { recursive: true })
@@ -19,7 +20,7 @@ function importsOf(text) {
   return [...text.matchAll(pattern)].map((match) => match[1]);
 }
 
-test("only src/runtime/ imports bun:ffi or koffi", () => {
+test("only src/runtime/ imports bun:ffi or koffi", { timeout: scaled(30_000) }, () => {
   const offenders = sources
     .filter(({ file }) => !file.startsWith(join("src", "runtime")))
     .flatMap(({ file, text }) => importsOf(text).filter((name) => name === "bun:ffi" || name === "koffi").map((name) => `${file}: ${name}`));
@@ -29,7 +30,7 @@ test("only src/runtime/ imports bun:ffi or koffi", () => {
   assert.ok(runtime.some(({ text }) => importsOf(text).includes("koffi")), "the Node binding loads koffi");
 });
 
-test("every dependency and optional dependency is imported by the sources", () => {
+test("every dependency and optional dependency is imported by the sources", { timeout: scaled(30_000) }, () => {
   const manifest = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
   const imported = new Set(sources.flatMap(({ text }) => importsOf(text)));
   const declared = [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.optionalDependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})];
