@@ -12,7 +12,7 @@ import { ErrnoError } from "../../dist/errno.js";
 import { holdPidfdOnEachChild } from "../../dist/runtime/child-pidfds.js";
 import { loadLibc } from "../../dist/runtime/index.js";
 import { runtimeHoldsPidfd } from "../../dist/runtime-pidfds.js";
-import { runNodeFixture, scaled } from "./helpers.mjs";
+import { runNodeFixture, scaled, within } from "./helpers.mjs";
 
 const FIXTURE = new URL("./fixtures/runtime-zombies.mjs", import.meta.url).pathname;
 const RUNTIME_CHILDREN = 50;
@@ -51,17 +51,19 @@ test("a child whose pidfd cannot be opened (EMFILE here) still counts as the run
   const outOfFds = { ...libc, pidfdOpen: () => { throw new ErrnoError("pidfd_open", EMFILE); } };
   const spawnWaiting = () => spawn("sh", ["-c", "read _"], { stdio: ["pipe", "ignore", "ignore"] });
   const before = spawnWaiting();
+  let child;
   const remove = await holdPidfdOnEachChild(outOfFds);
   try {
-    const child = spawnWaiting();
+    child = spawnWaiting();
     assert.deepEqual(await runtimeHoldsPidfd([child.pid, before.pid]), new Set([child.pid]), "the child spawned before the wrapper is unmarked");
+    const exited = once(child, "exit");
     child.stdin.end();
-    await once(child, "exit");
+    await within(exited, 20_000, "the child's 'exit'");
     assert.deepEqual(await runtimeHoldsPidfd([child.pid]), new Set());
   } finally {
     remove();
-    before.stdin.end();
-    await once(before, "exit");
+    // Whatever failed above, both are gone when the test ends.
+    await Promise.all([before, child].filter(Boolean).map(endChild));
   }
 });
 
@@ -105,6 +107,14 @@ test("the wrapper comes off only while it is on top: a wrapper put over it stays
     ChildProcess.prototype.spawn = original;
   }
 });
+
+/** SIGKILLs a child_process child that has not fired 'exit' yet and waits (bounded) until it has. */
+async function endChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGKILL");
+  await within(exited, 20_000, `the 'exit' of ${child.pid}`);
+}
 
 // On sigchld, where nothing but the mark tells the runtime's zombies from orphans.
 test("control: without the mark, the reaper takes runtime zombies, and each one it takes never fires 'exit'", { timeout: scaled(120_000) }, (t) => {
