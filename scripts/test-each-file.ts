@@ -1,5 +1,6 @@
 /**
- * Runs every test file (or the files named as arguments) in a process of its
+ * Runs every test file (or the files named as arguments: scripts/test-node.mjs
+ * names test/node/*.node.mjs, which run under node --test) in a process of its
  * own. The tests change process-wide kernel state (child subreaper flag,
  * adopted orphans, SIGCHLD listeners, netlink sockets), which bun test would
  * otherwise share between files. Each file runs under scripts/run-test-file.ts,
@@ -47,10 +48,10 @@ for (const file of files) {
   await killDescendants(); // what its guard could not (it was killed itself)
   process.stdout.write(stdout);
   process.stderr.write(stderr);
-  const count = (word: string) => Number(new RegExp(`^\\s*(\\d+) ${word}$`, "m").exec(stderr + stdout)?.[1] ?? 0);
-  totals.passed += count("pass");
-  totals.failed += count("fail");
-  totals.skipped += count("skip");
+  const counted = countsOf(stderr + stdout);
+  totals.passed += counted.passed;
+  totals.failed += counted.failed;
+  totals.skipped += counted.skipped;
   if (exitCode !== 0) {
     failedFiles.push(`${file} (exit ${exitCode})`);
     failureReports.push(failureReport(file, stdout + stderr));
@@ -62,8 +63,18 @@ if (failedFiles.length > 0) console.log(`\n${failureReports.join("\n\n")}\n\nfai
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(failedFiles.length > 0 || totals.failed > 0 || totals.passed === 0 ? 1 : 0);
 
-/** What a failed file printed, but for its passing tests and blank lines: its errors and what it logged. */
+/**
+ * A file's totals from bun test's summary (" 3 pass") or from node --test's
+ * spec reporter ("ℹ pass 3"; its cancelled tests, e.g. timed out, count as failed).
+ */
+function countsOf(output: string): typeof totals {
+  const bun = (word: string) => Number(new RegExp(`^\\s*(\\d+) ${word}$`, "m").exec(output)?.[1] ?? 0);
+  const node = (word: string) => Number(new RegExp(`^ℹ ${word} (\\d+)$`, "m").exec(output)?.[1] ?? 0);
+  return { passed: bun("pass") + node("pass"), failed: bun("fail") + node("fail") + node("cancelled"), skipped: bun("skip") + node("skipped") };
+}
+
+/** What a failed file printed, but for its passing tests (bun's "(pass)", node's "✔") and blank lines: its errors and what it logged. */
 function failureReport(file: string, output: string): string {
-  const lines = output.split("\n").filter((line) => line.trim() !== "" && !line.startsWith("(pass)"));
+  const lines = output.split("\n").filter((line) => line.trim() !== "" && !line.startsWith("(pass)") && !/^\s*✔ /.test(line));
   return `what ${file} printed, passing tests left out:\n${lines.slice(-FAILURE_LINES_REPEATED).join("\n")}`;
 }
