@@ -37,6 +37,9 @@ export const PID1_PREFIX = ["unshare", "-p", "-f", "--kill-child", "--mount-proc
  * Runs `node fixture args` (after `prefix`), killed after `timeoutMs`; returns
  * its last stdout line as JSON. A fixture that printed its line and then
  * killed itself (a stuck Worker cannot be ended otherwise) still counts.
+ * It runs in a session (and process group) of its own: the timeout kills
+ * only the fixture, so whatever is left in its group (its children, their
+ * orphans) is killed once the run is over, whatever its outcome.
  */
 export function runNodeFixture(fixture, args, { prefix = [], env = {}, cwd, timeoutMs = scaled(120_000) } = {}) {
   const argv = [...prefix, process.execPath, fixture, ...args];
@@ -46,10 +49,18 @@ export function runNodeFixture(fixture, args, { prefix = [], env = {}, cwd, time
     encoding: "utf8",
     timeout: timeoutMs,
     killSignal: "SIGKILL",
+    detached: true,
   });
-  const lastLine = run.stdout.trim().split("\n").at(-1);
+  if (run.pid) {
+    try {
+      process.kill(-run.pid, "SIGKILL");
+    } catch {
+      // ESRCH: nothing of it is left
+    }
+  }
+  const lastLine = (run.stdout ?? "").trim().split("\n").at(-1);
   const finished = run.status === 0 || (run.signal === "SIGKILL" && lastLine?.startsWith("{"));
-  if (!finished || !lastLine) throw new Error(`${argv.join(" ")} failed (status ${run.status}, signal ${run.signal}): ${run.stderr}`);
+  if (!finished || !lastLine) throw new Error(`${argv.join(" ")} failed (status ${run.status}, signal ${run.signal}${run.error ? `, ${run.error.message}` : ""}): ${run.stderr}`);
   return JSON.parse(lastLine);
 }
 
