@@ -34,23 +34,13 @@ export const scaled = (ms) => Math.ceil(ms * SCALE);
 export const PID1_PREFIX = ["unshare", "-p", "-f", "--kill-child", "--mount-proc"];
 
 /**
- * Runs `node fixture args` (after `prefix`), killed after `timeoutMs`; returns
- * its last stdout line as JSON. A fixture that printed its line and then
- * killed itself (a stuck Worker cannot be ended otherwise) still counts.
- * It runs in a session (and process group) of its own: the timeout kills
- * only the fixture, so whatever is left in its group (its children, their
- * orphans) is killed once the run is over, whatever its outcome.
+ * spawnSync in a session (and process group) of its own, SIGKILLed after
+ * `timeout` (scaled by the caller): the timeout kills only the process it
+ * started, so whatever is left in its group (its children, their orphans)
+ * is killed once the run is over, whatever its outcome.
  */
-export function runNodeFixture(fixture, args, { prefix = [], env = {}, cwd, timeoutMs = scaled(120_000) } = {}) {
-  const argv = [...prefix, process.execPath, fixture, ...args];
-  const run = spawnSync(argv[0], argv.slice(1), {
-    cwd,
-    env: { ...process.env, ORPHAN_REAPER_LOG_LEVEL: "warn", ...env },
-    encoding: "utf8",
-    timeout: timeoutMs,
-    killSignal: "SIGKILL",
-    detached: true,
-  });
+export function spawnSyncInGroup(command, args, options) {
+  const run = spawnSync(command, args, { killSignal: "SIGKILL", ...options, detached: true });
   if (run.pid) {
     try {
       process.kill(-run.pid, "SIGKILL");
@@ -58,6 +48,23 @@ export function runNodeFixture(fixture, args, { prefix = [], env = {}, cwd, time
       // ESRCH: nothing of it is left
     }
   }
+  return run;
+}
+
+/**
+ * Runs `node fixture args` (after `prefix`) with spawnSyncInGroup, killed
+ * after `timeoutMs`; returns its last stdout line as JSON. A fixture that
+ * printed its line and then killed itself (a stuck Worker cannot be ended
+ * otherwise) still counts.
+ */
+export function runNodeFixture(fixture, args, { prefix = [], env = {}, cwd, timeoutMs = scaled(120_000) } = {}) {
+  const argv = [...prefix, process.execPath, fixture, ...args];
+  const run = spawnSyncInGroup(argv[0], argv.slice(1), {
+    cwd,
+    env: { ...process.env, ORPHAN_REAPER_LOG_LEVEL: "warn", ...env },
+    encoding: "utf8",
+    timeout: timeoutMs,
+  });
   const lastLine = (run.stdout ?? "").trim().split("\n").at(-1);
   const finished = run.status === 0 || (run.signal === "SIGKILL" && lastLine?.startsWith("{"));
   if (!finished || !lastLine) throw new Error(`${argv.join(" ")} failed (status ${run.status}, signal ${run.signal}${run.error ? `, ${run.error.message}` : ""}): ${run.stderr}`);

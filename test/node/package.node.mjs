@@ -8,13 +8,12 @@
  * declarations; without the optional koffi the reaper is off with the reason.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { PID1_PREFIX, runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
+import { PID1_PREFIX, runNodeFixture, scaled, spawnSyncInGroup, unshareMissing } from "./helpers.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURES = join(ROOT, "test/node/fixtures");
@@ -33,7 +32,9 @@ let consumer;
 let doctorRun;
 
 function npm(args, cwd) {
-  return execFileSync("npm", [...args, "--no-audit", "--no-fund", "--prefer-offline"], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: scaled(300_000) });
+  const run = spawnSyncInGroup("npm", [...args, "--no-audit", "--no-fund", "--prefer-offline"], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: scaled(300_000) });
+  if (run.status !== 0) throw new Error(`npm ${args.join(" ")} failed (status ${run.status}, signal ${run.signal}${run.error ? `, ${run.error.message}` : ""}): ${run.stderr}`);
+  return run.stdout;
 }
 
 /** An empty project with the tarball installed (and the fixtures copied in, so they import it by name). */
@@ -48,8 +49,8 @@ function consumerProject(name, extraInstallArgs = []) {
 
 /** `npx orphan-reaper doctor --json` in the consumer project with only Node and npm on PATH, run once. */
 function doctor() {
-  doctorRun ??= spawnSync("npx", ["--no-install", "orphan-reaper", "doctor", "--json"], {
-    cwd: consumer, encoding: "utf8", env: { ...process.env, PATH: NODE_ONLY_PATH }, timeout: scaled(120_000), killSignal: "SIGKILL",
+  doctorRun ??= spawnSyncInGroup("npx", ["--no-install", "orphan-reaper", "doctor", "--json"], {
+    cwd: consumer, encoding: "utf8", env: { ...process.env, PATH: NODE_ONLY_PATH }, timeout: scaled(120_000),
   });
   return doctorRun;
 }
@@ -120,7 +121,7 @@ test("installed from the tarball, a TypeScript consumer type-checks against the 
       typeRoots: [join(ROOT, "node_modules/@types")], types: ["node"] },
     files: ["consumer.ts"],
   }));
-  const tsc = spawnSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", consumer], { encoding: "utf8", timeout: scaled(120_000), killSignal: "SIGKILL" });
+  const tsc = spawnSyncInGroup(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", consumer], { encoding: "utf8", timeout: scaled(120_000) });
   assert.equal(tsc.status, 0, `a TypeScript consumer type-checks against dist/*.d.ts: ${tsc.error?.message ?? ""}${tsc.stdout}${tsc.stderr}`);
 });
 
