@@ -6,11 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { PID1_PREFIX, runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
+import { NETLINK_PROBE_TIMEOUT_MS, PID1_PREFIX, runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
 
 const DAEMON = new URL("./fixtures/daemon.mjs", import.meta.url).pathname;
 const ORPHANS = 200;
-const runDaemon = (config, prefix) => runNodeFixture(DAEMON, [JSON.stringify({ timeoutMs: scaled(30_000), settleMs: scaled(200), ...config })], { prefix });
+const runDaemon = ({ options, ...config }, prefix) =>
+  runNodeFixture(DAEMON, [JSON.stringify({ timeoutMs: scaled(30_000), settleMs: scaled(200), ...config, options: { netlinkProbeTimeoutMs: NETLINK_PROBE_TIMEOUT_MS, ...options } })], { prefix });
 
 function assertServed(result, orphans) {
   assert.deepEqual(result.wrongExitCodes, []);

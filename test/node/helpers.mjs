@@ -7,6 +7,7 @@
  * from the test that runs it.
  */
 import { spawnSync } from "node:child_process";
+import { NETLINK_PROBE_MAX_MS } from "../../dist/options.js";
 
 /**
  * ORPHAN_REAPER_TEST_SCALE, read as test/helpers/time.ts reads it for Bun
@@ -25,6 +26,14 @@ function parseTestScale(text) {
 export const SCALE = parseTestScale(process.env.ORPHAN_REAPER_TEST_SCALE);
 /** `ms` stretched by the scale, rounded up as on the Bun side. */
 export const scaled = (ms) => Math.ceil(ms * SCALE);
+
+/**
+ * netlinkProbeTimeoutMs for the reapers the tests start: the default (100 ms)
+ * is a start-up budget for production, which a busy test machine misses, and
+ * a missed probe turns a netlink test into a skip. Scaled, within the
+ * option's limit.
+ */
+export const NETLINK_PROBE_TIMEOUT_MS = Math.min(scaled(5_000), NETLINK_PROBE_MAX_MS);
 
 /**
  * PID 1 of a new PID namespace. --kill-child: when unshare dies (a timeout
