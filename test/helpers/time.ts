@@ -6,25 +6,10 @@
  * happen; they are never a measure of speed.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { scaled } from "./scale.mjs";
 
 export { sleep };
-
-/** Parses ORPHAN_REAPER_TEST_SCALE: a positive finite number, 1 when unset. */
-export function parseTestScale(text: string | undefined): number {
-  if (text === undefined || text.trim() === "") return 1;
-  const scale = Number(text);
-  if (!Number.isFinite(scale) || scale <= 0) {
-    throw new Error(`ORPHAN_REAPER_TEST_SCALE must be a positive number, not ${JSON.stringify(text)}`);
-  }
-  return scale;
-}
-
-export const TEST_SCALE = parseTestScale(process.env.ORPHAN_REAPER_TEST_SCALE);
-
-/** `ms` stretched by the scale. */
-export function scaled(ms: number): number {
-  return Math.ceil(ms * TEST_SCALE);
-}
+export { parseTestScale, scaled, TEST_SCALE } from "./scale.mjs";
 
 /**
  * Polls `condition` every 10 ms until it holds or `budgetMs` (scaled) passes;

@@ -8,24 +8,9 @@
  */
 import { spawnSync } from "node:child_process";
 import { NETLINK_PROBE_MAX_MS } from "../../dist/options.js";
+import { scaled } from "../helpers/scale.mjs";
 
-/**
- * ORPHAN_REAPER_TEST_SCALE, read as test/helpers/time.ts reads it for Bun
- * (Node 20 cannot load that file): a positive number, 1 when unset or blank;
- * anything else is an error, not a silent 1.
- */
-function parseTestScale(text) {
-  if (text === undefined || text.trim() === "") return 1;
-  const scale = Number(text);
-  if (!Number.isFinite(scale) || scale <= 0) {
-    throw new Error(`ORPHAN_REAPER_TEST_SCALE must be a positive number, not ${JSON.stringify(text)}`);
-  }
-  return scale;
-}
-
-export const SCALE = parseTestScale(process.env.ORPHAN_REAPER_TEST_SCALE);
-/** `ms` stretched by the scale, rounded up as on the Bun side. */
-export const scaled = (ms) => Math.ceil(ms * SCALE);
+export { scaled };
 
 /**
  * netlinkProbeTimeoutMs for the reapers the tests start: the default (100 ms)
