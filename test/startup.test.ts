@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UndoStack } from "../src/startup.ts";
+import { PID1_PREFIX } from "./helpers/cli.ts";
 import { capturingLogger } from "./helpers/logs.ts";
 import { hasCommand } from "./helpers/processes.ts";
 import { scaled } from "./helpers/time.ts";
@@ -23,7 +24,7 @@ function lastJsonLine(run: { stdout: Buffer; stderr: Buffer; exitCode: number | 
   return JSON.parse(stdout.split("\n").at(-1)!);
 }
 
-function runFixture(options: object, prefix: string[] = []) {
+function runFixture(options: object, prefix: readonly string[] = []) {
   return lastJsonLine(Bun.spawnSync([...prefix, process.execPath, reaperRun, JSON.stringify(options)]));
 }
 
@@ -37,7 +38,7 @@ if (unshareMissing) console.warn(`skipping PID 1 tests: ${unshareMissing}`);
 
 test.skipIf(!!unshareMissing)("as PID 1 of a new PID namespace, orphans are reaped and Bun.spawn and child_process children keep their codes", () => {
   for (const source of ["sigchld", "sweep"]) {
-    const result = runFixture({ source, sweepIntervalMs: 200 }, ["unshare", "-p", "-f", "--mount-proc"]);
+    const result = runFixture({ source, sweepIntervalMs: 200 }, PID1_PREFIX);
     expect(result).toMatchObject({ pid: 1, role: "pid1", source, reaped: 100, zombiesLeft: 0, exitCodesTrue: true });
   }
 }, scaled(60_000));

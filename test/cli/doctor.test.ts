@@ -3,7 +3,7 @@ import { existsSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { DoctorReport } from "../../src/cli/doctor.ts";
 import { judgeNetNamespace, judgePidNamespace, parseKernelVersion } from "../../src/cli/host.ts";
-import { runCli, unshareUnavailable } from "../helpers/cli.ts";
+import { PID1_PREFIX, runCli, unshareUnavailable } from "../helpers/cli.ts";
 import { scaled } from "../helpers/time.ts";
 
 const INITIAL_PID_NS = "pid:[4026531836]";
@@ -62,7 +62,7 @@ describe("orphan-reaper doctor --json", () => {
   test.skipIf(Boolean(skipWhy(["-p", "-f", "--mount-proc"])))(
     "inside unshare -p -f --mount-proc: PID 1 of a nested PID namespace, sigchld serves",
     async () => {
-      const { exitCode, report } = await doctorJson(["unshare", "-p", "-f", "--mount-proc"]);
+      const { exitCode, report } = await doctorJson(PID1_PREFIX);
       expect(exitCode).toBe(0);
       expect(report.pid1).toBe(true);
       expect(report.pidNamespace.initial).toBe(false);

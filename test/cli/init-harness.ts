@@ -6,10 +6,10 @@
 import { join } from "node:path";
 import { readStat, readTaskChildren } from "../../src/procfs.ts";
 import { waitUntil } from "../helpers/processes.ts";
-import { CLI_MAIN } from "../helpers/cli.ts";
+import { CLI_MAIN, PID1_PREFIX } from "../helpers/cli.ts";
 
 export const RECORDER = join(import.meta.dir, "../fixtures/signal-recorder.sh");
-export const PID1_PREFIX = ["unshare", "-p", "-f", "--mount-proc"] as const;
+export { PID1_PREFIX };
 
 /** The suite's one time scale (test/helpers/time.ts), for these tests' timeouts; waitUntil scales by itself. */
 export { TEST_SCALE as SCALE } from "../helpers/time.ts";

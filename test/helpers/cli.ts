@@ -6,6 +6,9 @@ import { join } from "node:path";
 
 export const CLI_MAIN = join(import.meta.dir, "../../src/cli/main.ts");
 
+/** Runs a command as PID 1 of a new PID namespace; --kill-child: when unshare dies (a timeout kills it), so do PID 1 and its namespace. */
+export const PID1_PREFIX = ["unshare", "-p", "-f", "--mount-proc", "--kill-child"] as const;
+
 export interface CliResult {
   readonly exitCode: number;
   readonly stdout: string;
