@@ -9,13 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DaemonPlan, DaemonReport } from "../fixtures/runtime-safety/daemon.ts";
 import { SPAWN_APIS, type SpawnApi } from "../fixtures/runtime-safety/spawners.ts";
+import { scaled } from "../helpers/time.ts";
 
 export type { DaemonPlan, DaemonReport };
 
 const DAEMON = `${import.meta.dir}/../fixtures/runtime-safety/daemon.ts`;
-
-/** ORPHAN_REAPER_TEST_SCALE: multiplies every wait of the suite on a slow machine (default 1). */
-export const TEST_SCALE = Math.max(1, Number(process.env.ORPHAN_REAPER_TEST_SCALE) || 1);
 
 /** PID 1 of a new PID namespace; --kill-child takes the namespace down with unshare. */
 export const AS_PID1 = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"];
@@ -32,7 +30,7 @@ const FAST_ASYNC_APIS: readonly SpawnApi[] = ["Bun.spawn", "child_process.spawn"
 export const BASE_PLAN: DaemonPlan = {
   reaper: {},
   durationMs: 6_000,
-  settleMs: 5_000,
+  settleMs: 5_000, // scaled by the daemon
   workers: [
     { apis: SPAWN_APIS, concurrency: 2 },
     ...Array.from({ length: 4 }, () => ({ apis: FAST_ASYNC_APIS, concurrency: 4 })),
@@ -58,9 +56,9 @@ export interface DaemonRun {
   readonly report: DaemonReport | undefined;
 }
 
-/** What the run must allow a test to wait for: its own duration, settling, start-up, and a margin. */
+/** What the run must allow a test to wait for: its own duration, settling (scaled by the daemon), start-up, and a margin. */
 export function runTimeoutMs(plan: DaemonPlan): number {
-  return (plan.durationMs + plan.settleMs) * TEST_SCALE + 30_000 * TEST_SCALE;
+  return scaled(plan.durationMs + plan.settleMs + 30_000);
 }
 
 function killGroup(pgid: number): void {
@@ -73,7 +71,7 @@ function killGroup(pgid: number): void {
 
 export async function runDaemon(plan: DaemonPlan, prefix: readonly string[] = []): Promise<DaemonRun> {
   const gateDir = mkdtempSync(join(tmpdir(), "runtime-safety-"));
-  const watchdogMs = runTimeoutMs(plan) - 10_000 * TEST_SCALE; // before our own kill, so it can say why
+  const watchdogMs = runTimeoutMs(plan) - scaled(10_000); // before our own kill, so it can say why
   const child = Bun.spawn([...prefix, process.execPath, DAEMON, JSON.stringify({ ...plan, gateDir, watchdogMs })], {
     stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true,
   });
@@ -81,7 +79,7 @@ export async function runDaemon(plan: DaemonPlan, prefix: readonly string[] = []
   const timer = setTimeout(() => {
     timedOut = true;
     killGroup(child.pid);
-  }, runTimeoutMs(plan) - 5_000 * TEST_SCALE);
+  }, runTimeoutMs(plan) - scaled(5_000));
   try {
     const [stdout, stderr] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
     const last = stdout.trim().split("\n").at(-1);
