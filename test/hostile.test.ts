@@ -5,8 +5,14 @@
  * stats(), errors are logged a bounded number of times, and reaping resumes
  * once the condition ends.
  */
-import { expect, test } from "bun:test";
+import { afterEach, expect, test } from "bun:test";
+import type { Subprocess } from "bun";
+import { liveDescendants } from "../scripts/descendants.ts";
+import { P_PID, WEXITED, WNOHANG } from "../src/libc.ts";
+import { readStat, readTaskChildren } from "../src/procfs.ts";
+import { loadLibc } from "../src/runtime/index.ts";
 import { logLines, unshareUnavailable } from "./helpers/cli.ts";
+import { scaled, waitUntil } from "./helpers/time.ts";
 
 const FIXTURE = new URL("./fixtures/hostile-daemon.ts", import.meta.url).pathname;
 const noMountNamespace = unshareUnavailable(["-m", "--propagation", "private"]);
@@ -14,10 +20,64 @@ if (noMountNamespace) console.warn(`skipping the /proc test: ${noMountNamespace}
 const prlimit = Bun.which("prlimit");
 if (!prlimit) console.warn("skipping the EMFILE test: prlimit (util-linux) is not installed");
 
+// The fixture's orphans (up to 1000 `sleep 600`) are its children while it
+// runs; if it dies first (bun test kills it when a test times out), they come
+// to us, the nearest subreaper, where liveDescendants finds them.
+const libc = loadLibc();
+libc.setChildSubreaper(true);
+
+let fixture: Subprocess | undefined;
+
+/**
+ * Kills the fixture's process group (its orphans are in it) and whatever else
+ * lives below us, waits until nothing does, and reaps the orphans that came to
+ * us. Runs after every test, passed, failed or timed out (bun test runs no
+ * finally of a test it timed out).
+ */
+async function killFixture(): Promise<void> {
+  const child = fixture;
+  fixture = undefined;
+  if (!child) return;
+  // Not reaped yet: its PID, and so its group's, names nothing else.
+  if (child.exitCode === null && child.signalCode === null) killPid(-child.pid);
+  // Again until none is left: a shell still forking orphans may add some meanwhile.
+  const gone = await waitUntil(() => {
+    const live = liveDescendants();
+    for (const pid of live) killPid(pid);
+    return live.length === 0;
+  }, 10_000);
+  for (const pid of readTaskChildren() ?? []) {
+    // Adopted zombies: the runtime tracks none of our children but the fixture.
+    if (pid === child.pid || readStat(pid)?.state !== "Z") continue;
+    try {
+      libc.waitid(P_PID, pid, WEXITED | WNOHANG);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (!gone) throw new Error(`still alive after the fixture was killed: ${liveDescendants().join(" ")}`);
+}
+
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // gone already
+  }
+}
+
+afterEach(killFixture);
+
 async function runFixture(prefix: string[], mode: string) {
-  const child = Bun.spawn([...prefix, process.execPath, FIXTURE, mode], { stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  return { exitCode, result: JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}"), logs: logLines(stderr), stderr };
+  // A group of its own (prlimit and unshare exec the fixture: the group is its).
+  const child = Bun.spawn([...prefix, process.execPath, FIXTURE, mode], { stdout: "pipe", stderr: "pipe", detached: true });
+  fixture = child;
+  try {
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    return { exitCode, result: JSON.parse(stdout.trim().split("\n").at(-1) || "{}"), logs: logLines(stderr), stderr };
+  } finally {
+    await killFixture();
+  }
 }
 
 test.skipIf(Boolean(noMountNamespace))("/proc unmounted: nothing reaped, no crash, the problem in stats(); mounted again: every orphan reaped", async () => {
@@ -34,7 +94,7 @@ test.skipIf(Boolean(noMountNamespace))("/proc unmounted: nothing reaped, no cras
   const errors = logs.filter((line) => line.msg === "orphan reaping failed; looking again shortly");
   expect(errors.length).toBeGreaterThanOrEqual(1);
   expect(errors.length).toBeLessThanOrEqual(2);
-}, 120_000);
+}, scaled(120_000));
 
 test.skipIf(!prlimit)("a full fd table while 1000 orphans exit: a bounded number of log lines, then every orphan reaped", async () => {
   const { exitCode, result, logs, stderr } = await runFixture([prlimit!, "--nofile=256"], "emfile");
@@ -48,4 +108,4 @@ test.skipIf(!prlimit)("a full fd table while 1000 orphans exit: a bounded number
   const errors = logs.filter((line) => line.level === 50);
   expect(errors.length).toBeGreaterThanOrEqual(1);
   expect(errors.length).toBeLessThanOrEqual(3);
-}, 180_000);
+}, scaled(180_000));
