@@ -5,16 +5,10 @@
  * default options must fall back to sigchld and say why netlink was not taken.
  */
 import { expect, test } from "bun:test";
+import { unshareUnavailable } from "../helpers/cli.ts";
 import { AS_PID1, BASE_PLAN, MAIN_SPAWNS_EVERY_API, problems, runDaemon, runTimeoutMs, summary, type DaemonPlan } from "./run-daemon.ts";
 
-/** Why a new PID namespace cannot be made here (no unshare, no privilege), or undefined when it can. */
-function pidNamespaceUnavailable(): string | undefined {
-  if (!Bun.which("unshare")) return "unshare (util-linux) is not installed";
-  const probe = Bun.spawnSync([...AS_PID1, "true"], { stderr: "pipe" });
-  return probe.exitCode === 0 ? undefined : `${AS_PID1.join(" ")} fails here: ${probe.stderr.toString().trim()}`;
-}
-
-const noNamespace = pidNamespaceUnavailable();
+const noNamespace = unshareUnavailable(AS_PID1.slice(1));
 if (noNamespace) console.warn(`skipping the PID 1 runs: ${noNamespace}`);
 
 const runs: { name: string; reaper: DaemonPlan["reaper"]; expectSource: string; main?: DaemonPlan["main"] }[] = [

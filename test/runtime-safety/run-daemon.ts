@@ -16,7 +16,7 @@ export type { DaemonPlan, DaemonReport };
 const DAEMON = `${import.meta.dir}/../fixtures/runtime-safety/daemon.ts`;
 
 /** PID 1 of a new PID namespace; --kill-child takes the namespace down with unshare. */
-export const AS_PID1 = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"];
+export { PID1_PREFIX as AS_PID1 } from "../helpers/cli.ts";
 
 /**
  * The APIs whose child the runtime marks only after the spawn returns, on the
