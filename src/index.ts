@@ -15,7 +15,7 @@ import { reaperLogger } from "./log.ts";
 import { exportToRegistry, ReaperMetrics, type LifetimeSummary, type MetricsRegistry } from "./metrics.ts";
 import { normalizeOptions, type NormalizedOptions, type OrphanReaperOptions } from "./options.ts";
 import { loadLibc, markRuntimeChildren } from "./runtime/index.ts";
-import { probeRuntimePidfds } from "./runtime-pidfds.ts";
+import { probeRuntimePidfds } from "./runtime-mark-probe.ts";
 import { SourceWiring, type ProbeRetry, type SourceChange } from "./source-wiring.ts";
 import { UndoStack } from "./startup.ts";
 import { takeOrphans, type ReaperRole } from "./subreaper.ts";

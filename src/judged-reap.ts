@@ -86,9 +86,8 @@ export class JudgedReaper {
     const zombies = pinZombies(libc, selfPid, pids);
     try {
       // Pinned first, then drained to the end: every FORK event of a pinned zombie is read by now.
-      // A drain that stopped at its bound may have left one unread: then no provenance is trusted.
-      const exact = batch.drain() ? batch.exact : undefined;
-      const candidates = zombies.map((zombie) => candidate(zombie, batch.by, exact, batch.exits?.get(zombie.pid) ?? notices.own(zombie.pid), runtimeLook));
+      const readToEnd = batch.drain();
+      const candidates = zombies.map((zombie) => candidate(zombie, batch, readToEnd, batch.exits?.get(zombie.pid) ?? notices.own(zombie.pid), runtimeLook));
       const ownPidfds = new Set(zombies.flatMap(({ pidfd }) => (pidfd === undefined ? [] : [pidfd])));
       const now = performance.now();
       const decisions = judge.decide(candidates, now, (held) => runtimeLook.heldAmong(held, ownPidfds));
@@ -117,13 +116,15 @@ export class JudgedReaper {
   }
 }
 
-function candidate(zombie: PinnedZombie, seenBy: SourceName, exact: NetlinkSource | undefined, exit: ExitNotice | undefined, look: RuntimePidfdLook): Candidate {
+function candidate(zombie: PinnedZombie, batch: Batch, readToEnd: boolean, exit: ExitNotice | undefined, look: RuntimePidfdLook): Candidate {
   let stat: ProcStat | undefined | null = null;
   const statOnce = () => (stat === null ? (stat = readStat(zombie.pid)) : stat);
+  const forkedBySelf = batch.exact?.forkedBySelf(zombie.pid);
   return {
     zombie,
-    seenBy,
-    forkedBySelf: exact?.forkedBySelf(zombie.pid),
+    seenBy: batch.by,
+    // A drain that stopped at its bound may have left a FORK unread (a reused PID's): then "not ours" is not proven; "ours" still is.
+    forkedBySelf: readToEnd || forkedBySelf === true ? forkedBySelf : undefined,
     exitedAt: exit?.exitedAt,
     predatesMarking: look.predatesMarking(zombie.pid, statOnce),
     stat: statOnce,

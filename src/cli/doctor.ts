@@ -10,7 +10,7 @@ import pino from "pino";
 import { messageOf } from "../errno.ts";
 import { startOrphanReaper, type ReaperSource, type ReaperStats } from "../index.ts";
 import type { Libc } from "../libc.ts";
-import type { RuntimePidfdProbe } from "../runtime-pidfds.ts";
+import type { RuntimePidfdProbe } from "../runtime-mark-probe.ts";
 import { readNetNamespace, readPidNamespace, type NamespaceVerdict, type PidNamespaceFacts } from "./host.ts";
 import { colorsWanted, formatTable, painter } from "./style.ts";
 

@@ -5,15 +5,24 @@
  */
 import type { Libc } from "../libc.ts";
 
+/** Reads of the two clocks: the closest pair is kept, so one preempted read does not skew every exit time. */
+const OFFSET_SAMPLES = 5;
+
 /**
  * CLOCK_MONOTONIC (the clock of event timestamps) minus performance.now(), in
- * ms: its upper bound, the kernel clock read after `before`. An exit time
- * turned with it is never later than a performance.now() read after the
- * event, so no lifetime comes out negative (it errs high by the read's time).
+ * ms: an upper bound, the kernel clock read after `before`, the least of a
+ * few. An exit time turned with it is never later than a performance.now()
+ * read after the event, so no lifetime comes out negative; it errs early by
+ * the read's time, which must stay small: an exit read long after its time
+ * counts as a blocked event loop (src/core.ts).
  */
 export function monotonicOffsetMs(libc: Libc): number {
-  const before = performance.now();
-  return Number(libc.monotonicNs()) / 1e6 - before;
+  let offset = Infinity;
+  for (let sample = 0; sample < OFFSET_SAMPLES; sample++) {
+    const before = performance.now();
+    offset = Math.min(offset, Number(libc.monotonicNs()) / 1e6 - before);
+  }
+  return offset;
 }
 
 /** A CLOCK_MONOTONIC time (ns), as an event stamps it, in performance.now() ms. */

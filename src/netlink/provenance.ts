@@ -14,7 +14,7 @@
 export type ChildOrigin = "self" | "unknown" | "adopted";
 
 export class ChildProvenance {
-  /** Children not yet seen exiting; bounded by the kernel's own process limits. */
+  /** Children not yet seen exiting (and zombies listed again after lost events); bounded by the kernel's PID space. */
   readonly #alive = new Map<number, "self" | "unknown">();
   /** Children seen exiting, oldest exit first, at most `maxExited`. */
   readonly #exited = new Map<number, ChildOrigin>();
@@ -33,10 +33,12 @@ export class ChildProvenance {
   /**
    * A child found in /proc whose fork we may not have seen. It may hold the
    * PID of a child seen exiting before: nothing proves it is that one (its
-   * FORK may have been lost), so what that exit said is forgotten.
+   * FORK may have been lost), so an exit that said "not ours" is forgotten.
+   * One that said "ours" stands: a zombie of ours stays the runtime's, and a
+   * reused PID taken for ours only waits out the grace rule.
    */
   recordUnknown(pid: number): void {
-    if (this.#alive.has(pid)) return;
+    if (this.#alive.has(pid) || this.#exited.get(pid) === "self") return;
     this.#exited.delete(pid);
     this.#alive.set(pid, "unknown");
   }

@@ -51,7 +51,8 @@ interface SpawnMarks {
   listed: Promise<void>;
 }
 
-const MARKS_KEY = Symbol.for("orphan-reaper.spawn-marks");
+// Versioned: a copy whose state has another shape keeps its own wrapper (both mark each child).
+const MARKS_KEY = Symbol.for("orphan-reaper.spawn-marks.v1");
 
 function sharedMarks(): SpawnMarks {
   const global = globalThis as { [MARKS_KEY]?: SpawnMarks };

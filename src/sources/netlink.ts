@@ -264,7 +264,9 @@ export class NetlinkSource implements EventSource {
    * ENOBUFS the kernel drops every event until then, so a child forked in
    * between (a FORK lost) is listed here, and its EXIT never says "adopted"
    * (nor does an EXIT read before the empty read: it may be that child's,
-   * queued the moment the drops ended).
+   * queued the moment the drops ended). Without CONFIG_PROC_CHILDREN this
+   * reads every process's stat, synchronously: rare (an overrun on such a
+   * kernel), and the only way to know.
    */
   #recordChildrenUnknown(): void {
     for (const pid of listAllChildrenNow()) this.#provenance.recordUnknown(pid);

@@ -61,3 +61,11 @@ test("a PID seen exiting, found in /proc again (after lost events), is unknown: 
   expect(provenance.forkedBySelf(800)).toBeUndefined();
   expect(provenance.recordExit(800)).toBe("unknown");
 });
+
+test("a zombie of ours, listed again after lost events, stays ours: the runtime's to reap", () => {
+  const provenance = new ChildProvenance(10);
+  provenance.recordFork(900);
+  expect(provenance.recordExit(900)).toBe("self");
+  provenance.recordUnknown(900);
+  expect(provenance.forkedBySelf(900)).toBe(true);
+});
