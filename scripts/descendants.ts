@@ -8,6 +8,7 @@
 import { P_PID, WEXITED, WNOHANG } from "../src/libc.ts";
 import { loadLibc } from "../src/runtime/index.ts";
 import { readStat, readTaskChildren } from "../src/procfs.ts";
+import { scaled } from "../test/helpers/scale.mjs";
 
 const ROUND_PAUSE_MS = 20;
 const GIVE_UP_AFTER_MS = 10_000;
@@ -28,39 +29,43 @@ export function liveDescendants(root = process.pid): number[] {
   return found;
 }
 
+/** SIGKILLs `pid` (a negative one: its process group); false when nothing had it any more. */
+export function killIfAlive(pid: number): boolean {
+  try {
+    process.kill(pid, "SIGKILL");
+    return true;
+  } catch {
+    return false; // ended meanwhile
+  }
+}
+
 /**
  * SIGKILLs every descendant, again and again until none is left (a process
  * may fork while we walk; a killed parent's children come up to us), then
  * reaps the zombie children we adopted. Call it only when the runtime tracks
- * no child of ours any more: the reap takes every zombie child.
+ * no child of ours any more but `runtimeChild`, whose zombie is left to it:
+ * the reap takes every other zombie child.
  * Returns how many processes it killed.
  */
-export async function killDescendants(): Promise<number> {
+export async function killDescendants(runtimeChild?: number): Promise<number> {
   const killed = new Set<number>();
-  const giveUpAt = performance.now() + GIVE_UP_AFTER_MS;
+  const giveUpAt = performance.now() + scaled(GIVE_UP_AFTER_MS);
   for (let live = liveDescendants(); live.length > 0; live = liveDescendants()) {
-    for (const pid of live) {
-      try {
-        process.kill(pid, "SIGKILL");
-        killed.add(pid);
-      } catch {
-        // ended meanwhile
-      }
-    }
+    for (const pid of live) if (killIfAlive(pid)) killed.add(pid);
     if (performance.now() > giveUpAt) {
-      console.error(`still alive after ${GIVE_UP_AFTER_MS} ms of SIGKILL: ${live.join(" ")}`);
+      console.error(`still alive after ${scaled(GIVE_UP_AFTER_MS)} ms of SIGKILL: ${live.join(" ")}`);
       break;
     }
     await Bun.sleep(ROUND_PAUSE_MS);
   }
-  reapZombieChildren();
+  reapZombieChildren(runtimeChild);
   return killed.size;
 }
 
-function reapZombieChildren(): void {
+function reapZombieChildren(runtimeChild: number | undefined): void {
   const libc = loadLibc();
   for (const pid of readTaskChildren() ?? []) {
-    if (readStat(pid)?.state !== "Z") continue;
+    if (pid === runtimeChild || readStat(pid)?.state !== "Z") continue;
     try {
       libc.waitid(P_PID, pid, WEXITED | WNOHANG);
     } catch {

@@ -35,7 +35,7 @@ function stop(why: string): void {
   stopping = true;
   console.error(`\ntest run stopped: ${why}`);
   void current?.stdin.end();
-  void (current?.exited ?? Promise.resolve()).then(killDescendants).then(() => process.exit(1));
+  void (current?.exited ?? Promise.resolve()).then(() => killDescendants()).then(() => process.exit(1));
 }
 
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => stop(`got ${signal}`));

@@ -7,12 +7,10 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
-import { liveDescendants } from "../scripts/descendants.ts";
-import { P_PID, WEXITED, WNOHANG } from "../src/libc.ts";
-import { readStat, readTaskChildren } from "../src/procfs.ts";
+import { killDescendants, killIfAlive, liveDescendants } from "../scripts/descendants.ts";
 import { loadLibc } from "../src/runtime/index.ts";
 import { logLines, unshareUnavailable } from "./helpers/cli.ts";
-import { scaled, waitUntil } from "./helpers/time.ts";
+import { scaled } from "./helpers/time.ts";
 
 const FIXTURE = new URL("./fixtures/hostile-daemon.ts", import.meta.url).pathname;
 const noMountNamespace = unshareUnavailable(["-m", "--propagation", "private"]);
@@ -30,40 +28,20 @@ let fixture: Subprocess | undefined;
 
 /**
  * Kills the fixture's process group (its orphans are in it) and whatever else
- * lives below us, waits until nothing does, and reaps the orphans that came to
- * us. Runs after every test, passed, failed or timed out (bun test runs no
- * finally of a test it timed out).
+ * lives below us, and reaps the orphans that came to us. Runs after every
+ * test, passed, failed or timed out (bun test runs no finally of a test it
+ * timed out).
  */
 async function killFixture(): Promise<void> {
   const child = fixture;
   fixture = undefined;
   if (!child) return;
   // Not reaped yet: its PID, and so its group's, names nothing else.
-  if (child.exitCode === null && child.signalCode === null) killPid(-child.pid);
-  // Again until none is left: a shell still forking orphans may add some meanwhile.
-  const gone = await waitUntil(() => {
-    const live = liveDescendants();
-    for (const pid of live) killPid(pid);
-    return live.length === 0;
-  }, 10_000);
-  for (const pid of readTaskChildren() ?? []) {
-    // Adopted zombies: the runtime tracks none of our children but the fixture.
-    if (pid === child.pid || readStat(pid)?.state !== "Z") continue;
-    try {
-      libc.waitid(P_PID, pid, WEXITED | WNOHANG);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  if (!gone) throw new Error(`still alive after the fixture was killed: ${liveDescendants().join(" ")}`);
-}
-
-function killPid(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // gone already
-  }
+  if (child.exitCode === null && child.signalCode === null) killIfAlive(-child.pid);
+  // The fixture's zombie, if any, is Bun's to reap.
+  await killDescendants(child.pid);
+  const left = liveDescendants();
+  if (left.length > 0) throw new Error(`still alive after the fixture was killed: ${left.join(" ")}`);
 }
 
 afterEach(killFixture);

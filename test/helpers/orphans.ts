@@ -12,6 +12,7 @@ import { closeSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn, spawnSync } from "node:child_process";
+import { killIfAlive } from "../../scripts/descendants.ts";
 
 export interface Orphans {
   /** The orphans' PIDs, in the order they were forked. */
@@ -90,13 +91,7 @@ export async function spawnOrphans(count: number, { body = "exit 0", hold = fals
 }
 
 function killEach(pids: readonly number[]): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const pid of pids) killIfAlive(pid);
 }
 
 /** `count` orphans that exit with `exitCode` as soon as their parents are gone; their PIDs. */

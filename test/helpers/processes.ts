@@ -8,7 +8,7 @@ import type { Subprocess } from "bun";
 import { execFile } from "node:child_process";
 import { readdirSync, readlinkSync } from "node:fs";
 import { listOwnChildren, readStat, readStats } from "../../src/procfs.ts";
-import { liveDescendants } from "../../scripts/descendants.ts";
+import { killIfAlive, liveDescendants } from "../../scripts/descendants.ts";
 
 export { waitUntil } from "./time.ts";
 
@@ -35,13 +35,7 @@ export function isLive(pid: number): boolean {
  */
 export function killTree(child: Subprocess): void {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  for (const pid of [child.pid, ...liveDescendants(child.pid)]) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const pid of [child.pid, ...liveDescendants(child.pid)]) killIfAlive(pid);
 }
 
 /** The parent of `pid`, or undefined when it is gone. */
