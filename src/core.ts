@@ -229,7 +229,10 @@ export class Core {
     const drained = this.#exits.read(source);
     // Read long after the kernel stamped it: the loop was blocked, and the runtime could not reap its own meanwhile.
     const stampedAt = Math.min(drained.adoptedExits[0]?.exitedAt ?? Infinity, drained.ownExits[0]?.exitedAt ?? Infinity);
-    if (stampedAt !== Infinity && isLoopLate(stampedAt, performance.now())) this.#judge.noteLoopLate(performance.now());
+    if (stampedAt !== Infinity) {
+      const now = performance.now();
+      if (isLoopLate(stampedAt, now)) this.#judge.noteLoopLate(now);
+    }
     if (drained.more) this.#wanted.add("exits");
     if (drained.overrun) {
       this.#scanBy = "netlink";

@@ -8,8 +8,8 @@
 import { isMainThread } from "node:worker_threads";
 import type { Logger } from "pino";
 import { chooseSources } from "./chooser.ts";
-import { messageOf } from "./errno.ts";
 import { Core } from "./core.ts";
+import { messageOf } from "./errno.ts";
 import type { Libc } from "./libc.ts";
 import { reaperLogger } from "./log.ts";
 import { exportToRegistry, ReaperMetrics, type LifetimeSummary, type MetricsRegistry } from "./metrics.ts";

@@ -21,12 +21,13 @@ import type { Logger } from "pino";
 import { hasErrnoCode, messageOf } from "../errno.ts";
 import type { Libc } from "../libc.ts";
 import { RateLimitedLog } from "../log.ts";
+import { monotonicOffsetMs, monotonicToNowMs } from "../netlink/clock.ts";
 import { SOCKADDR_NL_PORT, SOCKADDR_NL_SIZE } from "../netlink/constants.ts";
 import { ChildProvenance } from "../netlink/provenance.ts";
 import {
   ackTo,
-  describeSocketError,
   attachOwnChildrenFilter,
+  describeSocketError,
   joinProcEvents,
   narrowToForkAndExit,
   openProcConnectorSocket,
@@ -34,7 +35,6 @@ import {
   sendListen,
   setReceiveBuffer,
 } from "../netlink/socket.ts";
-import { monotonicOffsetMs, monotonicToNowMs } from "../netlink/clock.ts";
 import { ProcEventParser, type ProcEventSink } from "../netlink/structs.ts";
 import { INITIAL_NAMESPACE_INODE, listAllChildrenNow, readNamespaceInode } from "../procfs.ts";
 import { runRuntimeBinary } from "../runtime/index.ts";
