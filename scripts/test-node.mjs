@@ -32,4 +32,5 @@ const built = run(process.execPath, [join(root, "node_modules/typescript/bin/tsc
 if (built !== 0) process.exit(built);
 const named = process.argv.slice(2);
 const files = named.length > 0 ? named : readdirSync(join(root, "test/node")).filter((name) => name.endsWith(".node.mjs")).sort().map((name) => join("test/node", name));
-process.exit(run(bun, [RUNNER, ...files], { ...process.env, ORPHAN_REAPER_TEST_NODE: process.execPath }));
+// The tests run fixtures under Bun too (test/fixtures/without-pidfd.ts): the same bun.
+process.exit(run(bun, [RUNNER, ...files], { ...process.env, ORPHAN_REAPER_TEST_NODE: process.execPath, ORPHAN_REAPER_TEST_BUN: bun }));

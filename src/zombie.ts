@@ -69,19 +69,24 @@ export function isChildWaitable(libc: Libc, pid: number, pidfd?: number): boolea
 /** A waitable zombie child of ours, pinned: its pidfd names exactly this process until it is reaped. */
 export interface PinnedZombie {
   readonly pid: number;
-  /** Undefined before Linux 5.3 (no pidfd_open). */
+  /** Undefined where there are no pidfds (before Linux 5.3, or denied by seccomp). */
   readonly pidfd: number | undefined;
   /** Without a pidfd: the start time that names this instance, checked again right before the reap. */
   readonly startTime?: number;
 }
 
-/** A pidfd on `pid`, or why not: the process is gone (reaped), or the kernel predates pidfd_open. */
+/**
+ * A pidfd on `pid`, or why not: the process is gone (reaped), or there are
+ * no pidfds here: the kernel predates pidfd_open (ENOSYS), or a seccomp
+ * profile denies it (EPERM, which pidfd_open itself never returns: Docker's
+ * default profile before 20.10).
+ */
 function openPidfd(libc: Libc, pid: number): number | "gone" | "unsupported" {
   try {
     return libc.pidfdOpen(pid);
   } catch (error) {
     if (hasErrnoCode(error, "ESRCH")) return "gone";
-    if (hasErrnoCode(error, "ENOSYS")) return "unsupported";
+    if (hasErrnoCode(error, "ENOSYS", "EPERM")) return "unsupported";
     throw error;
   }
 }
@@ -90,7 +95,7 @@ function openPidfd(libc: Libc, pid: number): number | "gone" | "unsupported" {
  * Pins `pid` if it is a waitable zombie child of the main thread, else
  * returns undefined and leaves nothing open. The pidfd is opened first and
  * peeked second, so what was found waitable is the pidfd's own process.
- * Before Linux 5.3 the stat is checked instead: a PID cannot be reused until
+ * Without pidfds the stat is checked instead: a PID cannot be reused until
  * its zombie is reaped, and only we reap adopted ones. The caller releases it.
  */
 export function pinZombie(libc: Libc, selfPid: number, pid: number): PinnedZombie | undefined {
@@ -135,8 +140,8 @@ export function releaseZombies(libc: Libc, zombies: readonly PinnedZombie[]): vo
 
 /**
  * Reaps the pinned zombie, and only that process: waitid through its pidfd
- * cannot take another, even if the PID was freed and reused since. Before
- * Linux 5.3, the stat is checked again and waitid(P_PID) follows in the same
+ * cannot take another, even if the PID was freed and reused since. Without
+ * pidfds, the stat is checked again and waitid(P_PID) follows in the same
  * synchronous step. Callers have judged that the runtime does not own it.
  */
 export function reapZombie(libc: Libc, selfPid: number, zombie: PinnedZombie, comm?: string): ReapOutcome {
