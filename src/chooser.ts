@@ -23,6 +23,8 @@ export interface ProbeContext {
   readonly core: Core;
   readonly libc: Libc;
   readonly logger: Logger;
+  /** Why no SIGCHLD listener may be added here (src/runtime/index.ts), or undefined: both event sources need one. */
+  readonly sigchldNotOurs?: string;
 }
 
 export interface ProbeSettings {
@@ -93,7 +95,8 @@ export async function chooseSources(
   const notChosen: Partial<Record<SourceName, string>> = {};
   let retry: EventDrivenSource | undefined;
   for (const name of PREFERENCE) {
-    const refused = refusal(name, options);
+    // Netlink too: SIGCHLD wakes the core to read it.
+    const refused = refusal(name, options) ?? context.sigchldNotOurs;
     if (refused) {
       notChosen[name] = refused;
       continue;

@@ -14,7 +14,7 @@ import type { Libc } from "./libc.ts";
 import { reaperLogger } from "./log.ts";
 import { exportToRegistry, ReaperMetrics, type LifetimeSummary, type MetricsRegistry } from "./metrics.ts";
 import { normalizeOptions, type NormalizedOptions, type OrphanReaperOptions } from "./options.ts";
-import { loadLibc, markRuntimeChildren } from "./runtime/index.ts";
+import { loadLibc, markRuntimeChildren, whySigchldIsNotOurs } from "./runtime/index.ts";
 import { probeRuntimePidfds } from "./runtime-mark-probe.ts";
 import { SourceWiring, type ProbeRetry, type SourceChange } from "./source-wiring.ts";
 import { UndoStack } from "./startup.ts";
@@ -129,7 +129,7 @@ async function startOn(libc: Libc, options: NormalizedOptions, logger: Logger, u
     lifetimes: metrics,
   });
   undo.push("stop the core", () => core.stop());
-  const context = { core, libc, logger };
+  const context = { core, libc, logger, sigchldNotOurs: whySigchldIsNotOurs(libc) };
   const plan = await chooseSources(context, options);
   const sources = new SourceWiring(context, options, plan);
   undo.push("stop the sources", () => sources.stop());

@@ -5,7 +5,7 @@
  * no koffi), and gives Node's children the mark Bun's already carry.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { messageOf } from "../errno.ts";
+import { hasErrnoCode, messageOf } from "../errno.ts";
 import { findLoadedLibc, type Libc } from "../libc.ts";
 import { holdPidfdOnEachChild, wrappedChildren } from "./child-pidfds.ts";
 
@@ -54,6 +54,27 @@ export function listedRuntimeChildren(): ReadonlyMap<number, unknown> | undefine
  */
 export async function markRuntimeChildren(libc: Libc): Promise<() => void> {
   return runtimeName === "bun" ? () => {} : holdPidfdOnEachChild(libc);
+}
+
+/**
+ * Why no SIGCHLD listener may be added in this process, or undefined. Where
+ * pidfd_open fails (ENOSYS before Linux 5.3; EPERM under a seccomp profile
+ * that does not know it, as Docker's default before 20.10), Bun watches its
+ * children from a thread woken by a SIGCHLD handler of its own, and a
+ * listener replaces that handler (oven-sh/bun#42933): added after Bun's
+ * first spawn, every child's exit goes unseen (`exited` never settles); added
+ * before, the listener never fires. Node's libuv shares SIGCHLD among all
+ * its watchers.
+ */
+export function whySigchldIsNotOurs(libc: Libc): string | undefined {
+  if (runtimeName !== "bun") return undefined;
+  try {
+    libc.close(libc.pidfdOpen(libc.getpid()));
+    return undefined;
+  } catch (error) {
+    if (!hasErrnoCode(error, "ENOSYS", "EPERM")) return undefined;
+    return `${messageOf(error)}: Bun then watches its children from a thread that a SIGCHLD listener would stop (oven-sh/bun#42933)`;
+  }
 }
 
 /**
