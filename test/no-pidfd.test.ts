@@ -10,6 +10,7 @@
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
+import { logLines, runCli } from "./helpers/cli.ts";
 import { killTree } from "./helpers/processes.ts";
 import { scaled, sleep } from "./helpers/time.ts";
 
@@ -52,3 +53,21 @@ for (const errno of ["EPERM", "ENOSYS"]) {
     scaled(FIXTURE_DEADLINE_MS + 10_000),
   );
 }
+
+test.skipIf(!!noSeccomp)(
+  "run without pidfds: the sweep alone and real-time signals ignored, each with why; the child's exit code; no zombie taken for a running descendant",
+  async () => {
+    // Orphans that end at once: zombies, or live descendants for a moment on a slow machine.
+    const command = "for i in 1 2 3; do (sh -c 'exit 0' &); done; sleep 0.2; exit 7";
+    const run = await runCli(["run", "--log-level", "info", "--grace-ms", "1000", "--", "sh", "-c", command], [process.execPath, WITHOUT_PIDFD, "EPERM", "--"]);
+    const lines = logLines(run.stderr);
+    const messages = lines.map((line) => String(line.msg));
+    expect(run.exitCode).toBe(7);
+    const started = lines.find((line) => String(line.msg).startsWith("orphan reaper started"));
+    expect(started).toMatchObject({ source: "sweep" });
+    expect(String((started?.notChosen as Record<string, string>).sigchld)).toContain("oven-sh/bun#42933");
+    expect(messages.find((msg) => msg.startsWith("real-time signals"))).toContain("no SIGCHLD listener may wake their relay");
+    expect(messages).not.toContain("descendants still running after the grace period: sending SIGKILL");
+  },
+  scaled(30_000),
+);

@@ -56,9 +56,9 @@ async function parseDoctor(args: string[]): Promise<number> {
 async function run(args: string[]): Promise<number> {
   const relay = listenToSignals();
   const options = parseRunArgs(args);
-  const { loadLibc } = await import("../runtime/index.ts");
+  const { loadLibc, whySigchldIsNotOurs } = await import("../runtime/index.ts");
   const libc = loadLibc();
-  const held = holdSignals(libc, relay);
+  const held = holdSignals(libc, relay, whySigchldIsNotOurs(libc));
   if (options.parentDeathSignal !== undefined) libc.setParentDeathSignal(options.parentDeathSignal);
   const { runCommand } = await import("./run.ts");
   return runCommand(options, held);

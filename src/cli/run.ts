@@ -21,7 +21,7 @@ import { cliLogger, defaultLogFormat } from "./cli-log.ts";
 import type { RunOptions } from "./run-args.ts";
 import type { HeldSignals } from "./signals.ts";
 
-/** How long SIGKILLed descendants get to be reaped before we exit anyway. */
+/** How long the zombies of ended descendants get to be reaped before we exit anyway. */
 const AFTER_KILL_WAIT_MS = 1_000;
 const POLL_MS = 20;
 
@@ -59,25 +59,33 @@ async function waitForNoChildren(deadline: number): Promise<number[]> {
   }
 }
 
+/** Our children that still run: a zombie is the reaper's, and no signal moves it. */
+async function liveChildren(): Promise<number[]> {
+  return (await listOwnChildren(process.pid)).filter((pid) => readStat(pid)?.state !== "Z");
+}
+
 /**
  * SIGTERM to the descendants the child left us, and to those reparented to
  * us while they go (a shell that exits on SIGTERM leaves its own children),
- * each once; SIGKILL to those still there after the grace period.
+ * each once; SIGKILL to those still running after the grace period. Then a
+ * short wait for the reaper to take their zombies (on the sweep alone, where
+ * Bun gets no pidfds, it may not come before we exit).
  */
 async function endDescendants(graceMs: number, log: Logger): Promise<void> {
   const deadline = performance.now() + graceMs;
   const termed = new Set<number>();
-  let children = await listOwnChildren(process.pid);
-  while (children.length > 0 && performance.now() < deadline) {
-    const fresh = children.filter((pid) => !termed.has(pid));
+  let live = await liveChildren();
+  while (live.length > 0 && performance.now() < deadline) {
+    const fresh = live.filter((pid) => !termed.has(pid));
     if (signalOwnLiveChildren(fresh, "SIGTERM") > 0) log.info({ pids: fresh }, "sent SIGTERM to the descendants the child left behind");
     for (const pid of fresh) termed.add(pid);
     await sleep(POLL_MS);
-    children = await listOwnChildren(process.pid);
+    live = await liveChildren();
   }
-  if (children.length === 0) return;
-  log.warn({ pids: children, graceMs }, "descendants still running after the grace period: sending SIGKILL");
-  signalOwnLiveChildren(children, "SIGKILL");
+  if (live.length > 0) {
+    log.warn({ pids: live, graceMs }, "descendants still running after the grace period: sending SIGKILL");
+    signalOwnLiveChildren(live, "SIGKILL");
+  }
   const unreaped = await waitForNoChildren(performance.now() + AFTER_KILL_WAIT_MS);
   if (unreaped.length > 0) {
     log.warn({ pids: unreaped }, "descendants not reaped before exit; whoever adopts them next must reap them");

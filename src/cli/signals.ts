@@ -109,19 +109,28 @@ export function listenToSignals(): SignalRelay {
 
 /**
  * Once libc is loaded: catch natively the signals no listener can catch
- * here, and where that fails, ignore them. A signal that carries a handler
+ * here, and where that fails or no SIGCHLD listener may be added
+ * (`sigchldNotOurs`, src/runtime/index.ts), ignore them. A signal that carries a handler
  * of the runtime's is never taken from it: the handler sits in front of it
  * (plan.caughtInFront), or the signal is left alone.
  */
-export function holdSignals(libc: Libc, relay: SignalRelay): HeldSignals {
+export function holdSignals(libc: Libc, relay: SignalRelay, sigchldNotOurs?: string): HeldSignals {
   const plan = planSignals(libc);
   const free = plan.caughtNatively.filter((signal) => libc.signalDisposition(signal) !== "handler");
+  // The records of natively caught signals wake the relay with SIGCHLD.
+  const notCaught = sigchldNotOurs ? `no SIGCHLD listener may wake their relay: ${sigchldNotOurs}` : catchInto(relay, libc, free, plan);
+  if (notCaught === undefined) return { relay, plan };
+  ignoreUnforwardable(libc, free);
+  return { relay, plan, notCaughtNatively: notCaught };
+}
+
+/** Catches `free` (and plan.caughtInFront) natively for `relay`; undefined, or why it could not. */
+function catchInto(relay: SignalRelay, libc: Libc, free: readonly number[], plan: SignalPlan): string | undefined {
   try {
     relay.addNative(catchNatively(libc, free, plan.caughtInFront));
-    return { relay, plan };
+    return undefined;
   } catch (err) {
-    ignoreUnforwardable(libc, free);
-    return { relay, plan, notCaughtNatively: messageOf(err) };
+    return messageOf(err);
   }
 }
 
