@@ -13,18 +13,17 @@ import { join } from "node:path";
 import { logLines, runCli } from "./helpers/cli.ts";
 import { killTree } from "./helpers/processes.ts";
 import { scaled, sleep } from "./helpers/time.ts";
+import { seccompUnavailable, withoutPidfd } from "./helpers/without-pidfd.ts";
 
-const WITHOUT_PIDFD = join(import.meta.dir, "fixtures/without-pidfd.ts");
 const REAPER_RUN = join(import.meta.dir, "fixtures/reaper-run.ts");
 /** Long enough for reaper-run's 100 orphans and 70 runtime children on a slow machine; on the bug, its children never report. */
 const FIXTURE_DEADLINE_MS = 60_000;
 
-const noSeccomp = ["x64", "arm64"].includes(process.arch) ? undefined : `no seccomp syscall number for ${process.arch} in the fixture`;
-if (noSeccomp) console.warn(`skipping the tests without pidfds: ${noSeccomp}`);
+if (seccompUnavailable) console.warn(`skipping the tests without pidfds: ${seccompUnavailable}`);
 
 /** reaper-run's JSON line, run in a process whose pidfd_open fails with `errno`; throws if it does not end in time. */
-async function reaperRunWithoutPidfd(errno: string, options: object): Promise<Record<string, any>> {
-  const child = Bun.spawn([process.execPath, WITHOUT_PIDFD, errno, "--", process.execPath, REAPER_RUN, JSON.stringify(options)], {
+async function reaperRunWithoutPidfd(errno: "EPERM" | "ENOSYS", options: object): Promise<Record<string, any>> {
+  const child = Bun.spawn([...withoutPidfd(errno), process.execPath, REAPER_RUN, JSON.stringify(options)], {
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -39,8 +38,8 @@ async function reaperRunWithoutPidfd(errno: string, options: object): Promise<Re
   }
 }
 
-for (const errno of ["EPERM", "ENOSYS"]) {
-  test.skipIf(!!noSeccomp)(
+for (const errno of ["EPERM", "ENOSYS"] as const) {
+  test.skipIf(!!seccompUnavailable)(
     `pidfd_open failing with ${errno}: no SIGCHLD listener, Bun.spawn and child_process children keep their exits, the sweep reaps every orphan`,
     async () => {
       const result = await reaperRunWithoutPidfd(errno, { sweepIntervalMs: 200 });
@@ -54,12 +53,12 @@ for (const errno of ["EPERM", "ENOSYS"]) {
   );
 }
 
-test.skipIf(!!noSeccomp)(
+test.skipIf(!!seccompUnavailable)(
   "run without pidfds: the sweep alone and real-time signals ignored, each with why; the child's exit code; no zombie taken for a running descendant",
   async () => {
     // Orphans that end at once: zombies, or live descendants for a moment on a slow machine.
     const command = "for i in 1 2 3; do (sh -c 'exit 0' &); done; sleep 0.2; exit 7";
-    const run = await runCli(["run", "--log-level", "info", "--grace-ms", "1000", "--", "sh", "-c", command], [process.execPath, WITHOUT_PIDFD, "EPERM", "--"]);
+    const run = await runCli(["run", "--log-level", "info", "--grace-ms", "1000", "--", "sh", "-c", command], withoutPidfd("EPERM"));
     const lines = logLines(run.stderr);
     const messages = lines.map((line) => String(line.msg));
     expect(run.exitCode).toBe(7);
