@@ -26,7 +26,8 @@ export interface Candidate {
 }
 
 export type Decision =
-  | { readonly action: "reap"; readonly candidate: Candidate; readonly provenance: ReapProvenance; readonly firstSeenAt: number }
+  /** `seenBy`: the source that first saw it, which a later look (its grace over) may not be. */
+  | { readonly action: "reap"; readonly candidate: Candidate; readonly provenance: ReapProvenance; readonly firstSeenAt: number; readonly seenBy: SourceName }
   /** Left to the runtime, which holds a pidfd on it. */
   | { readonly action: "runtime"; readonly candidate: Candidate }
   /** Left as it is for now: in its grace window, or known to stay. */
@@ -45,6 +46,7 @@ export interface JudgeSettings {
 interface PendingZombie {
   readonly startTime: number;
   readonly firstSeenAt: number;
+  readonly seenBy: SourceName;
   /** Earliest time to look again. */
   retryAt: number;
 }
@@ -100,9 +102,9 @@ export class Judge {
   }
 
   /** A reap found the leader's threads still running: look again soon. */
-  retrySoon(candidate: Candidate, firstSeenAt: number, now: number): void {
+  retrySoon({ candidate, firstSeenAt, seenBy }: Extract<Decision, { action: "reap" }>, now: number): void {
     const startTime = candidate.stat()?.startTime;
-    if (startTime !== undefined) this.#pending.set(candidate.zombie.pid, { startTime, firstSeenAt, retryAt: now + THREADS_ALIVE_RETRY_MS });
+    if (startTime !== undefined) this.#pending.set(candidate.zombie.pid, { startTime, firstSeenAt, seenBy, retryAt: now + THREADS_ALIVE_RETRY_MS });
   }
 
   /**
@@ -113,23 +115,24 @@ export class Judge {
     const fresh = candidates.filter((candidate) => !this.isKnownToStay(candidate));
     const judged = fresh.map((candidate) => {
       const facts = this.#facts(candidate);
-      const firstSeenAt = this.#pendingEntry(candidate)?.firstSeenAt ?? now;
-      const wouldReap = this.#verdict(classifyZombie(facts), candidate, firstSeenAt, now).action === "reap";
-      return { candidate, facts, firstSeenAt, wouldReap };
+      const pending = this.#pendingEntry(candidate);
+      const seen = { at: pending?.firstSeenAt ?? now, by: pending?.seenBy ?? candidate.seenBy };
+      const wouldReap = this.#verdict(classifyZombie(facts), candidate, seen.at, now).action === "reap";
+      return { candidate, facts, seen, wouldReap };
     });
     const toLook = judged.filter(({ facts, wouldReap }) => wouldReap && needsRuntimeLook(facts)).map(({ candidate }) => candidate.zombie.pid);
     const held = toLook.length > 0 ? runtimeHolds(toLook) : new Set<number>();
     const decisions: Decision[] = candidates.filter((candidate) => !fresh.includes(candidate)).map((candidate) => ({ action: "wait", candidate }));
-    for (const { candidate, facts, firstSeenAt } of judged) {
+    for (const { candidate, facts, seen } of judged) {
       const provenance = classifyZombie({ ...facts, runtimeHoldsPidfd: held.has(candidate.zombie.pid) });
-      decisions.push(this.#decideOne(candidate, provenance, firstSeenAt, now));
+      decisions.push(this.#decideOne(candidate, provenance, seen, now));
     }
     return decisions;
   }
 
-  #decideOne(candidate: Candidate, provenance: Provenance, firstSeenAt: number, now: number): Decision {
+  #decideOne(candidate: Candidate, provenance: Provenance, seen: { at: number; by: SourceName }, now: number): Decision {
     const { pid } = candidate.zombie;
-    const verdict = this.#verdict(provenance, candidate, firstSeenAt, now);
+    const verdict = this.#verdict(provenance, candidate, seen.at, now);
     if (verdict.action === "leave" || provenance === "runtime") {
       this.#remember(this.#runtime, candidate);
       this.#pending.delete(pid);
@@ -137,12 +140,12 @@ export class Judge {
     }
     if (verdict.action === "wait") {
       const startTime = candidate.stat()?.startTime;
-      if (startTime !== undefined) this.#pending.set(pid, { startTime, firstSeenAt, retryAt: verdict.until });
+      if (startTime !== undefined) this.#pending.set(pid, { startTime, firstSeenAt: seen.at, seenBy: seen.by, retryAt: verdict.until });
       return { action: "wait", candidate };
     }
     this.#pending.delete(pid);
     if (!this.#mayReap(candidate, provenance)) return { action: "veto", candidate };
-    return { action: "reap", candidate, provenance, firstSeenAt };
+    return { action: "reap", candidate, provenance, firstSeenAt: seen.at, seenBy: seen.by };
   }
 
   #facts(candidate: Candidate): ProvenanceFacts {

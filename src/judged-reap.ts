@@ -104,13 +104,13 @@ export class JudgedReaper {
       if (decision.action === "veto") this.#vetoed += 1;
       if (decision.action === "runtime") logger.debug({ pid: decision.candidate.zombie.pid }, "zombie belongs to the runtime (it holds a pidfd): left to it");
       if (decision.action !== "reap") continue;
-      const { candidate, provenance, firstSeenAt } = decision;
+      const { candidate, provenance, firstSeenAt, seenBy } = decision;
       const outcome = reapZombie(libc, selfPid, candidate.zombie, reporter.wantsComm ? (candidate.stat()?.comm ?? "") : undefined);
-      if (outcome.kind === "not-yet") judge.retrySoon(candidate, firstSeenAt, now);
+      if (outcome.kind === "not-yet") judge.retrySoon(decision, now);
       notices.settled(candidate.zombie.pid);
       if (outcome.kind !== "reaped") continue;
       reaped += 1;
-      reporter.reaped(candidate.zombie.pid, outcome, candidate.seenBy, provenance, candidate.exitedAt, firstSeenAt, now);
+      reporter.reaped(candidate.zombie.pid, outcome, seenBy, provenance, candidate.exitedAt, firstSeenAt, now);
     }
     return reaped;
   }

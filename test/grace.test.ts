@@ -21,9 +21,9 @@ afterEach(async () => {
 const graceMs = 300;
 
 /** Starts a grace-rule reaper; each reap lands in `reaped` with the time it happened. */
-async function startGraceReaper(reaped: (ReapedProcess & { at: number })[], source: "sigchld" | "netlink" = "sigchld") {
+async function startGraceReaper(reaped: (ReapedProcess & { at: number })[], source: "sigchld" | "netlink" | "sweep" = "sigchld") {
   reaper = await startOrphanReaper({
-    source, alwaysGrace: true, graceMs, sweepIntervalMs: 3_600_000,
+    source, alwaysGrace: true, graceMs, sweepIntervalMs: source === "sweep" ? 1_000 : 3_600_000,
     logger: capturingLogger("warn").logger, onReap: (p) => reaped.push({ ...p, at: performance.now() }),
   });
 }
@@ -36,6 +36,18 @@ test("an unknown zombie waits out graceMs, then is reaped", async () => {
   expect(await waitUntil(() => reaped.length === 1, 10_000)).toBe(true);
   expect(reaped[0]!.provenance).toBe("unknown");
   expect(reaped[0]!.seenForMs).toBeGreaterThanOrEqual(graceMs);
+}, scaled(30_000));
+
+// The sweep (every 1 s here) finds them; the window (graceMs) ends before the next sweep, on the core's timer.
+test("a zombie reaped when its window ends counts for the source that found it: the sweep, when it serves alone", async () => {
+  const reaped: (ReapedProcess & { at: number })[] = [];
+  await startGraceReaper(reaped, "sweep");
+  expect(reaper!.source).toBe("sweep");
+  await makeOrphans(3, 0);
+  expect(await waitUntil(() => reaped.length === 3, 10_000)).toBe(true);
+  expect(reaped.map((p) => p.source)).toEqual(["sweep", "sweep", "sweep"]);
+  expect(reaper!.stats().reapedBySource).toEqual({ netlink: 0, sigchld: 0, sweep: 3 });
+  expect(Object.keys(reaper!.stats().lifetimes)).toEqual(["sweep"]);
 }, scaled(30_000));
 
 test("a blocked event loop restarts the window: the reap comes graceMs after the loop runs again", async () => {
