@@ -6,15 +6,20 @@
  * codes, zombies left, orphans reaped; exits 1 if any is wrong.
  *
  *   bun scripts/soak.ts [--minutes N] [--sources netlink,sigchld,sweep] [--pid1] [--main-spawns]
+ *       [--without-pidfd EPERM|ENOSYS]
  *
  * --minutes is per source (default 10). --pid1 runs each daemon as PID 1 of a
  * new PID namespace (root and unshare needed; netlink does not serve there).
  * --main-spawns has the main thread spawn through every API too, beside the
  * reaper (each spawn moves the PID namespace's last PID, which the
- * runtime-pidfd look keys its fd list on).
+ * runtime-pidfd look keys its fd list on). --without-pidfd runs each daemon
+ * where pidfd_open fails so (test/fixtures/without-pidfd.ts: a seccomp
+ * filter), beside a milder storm (MILD_STORM: every zombie waits out the
+ * grace window there); only the sweep serves there on Bun.
  */
 import { parseArgs } from "node:util";
-import { AS_PID1, BASE_PLAN, MAIN_SPAWNS_EVERY_API, problems, runDaemon, summary, type DaemonPlan } from "../test/runtime-safety/run-daemon.ts";
+import { withoutPidfd } from "../test/helpers/without-pidfd.ts";
+import { AS_PID1, BASE_PLAN, MAIN_SPAWNS_EVERY_API, MILD_STORM, problems, runDaemon, summary, type DaemonPlan } from "../test/runtime-safety/run-daemon.ts";
 
 const SOURCES = {
   netlink: { source: "netlink" },
@@ -29,6 +34,7 @@ const { values } = parseArgs({
     sources: { type: "string", default: Object.keys(SOURCES).join(",") },
     pid1: { type: "boolean", default: false },
     "main-spawns": { type: "boolean", default: false },
+    "without-pidfd": { type: "string" },
   },
 });
 const minutes = Number(values.minutes);
@@ -36,14 +42,20 @@ if (!(minutes > 0)) throw new Error(`--minutes must be a positive number, got ${
 const sources = values.sources.split(",") as Source[];
 for (const source of sources) if (!(source in SOURCES)) throw new Error(`unknown source ${source}: one of ${Object.keys(SOURCES).join(", ")}`);
 
+const failingPidfd = values["without-pidfd"];
+if (failingPidfd !== undefined && failingPidfd !== "EPERM" && failingPidfd !== "ENOSYS") throw new Error(`--without-pidfd must be EPERM or ENOSYS, got ${failingPidfd}`);
+const prefix = [...(failingPidfd ? withoutPidfd(failingPidfd) : []), ...(values.pid1 ? AS_PID1 : [])];
+
 const where = values.pid1 ? "PID 1 of a new PID namespace" : "child subreaper";
-console.log(`soak: ${minutes} min per source (${sources.join(", ")}), as ${where}${values["main-spawns"] ? ", the main thread spawning too" : ""}`);
+const extras = [values["main-spawns"] && "the main thread spawning too", failingPidfd && `pidfd_open failing with ${failingPidfd}, a milder storm`].filter(Boolean);
+console.log(`soak: ${minutes} min per source (${sources.join(", ")}), as ${where}${extras.map((extra) => `, ${extra}`).join("")}`);
 let failed = false;
 for (const source of sources) {
   const main = values["main-spawns"] ? MAIN_SPAWNS_EVERY_API : BASE_PLAN.main;
-  const plan: DaemonPlan = { ...BASE_PLAN, main, reaper: SOURCES[source], durationMs: minutes * 60_000, settleMs: 15_000 };
+  const storm = failingPidfd ? MILD_STORM : {};
+  const plan: DaemonPlan = { ...BASE_PLAN, ...storm, main, reaper: SOURCES[source], durationMs: minutes * 60_000, settleMs: 15_000 };
   const startedAt = new Date().toISOString();
-  const run = await runDaemon(plan, values.pid1 ? AS_PID1 : []);
+  const run = await runDaemon(plan, prefix);
   const counts = summary(run);
   if (run.report && run.report.source !== source) {
     console.log(`${source}: not available here, the daemon ran on ${run.report.source} (${run.report.notChosen[source]}); not counted`);

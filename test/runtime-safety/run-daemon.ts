@@ -45,6 +45,14 @@ export const BASE_PLAN: DaemonPlan = {
   shellsPerWave: 4,
 };
 
+/**
+ * Where Bun gets no pidfds the sweep reaps alone, and every zombie waits out
+ * the grace window (no mark proves provenance): a storm of the base plan's
+ * rate would hold thousands of zombies at once (it ran a machine of 32,768
+ * PIDs out of them), so runs there use this milder one.
+ */
+export const MILD_STORM = { forkEvery: 100, shellsPerWave: 1 } as const satisfies Partial<DaemonPlan>;
+
 /** The main thread spawning through every API too (sync ones block the reaper's loop meanwhile). */
 export const MAIN_SPAWNS_EVERY_API: DaemonPlan["main"] = { apis: SPAWN_APIS, concurrency: 2 };
 

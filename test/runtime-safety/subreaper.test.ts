@@ -7,7 +7,7 @@
  */
 import { expect, test } from "bun:test";
 import { seccompUnavailable, withoutPidfd } from "../helpers/without-pidfd.ts";
-import { BASE_PLAN, MAIN_SPAWNS_EVERY_API, problems, runDaemon, runTimeoutMs, summary, type DaemonPlan } from "./run-daemon.ts";
+import { BASE_PLAN, MAIN_SPAWNS_EVERY_API, MILD_STORM, problems, runDaemon, runTimeoutMs, summary, type DaemonPlan } from "./run-daemon.ts";
 
 const CLI_MAIN = `${import.meta.dir}/../../src/cli/main.ts`;
 
@@ -24,13 +24,6 @@ function netlinkUnavailable(): string | undefined {
 
 const noNetlink = netlinkUnavailable();
 if (noNetlink) console.warn(`skipping the netlink run: the proc connector does not serve here (${noNetlink})`);
-
-/**
- * Where Bun gets no pidfds the sweep reaps alone, and every zombie waits out
- * the grace window (no mark proves provenance): a storm of the base plan's
- * rate would hold thousands of zombies at once, so this run's is milder.
- */
-const MILD_STORM: Partial<DaemonPlan> = { forkEvery: 100, shellsPerWave: 1 };
 
 const runs: {
   name: string;
