@@ -14,6 +14,7 @@ import type { Libc } from "./libc.ts";
 import { reaperLogger } from "./log.ts";
 import { exportToRegistry, ReaperMetrics, type LifetimeSummary, type MetricsRegistry } from "./metrics.ts";
 import { normalizeOptions, type NormalizedOptions, type OrphanReaperOptions } from "./options.ts";
+import { whyProcIsNotOurs } from "./procfs.ts";
 import { loadLibc, markRuntimeChildren, whySigchldIsNotOurs } from "./runtime/index.ts";
 import { probeRuntimePidfds } from "./runtime-mark-probe.ts";
 import { SourceWiring, type ProbeRetry, type SourceChange } from "./source-wiring.ts";
@@ -86,7 +87,8 @@ function unfitPlace(): string | undefined {
   if (process.platform !== "linux") return `platform ${process.platform} is not Linux`;
   if (!isMainThread)
     return "started inside a Worker: adopted orphans are children of the main thread, and a thread may only wait for its own children, so it could reap nothing; start it from the main thread";
-  return undefined;
+  // Every judgement reads /proc (children, stats, the runtime's pidfds): a foreign one would mislead each.
+  return whyProcIsNotOurs(process.pid);
 }
 
 export async function startOrphanReaper(options?: OrphanReaperOptions): Promise<OrphanReaper> {

@@ -267,6 +267,24 @@ export function readOwnNsPids(): number[] {
   return parseNsPids(readSmall("/proc/self/status") ?? "");
 }
 
+/**
+ * Why /proc cannot tell about this process's children, or undefined when it
+ * can: it must be mounted for our own PID namespace. /proc/self names this
+ * process by its PID in the namespace /proc was mounted for: a /proc left
+ * from the parent namespace (`unshare -p -f` without --mount-proc) names
+ * it otherwise, and its children and stats are other processes'.
+ */
+export function whyProcIsNotOurs(selfPid: number): string | undefined {
+  let named: string;
+  try {
+    named = readlinkSync("/proc/self");
+  } catch (error) {
+    return `/proc is not mounted or not readable (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+  }
+  if (named === String(selfPid)) return undefined;
+  return `/proc is another PID namespace's (it names this process ${named}, not ${selfPid}): mount one for this namespace (unshare --mount-proc, or mount -t proc proc /proc)`;
+}
+
 /** Whether the PIDs /proc shows (fdinfo's "Pid:" above all) are those of this process's own PID namespace: NSpid is then just our PID. */
 export function procShowsOwnPids(selfPid: number): boolean {
   const nsPids = readOwnNsPids();

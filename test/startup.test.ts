@@ -43,6 +43,13 @@ test.skipIf(!!unshareMissing)("as PID 1 of a new PID namespace, orphans are reap
   }
 }, scaled(60_000));
 
+// PID1_PREFIX without --mount-proc: the /proc of the parent namespace names other processes.
+test.skipIf(!!unshareMissing)("as PID 1 of a new PID namespace that kept its parent's /proc: off, with the reason; the runtime's children keep their codes", () => {
+  const result = runFixture({}, PID1_PREFIX.filter((flag) => flag !== "--mount-proc"));
+  expect(result).toMatchObject({ pid: 1, source: "off", reaped: 0, exitCodesTrue: true });
+  expect(result.notChosen.off).toMatch(/^\/proc is another PID namespace's \(it names this process \d+, not 1\)/);
+}, scaled(60_000));
+
 test("subreaper: false in a process that is neither PID 1 nor a subreaper: off at warn, with the reason", () => {
   const { stats, lines, after } = runStartup({ options: { subreaper: false } });
   expect(stats.source).toBe("off");
