@@ -13,10 +13,9 @@
  * - When the file ends or times out, or our stdin closes (the runner holds its
  *   other end: it died or gave up), or we get SIGINT/SIGTERM, its group is
  *   killed, then every descendant left, and the adopted zombies are reaped.
- * Exits with the file's exit code (1 when it was killed). A Node file that
- * left a process behind fails (exit 1) even if its tests passed: each of
- * its tests must end what it started. A Bun file's leftovers are killed and
- * reported only (test/suite/runner.test.ts pins that).
+ * Exits with the file's exit code (1 when it was killed). A file that left a
+ * process behind fails (exit 1) even if its tests passed: each of its tests
+ * must end what it started (test/suite/runner.test.ts pins that).
  */
 import { spawn } from "node:child_process";
 import { loadLibc } from "../src/runtime/index.ts";
@@ -70,5 +69,5 @@ const exitCode = await testEnded;
 clearTimeout(timeout);
 // Its group, and whatever left it (setsid), descend from it: all are below us now.
 const killed = await killDescendants();
-if (killed > 0) console.error(`${file}: killed ${killed} process(es) it left behind${isNodeFile ? "; a Node test file must leave none: failed" : ""}`);
-process.exit(isNodeFile && killed > 0 && exitCode === 0 ? 1 : exitCode);
+if (killed > 0) console.error(`${file}: killed ${killed} process(es) it left behind; a test file must leave none: failed`);
+process.exit(killed > 0 && exitCode === 0 ? 1 : exitCode);

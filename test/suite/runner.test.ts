@@ -1,7 +1,8 @@
 /**
  * scripts/test-each-file.ts leaves nothing behind: what a file leaves (in its
- * group, or setsid'd into another session) is killed when the file ends, when
- * it runs past the per-file timeout, and when the runner itself is SIGKILLed.
+ * group, or setsid'd into another session) is killed when the file ends (and
+ * the file fails), when it runs past the per-file timeout, and when the runner
+ * itself is SIGKILLed.
  * The closing line keeps its format; a failed file's output is repeated
  * before it. "Left" means still running: a zombie waits for its adopter
  * (under the suite's own runner, the file's guard reaps it when this file
@@ -44,10 +45,11 @@ function startedPids(): { test: number; guard: number; leaked: number[] } {
   return JSON.parse(readFileSync(pidsFile, "utf8"));
 }
 
-test("what a passing file leaves behind is killed when it ends; the closing line keeps its format", async () => {
+test("a file whose tests pass but leave processes behind fails, and what it left is killed; the closing line keeps its format", async () => {
   const { stdout, output, exitCode } = await outputOf(startRunner());
-  expect(exitCode).toBe(0);
-  expect(output).toContain("killed 2 process(es) it left behind");
+  expect(exitCode).toBe(1);
+  expect(output).toContain("killed 2 process(es) it left behind; a test file must leave none: failed");
+  expect(stdout).toContain("failed files:\n  " + LEAKY + " (exit 1)");
   expect(stdout).toMatch(/\n1 passed, 0 failed, 0 skipped\n$/);
   expect(startedPids().leaked.filter(isLive)).toEqual([]);
 }, scaled(60_000));
