@@ -284,9 +284,3 @@ export function whyProcIsNotOurs(selfPid: number): string | undefined {
   if (named === String(selfPid)) return undefined;
   return `/proc is another PID namespace's (it names this process ${named}, not ${selfPid}): mount one for this namespace (unshare --mount-proc, or mount -t proc proc /proc)`;
 }
-
-/** Whether the PIDs /proc shows (fdinfo's "Pid:" above all) are those of this process's own PID namespace: NSpid is then just our PID. */
-export function procShowsOwnPids(selfPid: number): boolean {
-  const nsPids = readOwnNsPids();
-  return nsPids.length === 1 && nsPids[0] === selfPid;
-}

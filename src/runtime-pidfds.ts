@@ -13,10 +13,10 @@ import {
   LastPidCounter,
   listOwnFds,
   PIDFD_LINK,
-  procShowsOwnPids,
   readFdLink,
   readFdTableSize,
   readPidfdTarget,
+  whyProcIsNotOurs,
   type ProcStat,
 } from "./procfs.ts";
 import {
@@ -108,7 +108,8 @@ export class RuntimePidfdLook {
   constructor(libc: Libc) {
     this.#libc = libc;
     this.#lastPid = this.#listed ? undefined : LastPidCounter.open(libc);
-    this.#learnsTargets = this.#lastPid !== undefined && procShowsOwnPids(libc.getpid());
+    // fdinfo's "Pid:" is in /proc's PID namespace: learned targets are ours only where it is ours.
+    this.#learnsTargets = this.#lastPid !== undefined && whyProcIsNotOurs(libc.getpid()) === undefined;
   }
 
   /** Which of `pids` (waitable zombies) the runtime holds a pidfd on; `ownPidfds` are the caller's pins, not the runtime's. */
