@@ -56,14 +56,25 @@ export function peekWaitableChild(libc: Libc): number {
   }
 }
 
-/** True when `pid` is a child of the main thread that is waitable now, peeked through its pidfd when given; takes nothing. */
-export function isChildWaitable(libc: Libc, pid: number, pidfd?: number): boolean {
+/** What a child of the main thread is, asked without taking anything: "none" when it is not one (gone, or another thread's). */
+function peekChild(libc: Libc, pid: number, pidfd?: number): "waitable" | "running" | "none" {
   try {
-    return (pidfd === undefined ? libc.waitid(P_PID, pid, PEEK) : libc.waitid(P_PIDFD, pidfd, PEEK)).pid === pid;
+    const named = (pidfd === undefined ? libc.waitid(P_PID, pid, PEEK) : libc.waitid(P_PIDFD, pidfd, PEEK)).pid;
+    return named === pid ? "waitable" : "running";
   } catch (error) {
-    if (hasErrnoCode(error, "ECHILD", "EINTR")) return false;
+    if (hasErrnoCode(error, "ECHILD", "EINTR")) return "none";
     throw error;
   }
+}
+
+/** True when `pid` is a child of the main thread that is waitable now, peeked through its pidfd when given; takes nothing. */
+export function isChildWaitable(libc: Libc, pid: number, pidfd?: number): boolean {
+  return peekChild(libc, pid, pidfd) === "waitable";
+}
+
+/** True when `pid` is a child of the main thread that has not exited (stopped counts as running). */
+export function isChildRunning(libc: Libc, pid: number): boolean {
+  return peekChild(libc, pid) === "running";
 }
 
 /** A waitable zombie child of ours, pinned: its pidfd names exactly this process until it is reaped. */

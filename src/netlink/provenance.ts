@@ -7,11 +7,16 @@
  * made it, would have come first on the same socket. A PID never seen may
  * still have its FORK event queued, unread: it stays unknown, never "not ours".
  * An exited entry is kept until its PID is reused: the zombie of a child we
- * forked stays the runtime's to reap, and a second EXIT for the same PID
- * means the number now belongs to another process reparented to us.
+ * forked stays the runtime's to reap. A second EXIT for the same PID with no
+ * FORK between is another process reparented to us, or the same process
+ * again: when a thread other than the leader execs, the kernel's de_thread()
+ * ends the leader first (an EXIT with pid == tgid) and the exec'ing thread
+ * takes the PID over.
  */
 
 export type ChildOrigin = "self" | "unknown" | "adopted";
+/** What an EXIT event said: whose child ended, or that it did not end ("lives-on": its leader thread's EXIT). */
+export type ExitOrigin = ChildOrigin | "lives-on";
 
 export class ChildProvenance {
   /** Children not yet seen exiting (and zombies listed again after lost events); bounded by the kernel's PID space. */
@@ -43,11 +48,18 @@ export class ChildProvenance {
     this.#alive.set(pid, "unknown");
   }
 
-  /** An EXIT event of a child of ours: whose child it was. */
-  recordExit(pid: number): ChildOrigin {
-    // Not alive: never seen, or seen exiting before (PID reused). Either way
-    // no FORK by us preceded this EXIT.
-    const origin = this.#alive.get(pid) ?? "adopted";
+  /**
+   * An EXIT event of a child of ours: whose child it was. `livesOn` is asked
+   * of a child not seen exiting before: true when the process runs on (the
+   * EXIT was its leader thread's), and it stays alive here, so that its own
+   * end is still known ours however many exits come in between.
+   */
+  recordExit(pid: number, livesOn: (pid: number) => boolean): ExitOrigin {
+    const alive = this.#alive.get(pid);
+    if (alive !== undefined && livesOn(pid)) return "lives-on";
+    // Seen exiting before as ours or unknown: a reparented process, or ours again (de_thread).
+    const exited = this.#exited.get(pid);
+    const origin = alive ?? (exited === undefined || exited === "adopted" ? "adopted" : "unknown");
     this.#alive.delete(pid);
     this.#exited.delete(pid);
     this.#exited.set(pid, origin);

@@ -39,6 +39,7 @@ import { ProcEventParser, type ProcEventSink } from "../netlink/structs.ts";
 import { INITIAL_NAMESPACE_INODE, listAllChildrenNow, readNamespaceInode } from "../procfs.ts";
 import { runRuntimeBinary } from "../runtime/index.ts";
 import type { ExitNotice } from "../types.ts";
+import { isChildRunning } from "../zombie.ts";
 import type { EventSource } from "./source.ts";
 
 export interface NetlinkSettings {
@@ -237,6 +238,9 @@ export class NetlinkSource implements EventSource {
     return drained;
   }
 
+  /** The EXIT was the leader thread's and the process runs on: another thread's exec took the PID over, or threads outlive the leader. */
+  readonly #livesOn = (pid: number) => isChildRunning(this.#libc, pid);
+
   /** Where the parser hands each event of the drain in progress. */
   readonly #events: ProcEventSink = {
     ack: (err, _seq, ack) => {
@@ -249,7 +253,8 @@ export class NetlinkSource implements EventSource {
       if (pid !== tgid || parentTgid !== this.#selfPid) return;
       // Events may have been dropped ahead of this one (a FORK lost): no EXIT proves adoption until the queue was read empty.
       if (this.#congested) this.#provenance.recordUnknown(pid);
-      const origin = this.#provenance.recordExit(pid);
+      const origin = this.#provenance.recordExit(pid, this.#livesOn);
+      if (origin === "lives-on") return;
       const notice = { pid, exitedAt: monotonicToNowMs(timestampNs, this.#clockOffsetMs) };
       // A child of another thread (a Worker's) is not ours to reap, adopted or not.
       if (origin === "adopted" && parentPid === this.#selfPid) this.#drained.adoptedExits.push(notice);

@@ -13,7 +13,8 @@ import { ErrnoError } from "../../src/errno.ts";
 import type { Libc } from "../../src/libc.ts";
 import { loadLibc } from "../../src/runtime/index.ts";
 import { NetlinkSource } from "../../src/sources/netlink.ts";
-import { spawnLiveChild } from "../helpers/processes.ts";
+import { isZombie, spawnLiveChild } from "../helpers/processes.ts";
+import { blockEventLoopUntil } from "../helpers/time.ts";
 import { capturedExitOf, capturedForkOf } from "./harness.ts";
 
 const ENOBUFS = 105;
@@ -39,6 +40,13 @@ function scriptedLibc(replies: (Uint8Array | "ENOBUFS" | "empty")[]): Libc {
   });
 }
 
+/** Ends the child and leaves it a zombie while the test reads its scripted EXIT: the source asks whether an exiting child runs on. */
+function endChild(child: ReturnType<typeof spawnLiveChild>): void {
+  child.kill("SIGKILL");
+  // Bun cannot reap while the loop is blocked.
+  expect(blockEventLoopUntil(() => isZombie(child.pid), 10_000)).toBe(true);
+}
+
 test("a child forked while the kernel drops events (after ENOBUFS, before the queue is read empty) is not taken for adopted when it exits", async () => {
   // Events queued before the overrun: FORKs by another process, which the source passes over.
   const replies: (Uint8Array | "ENOBUFS" | "empty")[] = ["ENOBUFS"];
@@ -51,6 +59,7 @@ test("a child forked while the kernel drops events (after ENOBUFS, before the qu
   const child = spawnLiveChild();
   try {
     while (source.drain().more); // read to the end: the kernel queues events again
+    endChild(child);
     replies.push(capturedExitOf(child.pid));
     const exit = source.drain();
     expect({ adopted: exit.adoptedExits.map((e) => e.pid), own: exit.ownExits.map((e) => e.pid) }).toEqual({ adopted: [], own: [child.pid] });
@@ -72,6 +81,7 @@ test("a PID an adopted orphan had, forked again while events are dropped, is not
     expect(drained.overrun).toBe(true);
     // Read empty after the overrun: the live child holding the PID is of unknown origin now.
     expect(source.forkedBySelf(child.pid)).toBeUndefined();
+    endChild(child);
     replies.push(capturedExitOf(child.pid));
     expect(source.drain().adoptedExits).toEqual([]);
   } finally {
@@ -88,6 +98,7 @@ test("the EXIT of a child forked while events were dropped, queued just after th
   const child = spawnLiveChild();
   try {
     // The read that emptied the queue ended the drops; the child's EXIT was queued before the next read.
+    endChild(child);
     replies.splice(replies.length - 1, 0, capturedExitOf(child.pid));
     let adopted: number[] = [];
     let own: number[] = [];
