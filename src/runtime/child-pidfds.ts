@@ -33,6 +33,15 @@ import { listOwnChildren, readStats } from "../procfs.ts";
 type Spawn = (this: ChildProcess, options: unknown) => unknown;
 const prototype = ChildProcess.prototype as unknown as { spawn: Spawn };
 
+/**
+ * One spawn's mark: its pidfd, or undefined where pidfd_open failed (the
+ * child is the runtime's all the same). An object of its own, so that a late
+ * 'exit' can tell its entry from a newer child's on the same PID.
+ */
+interface ChildMark {
+  readonly pidfd: number | undefined;
+}
+
 /** What every copy of the library shares: one wrapper, one list of its children. */
 interface SpawnMarks {
   /** Reapers holding the wrapper, in every copy. */
@@ -40,11 +49,8 @@ interface SpawnMarks {
   /** The wrapper last put on, and the spawn it calls. */
   wrapper: Spawn | undefined;
   unwrapped: Spawn | undefined;
-  /**
-   * Every live child of the wrapper, until 'exit', with its pidfd, or
-   * undefined where pidfd_open failed (the child is the runtime's all the same).
-   */
-  readonly live: Map<number, number | undefined>;
+  /** Every live child of the wrapper, until 'exit', by PID. */
+  readonly live: Map<number, ChildMark>;
   /** Children of the main thread when the wrapper last went on, not its own, by PID: their start time. */
   readonly before: Map<number, number>;
   /** Settles once `before` is listed. */
@@ -52,7 +58,7 @@ interface SpawnMarks {
 }
 
 // Versioned: a copy whose state has another shape keeps its own wrapper (both mark each child).
-const MARKS_KEY = Symbol.for("orphan-reaper.spawn-marks.v1");
+const MARKS_KEY = Symbol.for("orphan-reaper.spawn-marks.v2");
 
 function sharedMarks(): SpawnMarks {
   const global = globalThis as { [MARKS_KEY]?: SpawnMarks };
@@ -64,7 +70,7 @@ const marks = sharedMarks();
 /** Live children of the wrapper that carry no pidfd (pidfd_open failed: EMFILE, or before Linux 5.3). */
 export function childrenWithoutPidfd(): ReadonlySet<number> {
   const unmarked = new Set<number>();
-  for (const [pid, pidfd] of marks.live) if (pidfd === undefined) unmarked.add(pid);
+  for (const [pid, { pidfd }] of marks.live) if (pidfd === undefined) unmarked.add(pid);
   return unmarked;
 }
 
@@ -72,7 +78,7 @@ export function childrenWithoutPidfd(): ReadonlySet<number> {
  * Every live child of the wrapper, with its pidfd or without: the children
  * the marks are on, so a look for the runtime's zombies needs no fds here.
  */
-export function wrappedChildren(): ReadonlyMap<number, number | undefined> {
+export function wrappedChildren(): ReadonlyMap<number, ChildMark> {
   return marks.live;
 }
 
@@ -155,9 +161,12 @@ function holdUntilExit(libc: Libc, child: ChildProcess, pid: number): void {
     // Out of fds, or no pidfd_open: the PID is remembered without one. It
     // cannot change hands before 'exit', which comes only once libuv has reaped it.
   }
-  marks.live.set(pid, pidfd);
+  const mark: ChildMark = { pidfd };
+  marks.live.set(pid, mark);
   child.once("exit", () => {
-    marks.live.delete(pid);
+    // libuv reaps every exited child, then emits each 'exit': one emitted
+    // before this may have spawned a child on this PID, which keeps its mark.
+    if (marks.live.get(pid) === mark) marks.live.delete(pid);
     if (pidfd !== undefined) closeQuietly(libc, pidfd);
   });
 }

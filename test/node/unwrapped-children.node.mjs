@@ -16,7 +16,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { childrenBeforeWrapper, holdPidfdOnEachChild, isChildFromBeforeWrapper } from "../../dist/runtime/child-pidfds.js";
 import { loadLibc } from "../../dist/runtime/index.js";
-import { runNodeFixture, scaled } from "./helpers.mjs";
+import { PID1_PREFIX, runNodeFixture, scaled, unshareMissing } from "./helpers.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURE = new URL("./fixtures/unwrapped-children.mjs", import.meta.url).pathname;
@@ -44,6 +44,16 @@ for (const source of ["sigchld", "netlink"]) {
     assert.ok(result.reaps[0].afterMs >= GRACE_MS, `reaped ${result.reaps[0].afterMs} ms after start, not within the grace window`);
   });
 }
+
+test("a child spawned from one 'exit' on the PID of a child whose 'exit' is still to come keeps its mark", { timeout: scaled(60_000) }, (t) => {
+  const missing = unshareMissing();
+  if (missing) return void t.skip(missing);
+  const result = runNodeFixture(FIXTURE, ["pid-reuse", "sigchld"], { prefix: PID1_PREFIX });
+  assert.equal(result.source, "sigchld");
+  assert.deepEqual([result.bothZombies, result.samePid, result.wasZombie], [true, true, true], "both exited before libuv looked; the new child took the PID; it was a zombie with the sweep due");
+  assert.equal(result.code, 7);
+  assert.equal(result.reaped, 0);
+});
 
 test("two copies of the library: with the first copy's reaper stopped, the second's leaves Node's new child alone", { timeout: scaled(60_000) }, () => {
   // A second copy of dist/ beside the same node_modules (pino, koffi): another module instance of every file.
