@@ -55,6 +55,8 @@ export class Core {
   /** No grace or veto applies, and the runtime marks every child it spawns with a pidfd (probed at start): without the proc connector, no pidfd held proves adoption. */
   readonly #markProves: boolean;
   #failures = 0;
+  /** No timed pass before this after a failure: a zombie whose due time has passed would otherwise retry at once, in a loop. */
+  #retryAt = -Infinity;
   /** The proc connector source whose events give exact provenance and exit notices; undefined for none. */
   #exact: NetlinkSource | undefined;
   readonly #exits: ProcConnectorExits;
@@ -212,7 +214,8 @@ export class Core {
     this.#problem = `reaping failed: ${messageOf(err)}`;
     this.#errors.log("error", { err }, "orphan reaping failed; looking again shortly", "pass failed");
     this.#wanted.clear();
-    this.#owe("scan", performance.now() + FAILURE_RETRY_MS);
+    this.#retryAt = performance.now() + FAILURE_RETRY_MS;
+    this.#owe("scan", this.#retryAt);
   }
 
   #takeWork(work: Work): boolean {
@@ -294,9 +297,10 @@ export class Core {
     return { by, exact: this.#exact, drain: this.#drainForBatch, exits, stopped: this.#isStopped };
   }
 
-  /** The timer, for the earliest due time: a pending zombie, an own child's grace. */
+  /** The timer, for the earliest due time (a pending zombie, an own child's grace), and not before a retry's. */
   #armTimer(): void {
-    if (!this.#stopped) this.#timer.arm(Math.min(this.#judge.nextDueAt() ?? Infinity, this.#notices.ownDueAt()));
+    const dueAt = Math.min(this.#judge.nextDueAt() ?? Infinity, this.#notices.ownDueAt());
+    if (!this.#stopped) this.#timer.arm(Math.max(dueAt, this.#retryAt));
   }
 
   #owe(work: Work, at: number): void {

@@ -87,3 +87,15 @@ test.skipIf(!prlimit)("a full fd table while 1000 orphans exit: a bounded number
   expect(errors.length).toBeGreaterThanOrEqual(1);
   expect(errors.length).toBeLessThanOrEqual(3);
 }, scaled(180_000));
+
+test.skipIf(!prlimit)("a full fd table while a zombie waits out its grace: a pass a second at most, then it is reaped", async () => {
+  const { exitCode, result, stderr } = await runFixture([prlimit!, "--nofile=256"], "emfile-pending");
+  expect(exitCode, stderr).toBe(0);
+  expect(result.filled).toBe("EMFILE");
+  expect(result.whileFull.reaped).toBe(0);
+  expect(result.whileFull.problem).toMatch(/EMFILE/);
+  // The fixture's window is 3 s of the reaper's clock after the first failure; FAILURE_RETRY_MS is 1 s.
+  expect(result.whileFull.failures).toBeGreaterThan(0);
+  expect(result.whileFull.failures).toBeLessThanOrEqual(5);
+  expect(result.allReapedAfter).toBe(true);
+}, scaled(120_000));
