@@ -153,10 +153,38 @@ export async function exportToRegistry(
       this.set(await countOrphanZombies(selfPid));
     },
   });
+  const unregister = registerAll(registry, {
+    [METRIC_NAMES.reaped]: reaped,
+    [METRIC_NAMES.overruns]: overruns,
+    [METRIC_NAMES.malformed]: malformed,
+    [METRIC_NAMES.lifetime]: lifetime,
+    [METRIC_NAMES.zombies]: zombies,
+  });
   const unsubscribe = metrics.onLifetime((source, lifetimeMs) => lifetime.observe({ source }, lifetimeMs / 1000));
-  for (const metric of [reaped, overruns, malformed, lifetime, zombies]) registry.registerMetric(metric);
   return () => {
     unsubscribe();
-    for (const name of Object.values(METRIC_NAMES)) registry.removeSingleMetric(name);
+    unregister();
   };
+}
+
+/**
+ * Registers each metric, or none: a name the registry holds already (the
+ * daemon's own, another reaper's) makes it throw, and the ones registered
+ * before it are taken out again, so the registry is left as it was.
+ */
+function registerAll(registry: MetricsRegistry, metrics: Readonly<Record<string, unknown>>): () => void {
+  const registered: string[] = [];
+  const unregister = () => {
+    for (const name of registered) registry.removeSingleMetric(name);
+  };
+  try {
+    for (const [name, metric] of Object.entries(metrics)) {
+      registry.registerMetric(metric);
+      registered.push(name);
+    }
+  } catch (error) {
+    unregister();
+    throw error;
+  }
+  return unregister;
 }

@@ -39,3 +39,20 @@ test("the prom-client registry shows the counters, the histogram and the gauge a
   }
   expect(await registry.metrics()).not.toContain(METRIC_NAMES.reaped);
 }, scaled(40_000));
+
+test("a registry that holds one of our names already: a warning, and the registry left as it was", async () => {
+  const registry = new Registry();
+  const { Gauge } = await import("prom-client");
+  new Gauge({ name: METRIC_NAMES.zombies, help: "the daemon's own", registers: [registry] });
+  const before = registry.getMetricsAsArray().map((metric) => metric.name);
+  const warnings: string[] = [];
+  const logger = pino({ level: "warn" }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
+  const reaper = await startOrphanReaper({ metricsRegistry: registry, logger });
+  try {
+    expect(warnings.some((msg) => msg.startsWith("metricsRegistry was given but the metrics cannot be exported"))).toBe(true);
+    expect(registry.getMetricsAsArray().map((metric) => metric.name)).toEqual(before);
+  } finally {
+    await reaper.stop();
+  }
+  expect(registry.getMetricsAsArray().map((metric) => metric.name)).toEqual(before);
+});
