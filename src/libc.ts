@@ -16,8 +16,11 @@ export type { SignalAction, SignalDisposition } from "./libc-process.ts";
 
 // <asm-generic/errno-base.h>
 const EINTR = 4;
+const ESRCH = 3;
 const EBADF = 9;
 const EAGAIN = 11;
+const EINVAL = 22;
+const ENOTTY = 25;
 // <linux/prctl.h>
 export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_GET_CHILD_SUBREAPER = 37;
@@ -37,6 +40,13 @@ export const __WNOTHREAD = 0x20000000;
 // <asm-generic/unistd.h>: pidfd_open is 434 on every architecture (unified
 // syscall table since Linux 5.1); musl has no wrapper for it.
 export const SYS_pidfd_open = 434;
+// <linux/pidfd.h> (Linux 6.15): PIDFD_GET_INFO is _IOWR(0xFF, 11, struct
+// pidfd_info), its first version 64 bytes: u64 mask at +0, s32 exit_code at
+// +60 (a wait status), set once the process has been reaped.
+const PIDFD_INFO_SIZE = 64;
+const PIDFD_GET_INFO = ((3 << 30) | (PIDFD_INFO_SIZE << 16) | (0xff << 8) | 11) >>> 0;
+const PIDFD_INFO_EXIT = 0x8;
+const PIDFD_INFO_EXIT_CODE = 60;
 // <poll.h>: struct pollfd { int fd; short events; short revents; }, 8 bytes.
 const POLLFD_INTS = 2;
 const POLLIN = 0x1;
@@ -78,6 +88,12 @@ export interface Libc extends ProcessControl {
   isChildSubreaper(): boolean;
   /** pidfd_open(2); works on a zombie until it is reaped. */
   pidfdOpen(pid: number): number;
+  /**
+   * The wait status the kernel kept on pidfd `fd` once its process was
+   * reaped, whoever reaped it (PIDFD_GET_INFO); undefined before the reap,
+   * and on kernels before 6.15, which keep none.
+   */
+  pidfdExitStatus(fd: number): number | undefined;
   /** waitid(2) on one process (P_PID) or one pidfd (P_PIDFD). */
   waitid(idType: typeof P_ALL | typeof P_PID | typeof P_PIDFD, id: number, options: number): WaitResult;
   socket(domain: number, type: number, protocol: number): number;
@@ -121,6 +137,7 @@ export interface LibcCalls extends ProcessControlCalls {
   /** prctl with an `int *` second argument (the PR_GET_* form). */
   prctlGetInt(option: number, into: Int32Array): number;
   syscall(number: number, arg1: number, arg2: number): number;
+  ioctl(fd: number, request: number, argument: Uint8Array): number;
   waitid(idType: number, id: number, siginfo: Uint8Array, options: number): number;
   socket(domain: number, type: number, protocol: number): number;
   bind(fd: number, address: Uint8Array, length: number): number;
@@ -165,6 +182,8 @@ export function libcFromCalls(c: LibcCalls): Libc {
   // The fields read are ints at 4-byte offsets, in host byte order: read as words (once per exit, mostly uncompiled).
   const siginfoWords = new Int32Array(siginfo.buffer);
   const timespec = new BigInt64Array(2); // tv_sec, tv_nsec (64-bit)
+  const pidfdInfo = new Uint8Array(PIDFD_INFO_SIZE);
+  const pidfdInfoWords = new Int32Array(pidfdInfo.buffer);
   let pollfds = new Int32Array(0);
   /** The first entries of pollfds name fds 0, 1, 2... up to this: polled again as they are (poll writes only revents). */
   let pollfdsCountUpTo = 0;
@@ -201,6 +220,18 @@ export function libcFromCalls(c: LibcCalls): Libc {
       return intBox[0] !== 0;
     },
     pidfdOpen: (pid) => checked("pidfd_open", c.syscall(SYS_pidfd_open, pid, 0)),
+    pidfdExitStatus(fd) {
+      pidfdInfo.fill(0);
+      pidfdInfoWords[0] = PIDFD_INFO_EXIT; // the mask's low half, little-endian
+      if (c.ioctl(fd, PIDFD_GET_INFO, pidfdInfo) < 0) {
+        // Kernels that keep no exit status: ENOTTY before 6.11 (no pidfd ioctls), EINVAL on 6.11
+        // and 6.12 (no PIDFD_GET_INFO), ESRCH on 6.13 and 6.14 (no PIDFD_INFO_EXIT: the process is gone).
+        const errno = c.errno();
+        if (errno === ENOTTY || errno === EINVAL || errno === ESRCH) return undefined;
+        throw new ErrnoError("ioctl", errno);
+      }
+      return (pidfdInfoWords[0]! & PIDFD_INFO_EXIT) !== 0 ? pidfdInfoWords[PIDFD_INFO_EXIT_CODE >>> 2] : undefined;
+    },
     waitid(idType, id, options) {
       // WNOHANG with nothing to reap need not write si_pid (POSIX leaves it unspecified): zero it first.
       siginfoWords[SIGINFO_PID >>> 2] = 0;

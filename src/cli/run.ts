@@ -11,7 +11,6 @@
  * reaps its own child; the library reaps the orphans; nothing here waits on a
  * PID itself.
  */
-import { constants } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { startOrphanReaper } from "../index.ts";
@@ -27,7 +26,7 @@ const POLL_MS = 20;
 
 export function exitCodeOf({ exitCode, signal }: ChildExit): number {
   if (exitCode !== null) return exitCode;
-  return 128 + (signal ? constants.signals[signal] : 0);
+  return 128 + (signal ?? 0);
 }
 
 /** Sends `signal` to each live child of ours. Check and kill run in one synchronous step: no reap can come between. */

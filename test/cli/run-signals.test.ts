@@ -87,6 +87,19 @@ for (const { pid1, label } of MODES) {
       expect(masks).toEqual({ SigBlk: "0000000000000000", SigIgn: "0000000000000000", SigCgt: "0000000000000000" });
     }, 30_000 * SCALE);
 
+    test("a child killed by a real-time signal: run exits 128 + N (child_process reports it as exit 0)", async () => {
+      const signal = realtimeNumber("RTMIN+2");
+      const init = new InitUnderTest([...ourInit(), "bash", RECORDER], pid1);
+      let recorder: Ready | undefined;
+      try {
+        recorder = await init.ready(pid1);
+        process.kill(init.initPid, signal); // forwarded; the recorder does not trap it: its default action ends it
+        expect(await init.process.exited).toBe(128 + signal);
+      } finally {
+        init.end(recorder);
+      }
+    }, 30_000 * SCALE);
+
     test("-e 143 turns the child's 143 into 0; without it 143 comes back", async () => {
       for (const [flags, expected] of [[["-e", "143"], 0], [[], 143]] as const) {
         const init = new InitUnderTest([...ourInit(flags), "bash", RECORDER], pid1);

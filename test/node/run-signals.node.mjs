@@ -109,6 +109,18 @@ for (const pid1 of [false, true]) {
       }
     });
 
+    test("a child killed by a real-time signal: run exits 128 + N (child_process reports it as exit 0)", { timeout: scaled(60_000) }, async () => {
+      const signal = SIGRTMIN + 2;
+      const init = new NodeInit({ command: ["bash", RECORDER], pid1 });
+      try {
+        await init.ready();
+        process.kill(init.initPid, signal); // forwarded; the recorder does not trap it: its default action ends it
+        assert.equal(await init.exitedWithin(), 128 + signal);
+      } finally {
+        init.end();
+      }
+    });
+
     test("a SIGTERM 20 ms (scaled) after start: held and delivered, or the documented outcome; never a dead init with a live child", { timeout: scaled(90_000) }, async () => {
       const marker = `ORPHAN_REAPER_STARTUP_MARK=${process.pid}-${pid1}-${Math.random()}`;
       const [key, value] = marker.split("=");
