@@ -16,11 +16,19 @@ const SIGNAL_NUMBERS: Readonly<Record<string, number>> = constants.signals;
 /** The classic signals; above them come glibc's or musl's own, then the real-time ones. */
 const LAST_CLASSIC_SIGNAL = 31;
 
+/**
+ * Set to SIG_IGN, as tini does. Caught, SIGTTOU makes a write of ours to a
+ * terminal we are in the background of (stty tostop) restart after the
+ * handler, and send it again, forever (100% CPU); SIGTTIN does that to a read.
+ */
+const IGNORED = ["SIGTTIN", "SIGTTOU"];
+
 /** Never forwarded, with the reason. */
 const NOT_FORWARDED: Readonly<Record<string, string>> = {
   SIGKILL: "cannot be caught",
   SIGSTOP: "cannot be caught",
   SIGCHLD: "the init's own: a child of ours changed state",
+  ...Object.fromEntries(IGNORED.map((name) => [name, "ignored, as tini does: a handler makes our background terminal I/O retry forever"])),
 };
 
 /**
@@ -108,13 +116,14 @@ export function listenToSignals(): SignalRelay {
 }
 
 /**
- * Once libc is loaded: catch natively the signals no listener can catch
- * here, and where that fails or no SIGCHLD listener may be added
- * (`sigchldNotOurs`, src/runtime/index.ts), ignore them. A signal that carries a handler
+ * Once libc is loaded: ignore SIGTTIN and SIGTTOU; catch natively the
+ * signals no listener can catch here, and where that fails or no SIGCHLD
+ * listener may be added (`sigchldNotOurs`, src/runtime/index.ts), ignore them. A signal that carries a handler
  * of the runtime's is never taken from it: the handler sits in front of it
  * (plan.caughtInFront), or the signal is left alone.
  */
 export function holdSignals(libc: Libc, relay: SignalRelay, sigchldNotOurs?: string): HeldSignals {
+  for (const name of IGNORED) libc.setSignalDisposition(SIGNAL_NUMBERS[name]!, "ignore");
   const plan = planSignals(libc);
   const free = plan.caughtNatively.filter((signal) => libc.signalDisposition(signal) !== "handler");
   // The records of natively caught signals wake the relay with SIGCHLD.

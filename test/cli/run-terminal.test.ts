@@ -7,6 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { readStat } from "../../src/procfs.ts";
+import { killIfAlive, liveDescendants } from "../../scripts/descendants.ts";
 import { hasCommand } from "../helpers/processes.ts";
 import { ourInit, RECORDER, SCALE } from "./init-harness.ts";
 
@@ -94,4 +95,28 @@ describe.skipIf(noPython !== undefined)("the anchors on a terminal (comparison)"
       expectOneInterruptInForeground(await onTerminal(anchor.argv));
     }, 30_000 * SCALE);
   }
+});
+
+const PTY_RUN = join(import.meta.dir, "../fixtures/pty-run.py");
+
+describe.skipIf(noPython !== undefined)("run as a background job on a terminal with tostop", () => {
+  test("SIGTTOU is ignored, as tini does: run's log line is written, no retry loop, and the child's exit code comes through", async () => {
+    // A job-control shell puts run in a background group; with tostop, a background write to the terminal gets SIGTTOU.
+    const script = 'stty tostop; set -m; "$@" & echo "run $!"; wait $!; echo "exit $?"';
+    const driver = Bun.spawn(["python3", PTY_RUN, "sh", "-c", script, "sh", ...ourInit(["-v"]), "sh", "-c", "exit 3"], { stdout: "pipe", stderr: "pipe" });
+    let runPid = 0;
+    try {
+      const [stdout, stderr] = await Promise.all([new Response(driver.stdout).text(), new Response(driver.stderr).text()]);
+      expect({ driver: await driver.exited, stderr }).toEqual({ driver: 0, stderr: "" });
+      const outcome = JSON.parse(stdout) as { exitCode: number | null; terminal: string };
+      runPid = Number(/^run (\d+)/m.exec(outcome.terminal)?.[1] ?? 0);
+      expect(outcome.terminal).toContain("orphan-reaper: child exited");
+      expect(outcome.terminal).toMatch(/^exit 3\r?$/m);
+      expect(outcome.exitCode).toBe(0);
+    } finally {
+      driver.kill("SIGKILL");
+      // A run left behind is in a background group of its own, which the terminal's hangup spares.
+      for (const pid of runPid ? [...liveDescendants(runPid), runPid] : []) killIfAlive(pid);
+    }
+  }, 40_000 * SCALE);
 });

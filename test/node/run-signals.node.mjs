@@ -20,11 +20,13 @@ import { loadLibc } from "../../dist/runtime/index.js";
 import { scaled, unshareMissing } from "./helpers.mjs";
 import { firstChildOf, isLive, NodeInit, RECORDER, waitUntil } from "./init-harness.mjs";
 
-/** 1-31 without KILL and STOP (uncatchable) and CHLD (the init's own); the fault signals are caught natively in front of the runtime's handler. */
+/** 1-31 without KILL and STOP (uncatchable), CHLD (the init's own), TTIN and TTOU (ignored); the fault signals are caught natively in front of the runtime's handler. */
 const FORWARDED = [
   "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CONT",
-  "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+  "TSTP", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
 ];
+/** Ignored (SIG_IGN), as tini does. */
+const IGNORED = ["TTIN", "TTOU"];
 const REALTIME = ["RTMIN", "RTMIN+1", "RTMAX"];
 const libc = loadLibc();
 const { min: SIGRTMIN, max: SIGRTMAX } = libc.realtimeSignalRange();
@@ -104,6 +106,22 @@ for (const pid1 of [false, true]) {
         assert.equal(await init.exitedWithin(), 0);
         const masks = Object.fromEntries(init.lines.filter((line) => /^Sig(Blk|Ign|Cgt):/.test(line)).map((line) => line.split(":\t")));
         assert.deepEqual(masks, { SigBlk: "0000000000000000", SigIgn: "0000000000000000", SigCgt: "0000000000000000" });
+      } finally {
+        init.end();
+      }
+    });
+
+    test("SIGTTIN and SIGTTOU are ignored, as tini does: not forwarded, and run is not stopped by them", { timeout: scaled(60_000) }, async () => {
+      const init = new NodeInit({ command: ["bash", RECORDER, ...IGNORED, "USR1"], pid1 });
+      try {
+        await init.ready();
+        for (const name of IGNORED) process.kill(init.initPid, signalNumber(name));
+        process.kill(init.initPid, "SIGUSR1"); // a marker: signals from one sender arrive in order
+        assert.equal(await init.waitForLine("got USR1"), true);
+        await sleep(scaled(200)); // let a late one show up, if any
+        assert.deepEqual(IGNORED.map((name) => init.count(`got ${name}`)), [0, 0]);
+        assert.equal(isLive(init.initPid), true);
+        assert.equal(await init.finish(7), 7);
       } finally {
         init.end();
       }
