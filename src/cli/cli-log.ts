@@ -1,7 +1,8 @@
 /**
  * The command line's logger: pino lines on stderr, as JSON when stderr is not
  * a terminal (or when asked), as short human lines on a terminal. Written
- * synchronously: the last lines must be out before process.exit. No `pid`
+ * synchronously: the last lines must be out before process.exit. A line that
+ * cannot be written is dropped: an init must not die of its log. No `pid`
  * or `hostname` base fields: each line names the processes it is about itself.
  */
 import { writeSync } from "node:fs";
@@ -29,10 +30,17 @@ export function humanLine(json: string): string {
   return `orphan-reaper: ${tag}${record.msg ?? ""}${fields}\n`;
 }
 
-const humanStderr: DestinationStream = { write: (line: string) => void writeSync(STDERR, humanLine(line)) };
+/** EPIPE (a pipe nobody reads), EIO (a terminal hung up), EAGAIN (a full non-blocking pipe): the line is lost, nothing else. */
+function writeOrDrop(text: string): void {
+  try {
+    writeSync(STDERR, text);
+  } catch {
+    // dropped
+  }
+}
 
 export function cliLogger(level: Level, format: LogFormat): Logger {
-  const destination = format === "json" ? pino.destination({ fd: STDERR, sync: true }) : humanStderr;
+  const destination: DestinationStream = { write: (line: string) => writeOrDrop(format === "json" ? line : humanLine(line)) };
   return pino({ level, base: null }, destination);
 }
 

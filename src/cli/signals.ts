@@ -17,18 +17,23 @@ const SIGNAL_NUMBERS: Readonly<Record<string, number>> = constants.signals;
 const LAST_CLASSIC_SIGNAL = 31;
 
 /**
- * Set to SIG_IGN, as tini does. Caught, SIGTTOU makes a write of ours to a
- * terminal we are in the background of (stty tostop) restart after the
- * handler, and send it again, forever (100% CPU); SIGTTIN does that to a read.
+ * Set to SIG_IGN and never forwarded, with the reason. Caught, SIGTTOU makes
+ * a write of ours to a terminal we are in the background of (stty tostop)
+ * restart after the handler and draw it again, forever (100% CPU); SIGTTIN
+ * does that to a read.
  */
-const IGNORED = ["SIGTTIN", "SIGTTOU"];
+const IGNORED: Readonly<Record<string, string>> = {
+  SIGTTIN: "ignored, as tini does: caught, a read of ours from the terminal in the background would retry forever",
+  SIGTTOU: "ignored, as tini does: caught, a write of ours to the terminal in the background (tostop) would retry forever",
+  SIGPIPE: "ignored: the kernel sends it for a log line of ours written to a pipe nobody reads; not the child's",
+};
 
 /** Never forwarded, with the reason. */
 const NOT_FORWARDED: Readonly<Record<string, string>> = {
   SIGKILL: "cannot be caught",
   SIGSTOP: "cannot be caught",
   SIGCHLD: "the init's own: a child of ours changed state",
-  ...Object.fromEntries(IGNORED.map((name) => [name, "ignored, as tini does: a handler makes our background terminal I/O retry forever"])),
+  ...IGNORED,
 };
 
 /**
@@ -116,14 +121,14 @@ export function listenToSignals(): SignalRelay {
 }
 
 /**
- * Once libc is loaded: ignore SIGTTIN and SIGTTOU; catch natively the
+ * Once libc is loaded: ignore SIGTTIN, SIGTTOU, SIGPIPE; catch natively the
  * signals no listener can catch here, and where that fails or no SIGCHLD
  * listener may be added (`sigchldNotOurs`, src/runtime/index.ts), ignore them. A signal that carries a handler
  * of the runtime's is never taken from it: the handler sits in front of it
  * (plan.caughtInFront), or the signal is left alone.
  */
 export function holdSignals(libc: Libc, relay: SignalRelay, sigchldNotOurs?: string): HeldSignals {
-  for (const name of IGNORED) libc.setSignalDisposition(SIGNAL_NUMBERS[name]!, "ignore");
+  for (const name of Object.keys(IGNORED)) libc.setSignalDisposition(SIGNAL_NUMBERS[name]!, "ignore");
   const plan = planSignals(libc);
   const free = plan.caughtNatively.filter((signal) => libc.signalDisposition(signal) !== "handler");
   // The records of natively caught signals wake the relay with SIGCHLD.

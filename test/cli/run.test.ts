@@ -185,3 +185,27 @@ test("descendants reparented to run during the grace period get SIGTERM too", as
   expect(termed.flatMap((line) => line.pids as number[])).toContain(sleepPid);
   expect(isRunning(sleepPid)).toBe(false);
 }, scaled(40_000));
+
+const BROKEN_STDERR = join(import.meta.dir, "../fixtures/broken-stderr.py");
+
+for (const flags of [["--log-format", "human"], ["--log-format", "human", "-v"], ["--log-format", "json"], ["--log-format", "json", "-v"]]) {
+  test(`a log line that cannot be written (EPIPE) is dropped: run still ends the descendants and exits with the child's code ${flags.join(" ")}`, async () => {
+    // The second sleep ignores SIGTERM: run logs at warn, then must SIGKILL it. The shell exits when told.
+    const script = "sleep 30 & first=$!; trap '' TERM; sleep 30 & echo $first $!; read _; exit 3";
+    const run = Bun.spawn(["python3", BROKEN_STDERR, process.execPath, CLI_MAIN, "run", ...flags, "--grace-ms", "300", "--", "sh", "-c", script], {
+      stdin: "pipe", stdout: "pipe", stderr: "pipe",
+    });
+    let pids: number[] = [];
+    try {
+      pids = (await readUntil(run.stdout, "\n")).trim().split(" ").map(Number);
+      run.stdin.write("go\n");
+      await run.stdin.end();
+      expect({ exitCode: await run.exited, wrapperErrors: await new Response(run.stderr).text() }).toEqual({ exitCode: 3, wrapperErrors: "" });
+      expect(pids).toHaveLength(2);
+      expect(await waitUntil(() => pids.every((pid) => !isRunning(pid)), 10_000)).toBe(true);
+    } finally {
+      killTree(run);
+      for (const pid of pids) if (isRunning(pid)) process.kill(pid, "SIGKILL");
+    }
+  }, scaled(30_000));
+}

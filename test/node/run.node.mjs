@@ -1,0 +1,31 @@
+/**
+ * `orphan-reaper run` under Node (dist/, the package's bin), beyond signals
+ * (run-signals.node.mjs): a log it cannot write.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import { scaled } from "./helpers.mjs";
+import { isLive, NodeInit, waitUntil } from "./init-harness.mjs";
+
+const BROKEN_STDERR = fileURLToPath(new URL("../fixtures/broken-stderr.py", import.meta.url));
+
+for (const format of ["human", "json"]) {
+  test(`a log line that cannot be written (EPIPE) is dropped: run still ends the descendants and exits with the child's code (${format}, -v)`, { timeout: scaled(60_000) }, async () => {
+    // The second sleep ignores SIGTERM: run logs at warn, then must SIGKILL it. The shell exits when told.
+    const script = "sleep 30 & first=$!; trap '' TERM; sleep 30 & echo $first $!; read _; exit 3";
+    const init = new NodeInit({ flags: ["-v", "--log-format", format, "--grace-ms", "300"], command: ["sh", "-c", script], prefix: ["python3", BROKEN_STDERR] });
+    let pids = [];
+    try {
+      assert.equal(await waitUntil(() => init.lines.length > 0, 20_000), true);
+      pids = init.lines[0].split(" ").map(Number);
+      init.process.stdin.end("go\n");
+      assert.equal(await init.exitedWithin(), 3);
+      assert.equal(pids.length, 2);
+      assert.equal(await waitUntil(() => pids.every((pid) => !isLive(pid)), 10_000), true);
+    } finally {
+      init.end();
+      for (const pid of pids) if (isLive(pid)) process.kill(pid, "SIGKILL");
+    }
+  });
+}
