@@ -20,7 +20,7 @@ import { cliLogger, defaultLogFormat } from "./cli-log.ts";
 import type { RunOptions } from "./run-args.ts";
 import type { HeldSignals } from "./signals.ts";
 
-/** How long the zombies of ended descendants get to be reaped before we exit anyway. */
+/** After the grace period: how long descendants get SIGKILL and their zombies get reaped before we exit anyway. */
 const AFTER_KILL_WAIT_MS = 1_000;
 const POLL_MS = 20;
 
@@ -66,26 +66,32 @@ async function liveChildren(): Promise<number[]> {
 /**
  * SIGTERM to the descendants the child left us, and to those reparented to
  * us while they go (a shell that exits on SIGTERM leaves its own children),
- * each once; SIGKILL to those still running after the grace period. Then a
- * short wait for the reaper to take their zombies (on the sweep alone, where
- * Bun gets no pidfds, it may not come before we exit).
+ * each once. After the grace period, SIGKILL to every one still running,
+ * again for each reparented to us meanwhile (the children of those just
+ * killed), until none runs or AFTER_KILL_WAIT_MS passes. Then, within that
+ * time, a wait for the reaper to take their zombies (on the sweep alone,
+ * where Bun gets no pidfds, it may not come before we exit).
  */
 async function endDescendants(graceMs: number, log: Logger): Promise<void> {
-  const deadline = performance.now() + graceMs;
+  const graceEnds = performance.now() + graceMs;
   const termed = new Set<number>();
   let live = await liveChildren();
-  while (live.length > 0 && performance.now() < deadline) {
+  while (live.length > 0 && performance.now() < graceEnds) {
     const fresh = live.filter((pid) => !termed.has(pid));
     if (signalOwnLiveChildren(fresh, "SIGTERM") > 0) log.info({ pids: fresh }, "sent SIGTERM to the descendants the child left behind");
     for (const pid of fresh) termed.add(pid);
     await sleep(POLL_MS);
     live = await liveChildren();
   }
-  if (live.length > 0) {
-    log.warn({ pids: live, graceMs }, "descendants still running after the grace period: sending SIGKILL");
+  const deadline = performance.now() + AFTER_KILL_WAIT_MS;
+  if (live.length > 0) log.warn({ pids: live, graceMs }, "descendants still running after the grace period: sending SIGKILL");
+  while (live.length > 0 && performance.now() < deadline) {
     signalOwnLiveChildren(live, "SIGKILL");
+    await sleep(POLL_MS);
+    live = await liveChildren();
   }
-  const unreaped = await waitForNoChildren(performance.now() + AFTER_KILL_WAIT_MS);
+  if (live.length > 0) log.warn({ pids: live }, "descendants still running after SIGKILL");
+  const unreaped = await waitForNoChildren(deadline);
   if (unreaped.length > 0) {
     log.warn({ pids: unreaped }, "descendants not reaped before exit; whoever adopts them next must reap them");
   }

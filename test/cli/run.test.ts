@@ -186,6 +186,32 @@ test("descendants reparented to run during the grace period get SIGTERM too", as
   expect(isRunning(sleepPid)).toBe(false);
 }, scaled(40_000));
 
+test("after the grace period, descendants reparented to run once their parent is SIGKILLed get SIGKILL too", async () => {
+  // Three links that ignore SIGTERM, each the parent of the next; the shell exits when told, once all three run.
+  const chain = join(import.meta.dir, "../fixtures/descendant-chain.sh");
+  const run = Bun.spawn([process.execPath, CLI_MAIN, "run", "--grace-ms", "300", "sh", "-c", `trap '' TERM; sh ${chain} 3 & read _`], {
+    stdin: "pipe", stdout: "pipe", stderr: "pipe",
+  });
+  let pids: number[] = [];
+  try {
+    const decoder = new TextDecoder();
+    let text = "";
+    for await (const chunk of run.stdout) {
+      text += decoder.decode(chunk);
+      pids = text.split("\n").filter(Boolean).map(Number);
+      if (pids.length === 3) break;
+    }
+    run.stdin.write("go\n");
+    await run.stdin.end();
+    expect(await run.exited).toBe(0);
+    expect(pids).toHaveLength(3);
+    expect(await waitUntil(() => pids.every((pid) => !isRunning(pid)), 10_000)).toBe(true);
+  } finally {
+    killTree(run);
+    for (const pid of pids) if (isRunning(pid)) process.kill(pid, "SIGKILL");
+  }
+}, scaled(30_000));
+
 const BROKEN_STDERR = join(import.meta.dir, "../fixtures/broken-stderr.py");
 
 for (const flags of [["--log-format", "human"], ["--log-format", "human", "-v"], ["--log-format", "json"], ["--log-format", "json", "-v"]]) {
