@@ -14,7 +14,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { startOrphanReaper } from "../index.ts";
-import { listOwnChildren, readStat } from "../procfs.ts";
+import { listOwnChildren, readStat, whyProcIsNotOurs } from "../procfs.ts";
 import { exitCodeForExecError, startCommand, type ChildExit } from "./child.ts";
 import { cliLogger, defaultLogFormat } from "./cli-log.ts";
 import type { RunOptions } from "./run-args.ts";
@@ -112,6 +112,9 @@ export async function runCommand(options: RunOptions, { relay, plan, notCaughtNa
   }
   const reaper = await startOrphanReaper({ logger });
   if (reaper.source === "off") log.warn({ reason: reaper.stats().notChosen.off }, "running the command without a reaper");
+  // Another namespace's /proc lists its processes as our children (unshare -p without --mount-proc: we are PID 1 and its /proc/1 is the host's init).
+  const procNotOurs = whyProcIsNotOurs(process.pid);
+  if (procNotOurs) log.warn({ reason: procNotOurs }, "the descendants the child leaves will get no signal: /proc cannot tell which they are");
 
   const [name] = options.command;
   const started = await startCommand(options.command);
@@ -125,9 +128,11 @@ export async function runCommand(options: RunOptions, { relay, plan, notCaughtNa
     const exit = await started.exited;
     code = exitCodeOf(exit);
     log.info({ child: { pid: started.pid, ...exit }, code }, "child exited");
-    // From now on a signal is passed on to what the child left behind.
-    relay.deliverTo((signal) => void listOwnChildren(process.pid).then((children) => signalOwnLiveChildren(children, signal)));
-    await endDescendants(options.graceMs, log);
+    if (procNotOurs === undefined) {
+      // From now on a signal is passed on to what the child left behind.
+      relay.deliverTo((signal) => void listOwnChildren(process.pid).then((children) => signalOwnLiveChildren(children, signal)));
+      await endDescendants(options.graceMs, log);
+    }
   }
   relay.stop();
   await reaper.stop();
