@@ -87,7 +87,7 @@ function exitOf(pidfd: number | undefined, exitCode: number | null, signal: Node
 
 /** Spawns the trampoline on `command`; resolves once the command runs or cannot. */
 export async function startCommand(command: readonly string[]): Promise<StartedCommand> {
-  const child = spawn(process.execPath, [...process.execArgv, TRAMPOLINE, ...command], {
+  const child = spawn(process.execPath, [...process.execArgv, TRAMPOLINE, String(command.length), ...command], {
     stdio: ["inherit", "inherit", "inherit", "pipe"],
     env: initialEnvironment(),
   });

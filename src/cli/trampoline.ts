@@ -2,7 +2,9 @@
  * The first code of `run`'s child, between spawn and exec: neither Bun nor
  * Node can run code between fork and exec, so the init spawns the runtime on
  * this module and it becomes the command with execvp, keeping its PID.
- * argv: the command and its arguments. It
+ * argv: the number of the command's words, then the words (counted: Bun
+ * drops a `--` right after the script path, which would drop a command's
+ * first word `--`). It
  *  1. marks the exec-status pipe (fd 3) close-on-exec: the init sees it close
  *     when the command runs, or reads an errno code when it cannot run;
  *  2. puts itself in a process group of its own (setpgid(0, 0), as tini does);
@@ -65,7 +67,7 @@ function keepStandardFds(libc: Libc): void {
   }
 }
 
-const command = process.argv.slice(2);
+const command = process.argv.slice(-Number(process.argv[2]));
 try {
   const libc = loadLibc();
   libc.setCloseOnExec(EXEC_STATUS_FD, true);

@@ -32,6 +32,11 @@ test("run exits with 128 + the signal number when a signal killed the child", as
   expect((await runCli(["run", "--", "sh", "-c", "kill -KILL $$"])).exitCode).toBe(128 + 9);
 }, scaled(30_000));
 
+test("the command's words reach it as given: after the options' --, a -- is the command's name (127, as tini)", async () => {
+  expect(await runCli(["run", "--", "--", "echo", "hi"])).toMatchObject({ exitCode: 127, stdout: "" });
+  expect(await runCli(["run", "--", "sh", "-c", 'echo "$@"', "sh", "--", "--bun", "x"])).toMatchObject({ exitCode: 0, stdout: "-- --bun x\n" });
+}, scaled(30_000));
+
 test("run exits 127 when the command does not exist, and 1 on a usage error (as tini)", async () => {
   expect((await runCli(["run", "--", "no-such-command-here"])).exitCode).toBe(127);
   expect((await runCli(["run", "--no-such-option", "sh"])).exitCode).toBe(1);

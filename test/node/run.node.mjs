@@ -1,6 +1,6 @@
 /**
  * `orphan-reaper run` under Node (dist/, the package's bin), beyond signals
- * (run-signals.node.mjs): a log it cannot write.
+ * (run-signals.node.mjs): a log it cannot write; the command's words.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -29,3 +29,15 @@ for (const format of ["human", "json"]) {
     }
   });
 }
+
+test("the command's words reach it as given: after the options' --, a -- is the command's name (127, as tini)", { timeout: scaled(60_000) }, async () => {
+  for (const [command, code, output] of [[["--", "echo", "hi"], 127, []], [["sh", "-c", 'echo "$@"', "sh", "--", "--bun", "x"], 0, ["-- --bun x"]]]) {
+    const init = new NodeInit({ command });
+    try {
+      assert.equal(await init.exitedWithin(), code);
+      assert.deepEqual(init.lines.filter(Boolean), output);
+    } finally {
+      init.end();
+    }
+  }
+});
