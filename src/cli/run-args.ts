@@ -2,7 +2,9 @@
  * `orphan-reaper run`'s arguments and their ORPHAN_REAPER_* environment
  * equivalents (a flag wins over its variable). Options end at the first
  * word that is not one, or at `--`: what follows is the command, so
- * `run sleep -g 1` passes `-g` to sleep, as tini does.
+ * `run sleep -g 1` passes `-g` to sleep. Not so tini: glibc's getopt
+ * permutes, so `tini sleep -g 1` takes `-g` as its own and runs `sleep 1`
+ * (hence its usage, `tini [OPTIONS] PROGRAM -- [ARGS]`).
  */
 import { constants } from "node:os";
 import type { Level } from "pino";

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { DEFAULT_GRACE_MS, parseRunArgs, parseSignal, UsageError } from "../../src/cli/run-args.ts";
 
 describe("run's arguments", () => {
-  test("`--` is optional; options end at the command's name, as with tini", () => {
+  test("`--` is optional; options end at the command's name (tini's getopt would take a later -g as its own)", () => {
     expect(parseRunArgs(["sleep", "-g", "1"], {})).toMatchObject({ command: ["sleep", "-g", "1"], group: false });
     expect(parseRunArgs(["-g", "--", "-weird-name"], {})).toMatchObject({ command: ["-weird-name"], group: true });
     expect(parseRunArgs(["-g", "sh", "--", "x"], {})).toMatchObject({ command: ["sh", "--", "x"] });
