@@ -167,54 +167,59 @@ test("-p SIGNAL: when run's parent exits, run gets SIGNAL and forwards it", asyn
   }
 }, scaled(30_000));
 
+/** Reads a child's stdout until it has printed `count` whole numbers. */
+async function readNumbers(stream: ReadableStream<Uint8Array>, count: number): Promise<number[]> {
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of stream) {
+    text += decoder.decode(chunk);
+    const numbers = text.match(/\d+(?=\s)/g) ?? [];
+    if (numbers.length >= count) return numbers.slice(0, count).map(Number);
+  }
+  throw new Error(`stream ended before ${count} numbers; got ${JSON.stringify(text)}`);
+}
+
+/**
+ * Runs `orphan-reaper run ...args` (after `prefix`) on a shell that prints
+ * `count` PIDs of descendants, then exits when told on stdin. Returns run's
+ * exit code and stderr, the PIDs, and whether each ended (waited for, scaled).
+ * What is left of it is killed, whatever happens.
+ */
+async function runAndTellToExit(args: string[], count: number, prefix: string[] = []) {
+  const run = Bun.spawn([...prefix, process.execPath, CLI_MAIN, "run", ...args], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  const stderr = new Response(run.stderr).text();
+  let pids: number[] = [];
+  try {
+    pids = await readNumbers(run.stdout, count);
+    run.stdin.write("go\n");
+    await run.stdin.end();
+    const exitCode = await run.exited;
+    return { exitCode, stderr: await stderr, pids, allEnded: await waitUntil(() => pids.every((pid) => !isRunning(pid)), 10_000) };
+  } finally {
+    killTree(run);
+    for (const pid of pids) if (isRunning(pid)) process.kill(pid, "SIGKILL");
+  }
+}
+
 test("descendants reparented to run during the grace period get SIGTERM too", async () => {
   // The subshell exits on SIGTERM and leaves its sleep to run: that sleep must get SIGTERM as well.
   // The shell exits only when told, once the subshell has printed its sleep's PID (trap set, sleep forked).
   const script = "(trap 'exit 0' TERM; sleep 30 & echo $!; wait) & read _";
-  const run = Bun.spawn([process.execPath, CLI_MAIN, "run", "-v", "--grace-ms", "20000", "sh", "-c", script], {
-    stdin: "pipe", stdout: "pipe", stderr: "pipe",
-  });
-  const stderr = new Response(run.stderr).text();
-  let sleepPid = 0;
-  try {
-    sleepPid = Number((await readUntil(run.stdout, "\n")).trim());
-    run.stdin.write("go\n");
-    await run.stdin.end();
-    expect(await run.exited).toBe(0);
-  } finally {
-    killTree(run);
-    if (sleepPid && isRunning(sleepPid)) process.kill(sleepPid, "SIGKILL");
-  }
-  expect(await stderr).not.toContain("sending SIGKILL");
-  const termed = logLines(await stderr).filter((line) => line.msg === "sent SIGTERM to the descendants the child left behind");
-  expect(termed.flatMap((line) => line.pids as number[])).toContain(sleepPid);
-  expect(isRunning(sleepPid)).toBe(false);
+  const { exitCode, stderr, pids, allEnded } = await runAndTellToExit(["-v", "--grace-ms", "20000", "sh", "-c", script], 1);
+  expect(exitCode).toBe(0);
+  expect(stderr).not.toContain("sending SIGKILL");
+  const termed = logLines(stderr).filter((line) => line.msg === "sent SIGTERM to the descendants the child left behind");
+  expect(termed.flatMap((line) => line.pids as number[])).toContain(pids[0]!);
+  expect(allEnded).toBe(true);
 }, scaled(40_000));
 
 test("after the grace period, descendants reparented to run once their parent is SIGKILLed get SIGKILL too", async () => {
   // Three links that ignore SIGTERM, each the parent of the next; the shell exits when told, once all three run.
   const chain = join(import.meta.dir, "../fixtures/descendant-chain.sh");
-  const run = Bun.spawn([process.execPath, CLI_MAIN, "run", "--grace-ms", "300", "sh", "-c", `trap '' TERM; sh ${chain} 3 & read _`], {
-    stdin: "pipe", stdout: "pipe", stderr: "pipe",
-  });
-  let pids: number[] = [];
-  try {
-    const decoder = new TextDecoder();
-    let text = "";
-    for await (const chunk of run.stdout) {
-      text += decoder.decode(chunk);
-      pids = text.split("\n").filter(Boolean).map(Number);
-      if (pids.length === 3) break;
-    }
-    run.stdin.write("go\n");
-    await run.stdin.end();
-    expect(await run.exited).toBe(0);
-    expect(pids).toHaveLength(3);
-    expect(await waitUntil(() => pids.every((pid) => !isRunning(pid)), 10_000)).toBe(true);
-  } finally {
-    killTree(run);
-    for (const pid of pids) if (isRunning(pid)) process.kill(pid, "SIGKILL");
-  }
+  const { exitCode, pids, allEnded } = await runAndTellToExit(["--grace-ms", "300", "sh", "-c", `trap '' TERM; sh ${chain} 3 & read _`], 3);
+  expect(exitCode).toBe(0);
+  expect(pids).toHaveLength(3);
+  expect(allEnded).toBe(true);
 }, scaled(30_000));
 
 const BROKEN_STDERR = join(import.meta.dir, "../fixtures/broken-stderr.py");
@@ -223,20 +228,8 @@ for (const flags of [["--log-format", "human"], ["--log-format", "human", "-v"],
   test(`a log line that cannot be written (EPIPE) is dropped: run still ends the descendants and exits with the child's code ${flags.join(" ")}`, async () => {
     // The second sleep ignores SIGTERM: run logs at warn, then must SIGKILL it. The shell exits when told.
     const script = "sleep 30 & first=$!; trap '' TERM; sleep 30 & echo $first $!; read _; exit 3";
-    const run = Bun.spawn(["python3", BROKEN_STDERR, process.execPath, CLI_MAIN, "run", ...flags, "--grace-ms", "300", "--", "sh", "-c", script], {
-      stdin: "pipe", stdout: "pipe", stderr: "pipe",
-    });
-    let pids: number[] = [];
-    try {
-      pids = (await readUntil(run.stdout, "\n")).trim().split(" ").map(Number);
-      run.stdin.write("go\n");
-      await run.stdin.end();
-      expect({ exitCode: await run.exited, wrapperErrors: await new Response(run.stderr).text() }).toEqual({ exitCode: 3, wrapperErrors: "" });
-      expect(pids).toHaveLength(2);
-      expect(await waitUntil(() => pids.every((pid) => !isRunning(pid)), 10_000)).toBe(true);
-    } finally {
-      killTree(run);
-      for (const pid of pids) if (isRunning(pid)) process.kill(pid, "SIGKILL");
-    }
+    const { exitCode, stderr, allEnded } = await runAndTellToExit([...flags, "--grace-ms", "300", "--", "sh", "-c", script], 2, ["python3", BROKEN_STDERR]);
+    expect({ exitCode, wrapperErrors: stderr }).toEqual({ exitCode: 3, wrapperErrors: "" });
+    expect(allEnded).toBe(true);
   }, scaled(30_000));
 }
