@@ -158,16 +158,15 @@ export type SignalTarget = (signal: number) => void;
 export class SignalRelay {
   private held: number[] = [];
   private target: SignalTarget | undefined;
-  private readonly removers: (() => void)[] = [];
 
   constructor(signals: readonly NodeJS.Signals[]) {
-    for (const signal of signals) this.listen(signal, () => this.receive(SIGNAL_NUMBERS[signal]!));
+    for (const signal of signals) process.on(signal, () => this.receive(SIGNAL_NUMBERS[signal]!));
   }
 
   /** Relays the natively caught signals too: their records are drained on each SIGCHLD. */
   addNative(native: NativeSignals): void {
     const drain = () => native.drain().forEach((signal) => this.receive(signal));
-    this.listen("SIGCHLD", drain);
+    process.on("SIGCHLD", drain);
     drain(); // a record written before the listener was in place woke nobody
   }
 
@@ -184,13 +183,13 @@ export class SignalRelay {
     return this.held;
   }
 
+  /**
+   * From now on signals are dropped. The listeners stay until the init
+   * exits: one removed puts the default action back, and a SIGINT in the
+   * moments before the exit would kill the init and lose the child's code.
+   */
   stop(): void {
-    for (const remove of this.removers) remove();
-  }
-
-  private listen(signal: NodeJS.Signals, listener: () => void): void {
-    process.on(signal, listener);
-    this.removers.push(() => process.off(signal, listener));
+    this.target = () => {};
   }
 
   private receive(signal: number): void {

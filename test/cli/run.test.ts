@@ -233,3 +233,24 @@ for (const flags of [["--log-format", "human"], ["--log-format", "human", "-v"],
     expect(allEnded).toBe(true);
   }, scaled(30_000));
 }
+
+test("signals that come while run ends do not end it: the child's code comes back (10 rounds)", async () => {
+  // The child ignores SIGINT (forwarded to it); run gets one every millisecond until it has exited.
+  for (let round = 0; round < 10; round++) {
+    const run = Bun.spawn([process.execPath, CLI_MAIN, "run", "--", "sh", "-c", "trap '' INT; echo ready; read _; exit 5"], {
+      stdin: "pipe", stdout: "pipe", stderr: "ignore",
+    });
+    let sender: ReturnType<typeof setInterval> | undefined;
+    try {
+      await readUntil(run.stdout, "ready");
+      sender = setInterval(() => run.exitCode === null && run.signalCode === null && run.kill("SIGINT"), 1);
+      run.stdin.write("go\n");
+      await run.stdin.end();
+      await run.exited;
+      expect({ round, exitCode: run.exitCode, signal: run.signalCode }).toEqual({ round, exitCode: 5, signal: null });
+    } finally {
+      clearInterval(sender);
+      killTree(run);
+    }
+  }
+}, scaled(60_000));

@@ -1,6 +1,7 @@
 /**
  * `orphan-reaper run` under Node (dist/, the package's bin), beyond signals
- * (run-signals.node.mjs): a log it cannot write; the command's words.
+ * (run-signals.node.mjs): a log it cannot write; the command's words;
+ * signals that come while it ends.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -37,6 +38,23 @@ test("the command's words reach it as given: after the options' --, a -- is the 
       assert.equal(await init.exitedWithin(), code);
       assert.deepEqual(init.lines.filter(Boolean), output);
     } finally {
+      init.end();
+    }
+  }
+});
+
+test("signals that come while run ends do not end it: the child's code comes back (10 rounds)", { timeout: scaled(60_000) }, async () => {
+  // The child ignores SIGINT (forwarded to it); run gets one every millisecond until it has exited.
+  for (let round = 0; round < 10; round++) {
+    const init = new NodeInit({ command: ["sh", "-c", "trap '' INT; echo ready; read _; exit 5"] });
+    let sender;
+    try {
+      assert.equal(await waitUntil(() => init.lines.includes("ready"), 20_000), true);
+      sender = setInterval(() => init.process.exitCode === null && init.process.signalCode === null && init.process.kill("SIGINT"), 1);
+      init.process.stdin.end("go\n");
+      assert.deepEqual({ round, code: await init.exitedWithin(), signal: init.process.signalCode }, { round, code: 5, signal: null });
+    } finally {
+      clearInterval(sender);
       init.end();
     }
   }
