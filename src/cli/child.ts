@@ -5,11 +5,12 @@
  * command could not be run.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { hasErrnoCode } from "../errno.ts";
+import { messageOf } from "../errno.ts";
 import { loadLibc } from "../runtime/index.ts";
 
 export const EXEC_STATUS_FD = 3;
@@ -36,13 +37,10 @@ function exitOfWaitStatus(status: number): ChildExit {
   return signal === 0 ? { exitCode: (status >> 8) & 0xff, signal: null } : { exitCode: null, signal };
 }
 
-export interface StartedCommand {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  /** Undefined once the command runs; the errno code when it could not be run. */
-  readonly execError: string | undefined;
-  readonly exited: Promise<ChildExit>;
-}
+/** The command runs as our child, or could not be run: the errno code (the trampoline's, or the spawn's own). */
+export type StartedCommand =
+  | { readonly execError: undefined; readonly pid: number; readonly exited: Promise<ChildExit> }
+  | { readonly execError: string; readonly exited: Promise<unknown> };
 
 /**
  * The environment this process was started with. Bun adds a `.env` file of
@@ -64,13 +62,12 @@ function initialEnvironment(): NodeJS.ProcessEnv {
  * kill Bun (ECHILD). The kernel keeps the wait status on a pidfd, whoever
  * reaps (Linux 6.15+). Undefined where there are no pidfds.
  */
-function pidfdOn(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
+function pidfdOn(pid: number): number | undefined {
   try {
     return loadLibc().pidfdOpen(pid);
-  } catch (error) {
-    if (hasErrnoCode(error, "ENOSYS", "EPERM")) return undefined;
-    throw error;
+  } catch {
+    // ENOSYS, EPERM (seccomp), EMFILE: child_process's word it is.
+    return undefined;
   }
 }
 
@@ -87,18 +84,28 @@ function exitOf(pidfd: number | undefined, exitCode: number | null, signal: Node
 
 /** Spawns the trampoline on `command`; resolves once the command runs or cannot. */
 export async function startCommand(command: readonly string[]): Promise<StartedCommand> {
-  const child = spawn(process.execPath, [...process.execArgv, TRAMPOLINE, String(command.length), ...command], {
-    stdio: ["inherit", "inherit", "inherit", "pipe"],
-    env: initialEnvironment(),
-  });
-  const pidfd = pidfdOn(child.pid);
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [...process.execArgv, TRAMPOLINE, String(command.length), ...command], {
+      stdio: ["inherit", "inherit", "inherit", "pipe"],
+      env: initialEnvironment(),
+    });
+  } catch (error) {
+    return spawnFailed(error); // Bun throws E2BIG at once
+  }
+  const { pid } = child;
+  const status = child.stdio?.[EXEC_STATUS_FD];
+  // Node emits the spawn's error (EMFILE, EAGAIN) a tick later; Bun gives no stdio when it failed to set up the child.
+  if (pid === undefined || !status) return spawnFailed((await once(child, "error"))[0]);
+  const pidfd = pidfdOn(pid);
   const exited = new Promise<ChildExit>((resolve) => child.once("exit", (exitCode, signal) => resolve(exitOf(pidfd, exitCode, signal))));
-  const status = child.stdio[EXEC_STATUS_FD]!;
   let text = "";
   status.on("data", (chunk) => (text += String(chunk)));
-  await new Promise<void>((resolve, reject) => {
-    status.once("close", () => resolve());
-    child.once("error", reject); // the runtime itself could not be spawned
-  });
-  return { child, pid: child.pid!, execError: text || undefined, exited };
+  await once(status, "close");
+  return text ? { execError: text, exited } : { execError: undefined, pid, exited };
+}
+
+/** The runtime itself could not be spawned: as the command's exec failure, with the spawn's errno code. */
+function spawnFailed(error: unknown): StartedCommand {
+  return { execError: (error as NodeJS.ErrnoException).code ?? messageOf(error), exited: Promise.resolve() };
 }

@@ -254,3 +254,20 @@ test("signals that come while run ends do not end it: the child's code comes bac
     }
   }
 }, scaled(60_000));
+
+const prlimit = Bun.which("prlimit");
+if (!prlimit) console.log("skipping the spawn-failure test: prlimit (util-linux) is not installed");
+
+test.skipIf(!prlimit)("a command that cannot be spawned at all (too few fds): one line and 126, never a crash", async () => {
+  // From a limit too low for the runtime to start, up to one where the command runs: in between, the
+  // runtime starts but cannot spawn the command (EMFILE). Each run is one short-lived process.
+  const outcomes: { limit: number; exitCode: number; stderr: string }[] = [];
+  for (let limit = 8; limit <= 64 && outcomes.at(-1)?.exitCode !== 3; limit++) {
+    outcomes.push({ limit, ...(await runCli(["run", "--", "sh", "-c", "exit 3"], [prlimit!, `--nofile=${limit}`])) });
+  }
+  expect(outcomes.at(-1)?.exitCode).toBe(3);
+  for (const { limit, stderr } of outcomes) expect({ limit, stderr }).not.toEqual({ limit, stderr: expect.stringMatching(/TypeError|is not an object|startCommand/) });
+  const cannotSpawn = outcomes.filter(({ exitCode }) => exitCode === 126);
+  for (const { stderr } of cannotSpawn) expect(logLines(stderr).map((line) => line.msg)).toContain("cannot run sh: EMFILE");
+  if (cannotSpawn.length === 0) console.log(`no fd limit here lets the runtime start but not spawn: ${outcomes.map(({ limit, exitCode }) => `${limit}: ${exitCode}`).join(", ")}`);
+}, scaled(120_000));
