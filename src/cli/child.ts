@@ -82,11 +82,11 @@ function exitOf(pidfd: number | undefined, exitCode: number | null, signal: Node
   return { exitCode, signal: signal === null ? null : constants.signals[signal] };
 }
 
-/** Spawns the trampoline on `command`; resolves once the command runs or cannot. */
-export async function startCommand(command: readonly string[]): Promise<StartedCommand> {
+/** Spawns the trampoline on `command`, which keeps `keepIgnored` ignored; resolves once the command runs or cannot. */
+export async function startCommand(command: readonly string[], keepIgnored: readonly number[]): Promise<StartedCommand> {
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [...process.execArgv, TRAMPOLINE, String(command.length), ...command], {
+    child = spawn(process.execPath, [...process.execArgv, TRAMPOLINE, keepIgnored.join(",") || "-", String(command.length), ...command], {
       stdio: ["inherit", "inherit", "inherit", "pipe"],
       env: initialEnvironment(),
     });

@@ -117,7 +117,7 @@ export async function runCommand(options: RunOptions, { relay, plan, notCaughtNa
   if (procNotOurs) log.warn({ reason: procNotOurs }, "the descendants the child leaves will get no signal: /proc cannot tell which they are");
 
   const [name] = options.command;
-  const started = await startCommand(options.command);
+  const started = await startCommand(options.command, relay.ignoredAtStart);
   let code: number;
   if (started.execError !== undefined) {
     log.error(`cannot run ${name}: ${started.execError}`);

@@ -7,6 +7,7 @@
  * is held, in order, and delivered once it runs: a signal that comes once it
  * is caught neither kills the init nor is lost.
  */
+import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { messageOf } from "../errno.ts";
 import type { Libc } from "../libc.ts";
@@ -111,13 +112,33 @@ export interface HeldSignals {
   readonly notCaughtNatively?: string;
 }
 
+/** Both runtimes ignore these themselves at start: whether our parent did cannot be told. */
+const IGNORED_BY_RUNTIMES = new Set([SIGNAL_NUMBERS.SIGPIPE, SIGNAL_NUMBERS.SIGXFSZ]);
+
+/**
+ * The signals this process was started with ignored (nohup, `trap ''`),
+ * from SigIgn in /proc/self/status: the command keeps them ignored, as exec
+ * does under tini. Read before any listener changes them. Bun keeps what it
+ * inherits; Node sets every action back to the default at start, so there
+ * only the runtimes' own are found, and left out.
+ */
+export function signalsIgnoredAtStart(): number[] {
+  const mask = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0"}`);
+  const ignored: number[] = [];
+  for (let signal = 1; mask >> BigInt(signal - 1) !== 0n; signal++) {
+    if ((mask >> BigInt(signal - 1)) & 1n && !IGNORED_BY_RUNTIMES.has(signal)) ignored.push(signal);
+  }
+  return ignored;
+}
+
 /**
  * The first thing `run` does, before anything else loads (the libc seam
- * included): listen to every forwarded signal; they are held until the
- * command runs.
+ * included): note what was ignored at start, then listen to every
+ * forwarded signal; they are held until the command runs.
  */
 export function listenToSignals(): SignalRelay {
-  return new SignalRelay(forwardedSignals());
+  const ignoredAtStart = signalsIgnoredAtStart();
+  return new SignalRelay(forwardedSignals(), ignoredAtStart);
 }
 
 /**
@@ -159,7 +180,11 @@ export class SignalRelay {
   private held: number[] = [];
   private target: SignalTarget | undefined;
 
-  constructor(signals: readonly NodeJS.Signals[]) {
+  /** Signals ignored when this process started: the command keeps them ignored. */
+  readonly ignoredAtStart: readonly number[];
+
+  constructor(signals: readonly NodeJS.Signals[], ignoredAtStart: readonly number[] = []) {
+    this.ignoredAtStart = ignoredAtStart;
     for (const signal of signals) process.on(signal, () => this.receive(SIGNAL_NUMBERS[signal]!));
   }
 

@@ -2,9 +2,9 @@
  * The first code of `run`'s child, between spawn and exec: neither Bun nor
  * Node can run code between fork and exec, so the init spawns the runtime on
  * this module and it becomes the command with execvp, keeping its PID.
- * argv: the number of the command's words, then the words (counted: Bun
- * drops a `--` right after the script path, which would drop a command's
- * first word `--`). It
+ * argv: the signals to keep ignored (comma-separated, or "-"), the number
+ * of the command's words, then the words (counted: Bun drops a `--` right
+ * after the script path, which would drop a command's first word `--`). It
  *  1. marks the exec-status pipe (fd 3) close-on-exec: the init sees it close
  *     when the command runs, or reads an errno code when it cannot run;
  *  2. puts itself in a process group of its own (setpgid(0, 0), as tini does);
@@ -13,7 +13,8 @@
  *     with SIGTTOU ignored: the new group is not in the foreground yet);
  *  4. gives the command default signal actions and an empty signal mask
  *     (the runtime ignores SIGPIPE, the init ignores what it cannot forward;
- *     exec keeps ignored actions and the mask);
+ *     exec keeps ignored actions and the mask), but for the signals the
+ *     init was started with ignored (nohup), which stay ignored;
  *  5. execvp.
  */
 import { writeSync } from "node:fs";
@@ -45,11 +46,13 @@ function ownForegroundGroup(libc: Libc): void {
   libc.tcsetpgrp(STDIN, libc.getpgrp());
 }
 
-function defaultSignals(libc: Libc): void {
+function defaultSignals(libc: Libc, ignoredAtInitStart: ReadonlySet<number>): void {
   // Between the classic and the real-time signals lie libc's own (32-33 glibc, 32-34 musl): not ours to touch.
   const { min, max } = libc.realtimeSignalRange();
   for (let signal = 1; signal <= max; signal = signal === LAST_CLASSIC_SIGNAL ? min : signal + 1) {
-    if (libc.signalDisposition(signal) === "ignore") libc.setSignalDisposition(signal, "default");
+    // Ignored again: the init listens to it, and a caught signal is back at the default after exec.
+    if (ignoredAtInitStart.has(signal)) libc.setSignalDisposition(signal, "ignore");
+    else if (libc.signalDisposition(signal) === "ignore") libc.setSignalDisposition(signal, "default");
   }
   libc.unblockAllSignals();
 }
@@ -67,13 +70,14 @@ function keepStandardFds(libc: Libc): void {
   }
 }
 
-const command = process.argv.slice(-Number(process.argv[2]));
+const [keptIgnored = "-", wordCount] = process.argv.slice(2, 4);
+const command = process.argv.slice(-Number(wordCount));
 try {
   const libc = loadLibc();
   libc.setCloseOnExec(EXEC_STATUS_FD, true);
   keepStandardFds(libc);
   ownForegroundGroup(libc);
-  defaultSignals(libc);
+  defaultSignals(libc, new Set(keptIgnored.split(",").filter((signal) => signal !== "-").map(Number)));
   libc.execvp(command[0]!, command);
 } catch (err) {
   // Whatever stopped the command from running, the init reports it as its errno code.

@@ -271,3 +271,15 @@ test.skipIf(!prlimit)("a command that cannot be spawned at all (too few fds): on
   for (const { stderr } of cannotSpawn) expect(logLines(stderr).map((line) => line.msg)).toContain("cannot run sh: EMFILE");
   if (cannotSpawn.length === 0) console.log(`no fd limit here lets the runtime start but not spawn: ${outcomes.map(({ limit, exitCode }) => `${limit}: ${exitCode}`).join(", ")}`);
 }, scaled(120_000));
+
+test("a signal ignored where run was started stays ignored for the command (nohup), as with tini", async () => {
+  // sh's `trap ''` sets SIG_IGN, which exec keeps: run starts with SIGHUP ignored, and so must the command.
+  const command = "kill -HUP $$; echo survived";
+  const run = Bun.spawn(["sh", "-c", `trap '' HUP; exec "$0" "$1" run -- sh -c '${command}'`, process.execPath, CLI_MAIN], { stdout: "pipe", stderr: "pipe" });
+  try {
+    const [stdout, exitCode] = await Promise.all([new Response(run.stdout).text(), run.exited]);
+    expect({ exitCode, stdout }).toEqual({ exitCode: 0, stdout: "survived\n" });
+  } finally {
+    killTree(run);
+  }
+}, scaled(30_000));
