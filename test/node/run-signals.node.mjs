@@ -53,7 +53,8 @@ test("real-time signals caught natively reach the relay once each, in the order 
     assert.deepEqual(delivered, [first, first, second, first]);
   } finally {
     relay.stop();
-    for (const signal of [first, second]) libc.setSignalDisposition(signal, "ignore");
+    // Not SIG_IGN: every run this file starts would keep them ignored for its command (as nohup does).
+    for (const signal of [first, second]) libc.setSignalDisposition(signal, "default");
   }
 });
 
