@@ -72,6 +72,19 @@ export function readStat(pid: number): ProcStat | undefined {
   return text === undefined ? undefined : parseStat(text);
 }
 
+/** <asm-generic/param.h>: the clock ticks /proc counts in (USER_HZ), 100 wherever Linux exports them. */
+const USER_HZ = 100;
+
+/**
+ * Now on the clock of a stat's start time (ticks since boot, /proc/uptime),
+ * rounded down: a process started from now on has a start time no smaller.
+ * Undefined where it cannot be read.
+ */
+export function bootTicksNow(): number | undefined {
+  const seconds = Number(readSmall("/proc/uptime")?.split(" ")[0]);
+  return Number.isFinite(seconds) ? Math.floor(seconds * USER_HZ) : undefined;
+}
+
 /** Lets the event loop run between chunks of /proc reads. */
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 

@@ -9,6 +9,7 @@
 import { hasErrnoCode } from "./errno.ts";
 import type { Libc } from "./libc.ts";
 import {
+  bootTicksNow,
   forEachChunked,
   LastPidCounter,
   listOwnFds,
@@ -16,6 +17,7 @@ import {
   readFdLink,
   readFdTableSize,
   readPidfdTarget,
+  readStat,
   whyProcIsNotOurs,
   type ProcStat,
 } from "./procfs.ts";
@@ -71,11 +73,16 @@ const LEARN_WAIT_MS_PER_FD = 1;
  * live children: 2000 pidfds), with no listing.
  * While the PID namespace's last PID does not move, no pidfd can be new: a
  * runtime opens it on a child in the step that spawns it, and a spawn takes
- * a new PID (ns_last_pid would have to wrap all the way round between two
- * looks). So at a second look with no new PID the look learns which PID each
+ * a new PID (ns_last_pid would have to come round to the same value between
+ * two looks: a wrap of the whole PID space, or a write of ns_last_pid, as
+ * CRIU does). So at a second look with no new PID the look learns which PID each
  * pidfd names (fdinfo; fixed while the fd is open), and until a new PID comes
  * it polls nothing and asks only an fd that names the PID looked for (that
- * fd may have been closed since). Learning reads every fd, so where PIDs move
+ * fd may have been closed since). What was learned answers only for a PID
+ * whose process started before the learning (its stat): one started since
+ * may carry a pidfd not learned, should the last PID have come round unseen
+ * (measured: a spawnSync child that used up the PID space, then a spawn).
+ * Learning reads every fd, so where PIDs move
  * all the time (a container making processes) it waits LEARN_WAIT_MS_PER_FD
  * per fd it last read. Not where /proc shows another PID namespace's PIDs
  * (`unshare -p` without --mount-proc): fdinfo's would not be ours; nor where
@@ -98,6 +105,8 @@ export class RuntimePidfdLook {
   #pidfds: number[] = [];
   #targets: number[] | undefined;
   #lastPidAtLearning: number | undefined;
+  /** bootTicksNow() just before the learning: a process whose start time is smaller was there for it. */
+  #learningTick = -Infinity;
   /** No learning before this (performance.now()). */
   #nextLearningAt = -Infinity;
   #pollsWholeTable = true;
@@ -117,7 +126,9 @@ export class RuntimePidfdLook {
     const listed = this.#listed;
     if (listed) return new Set(pids.filter((pid) => listed.has(pid)));
     const targets = this.#currentTargets();
-    const named = targets ? this.#namedByTargets(targets, pids, ownPidfds) : this.#namedAmongReadable(ownPidfds);
+    const byTargets = targets && this.#namedByTargets(targets, pids, ownPidfds);
+    const learnedAnswers = byTargets && pids.every((pid) => byTargets.includes(pid) || this.#predatesLearning(pid));
+    const named = learnedAnswers ? byTargets : this.#namedAmongReadable(ownPidfds);
     return new Set(pids.filter((pid) => named.includes(pid)));
   }
 
@@ -128,7 +139,13 @@ export class RuntimePidfdLook {
     if (!targets) return this.#namedAmongReadable(NO_FDS).includes(pid);
     // The usual case: nothing polled, and an fd asked only if it names this PID.
     for (let i = 0; i < targets.length; i++) if (targets[i] === pid && this.#libc.waitablePidOfFd(this.#pidfds[i]!) === pid) return true;
-    return false;
+    return !this.#predatesLearning(pid) && this.#namedAmongReadable(NO_FDS).includes(pid);
+  }
+
+  /** Whether `pid`'s process started before the learning, so that a pidfd on it was learned. */
+  #predatesLearning(pid: number): boolean {
+    const startTime = readStat(pid)?.startTime;
+    return startTime !== undefined && startTime < this.#learningTick;
   }
 
   /**
@@ -214,6 +231,7 @@ export class RuntimePidfdLook {
 
   /** What each pidfd names (fdinfo); an fd with no PID there is none, or closed since. */
   #learnTargets(lastPid: number): void {
+    this.#learningTick = bootTicksNow() ?? -Infinity;
     const pidfds: number[] = [];
     const targets: number[] = [];
     const fds = this.#listFds();

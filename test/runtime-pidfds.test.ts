@@ -159,6 +159,18 @@ test.skipIf(outerProcUnavailable !== undefined)(
   },
 );
 
+const ownNamespaceUnavailable = unshareUnavailable(["-p", "-f", "--mount-proc"]);
+test.skipIf(ownNamespaceUnavailable !== undefined)(
+  `a new PID seen by a look voids what was learned, even once the last PID comes round to its value then${ownNamespaceUnavailable ? ` (skipped: ${ownNamespaceUnavailable})` : ""}`,
+  () => {
+    const run = Bun.spawnSync(["unshare", "-p", "-f", "--kill-child", "--mount-proc", process.execPath, `${import.meta.dir}/fixtures/held-after-pid-wrap.ts`], { stderr: "pipe" });
+    expect(run.stderr.toString()).toBe("");
+    const report = JSON.parse(run.stdout.toString());
+    expect(report.childPid).toBe(report.learnedAt);
+    expect(report).toMatchObject({ held: true, signal: "SIGKILL" });
+  },
+);
+
 test("an adopted orphan's zombie is held by nobody", async () => {
   libc.setChildSubreaper(true);
   const sleepers = spawnSleepers(1);
