@@ -161,7 +161,7 @@ test.skipIf(outerProcUnavailable !== undefined)(
 
 const ownNamespaceUnavailable = unshareUnavailable(["-p", "-f", "--mount-proc"]);
 test.skipIf(ownNamespaceUnavailable !== undefined)(
-  `a new PID seen by a look voids what was learned, even once the last PID comes round to its value then${ownNamespaceUnavailable ? ` (skipped: ${ownNamespaceUnavailable})` : ""}`,
+  `a child that started after the learning is looked for, even where the last PID has come round to its value then${ownNamespaceUnavailable ? ` (skipped: ${ownNamespaceUnavailable})` : ""}`,
   () => {
     const run = Bun.spawnSync(["unshare", "-p", "-f", "--kill-child", "--mount-proc", process.execPath, `${import.meta.dir}/fixtures/held-after-pid-wrap.ts`], { stderr: "pipe" });
     expect(run.stderr.toString()).toBe("");
