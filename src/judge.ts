@@ -89,6 +89,16 @@ export class Judge {
     this.#loopLateAt = at;
   }
 
+  /**
+   * Forgets the pending zombies still due after a pass over the due ones:
+   * none could be pinned (another reaper took it; or a leader's threads run
+   * on, and their end brings a SIGCHLD). Kept, its past due time would fire
+   * the timer again at once, over and over, until a scan.
+   */
+  forgetStillDue(now: number): void {
+    for (const [pid, entry] of this.#pending) if (entry.retryAt <= now) this.#pending.delete(pid);
+  }
+
   /** Forgets PIDs that are no longer children of ours: their owner reaped them. */
   forgetExcept(children: ReadonlySet<number>): void {
     for (const memo of [this.#pending, this.#runtime, this.#vetoed]) {

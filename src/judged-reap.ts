@@ -77,7 +77,9 @@ export class JudgedReaper {
     const { judge, notices } = this.#settings;
     const dueExits = notices.takeDueOwn(now);
     const pids = new Set([...dueExits.map((exit) => exit.pid), ...judge.duePids(now)]);
-    if (pids.size > 0) this.reap(pids, { ...batch, exits: new Map(dueExits.map((exit) => [exit.pid, exit])) });
+    if (pids.size === 0) return;
+    this.reap(pids, { ...batch, exits: new Map(dueExits.map((exit) => [exit.pid, exit])) });
+    judge.forgetStillDue(now);
   }
 
   /** Pins, judges and reaps `pids`; returns how many were reaped. */

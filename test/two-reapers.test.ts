@@ -83,3 +83,26 @@ test("two reapers running together: each orphan is reaped once, by one of them, 
   }
   expect(libc.isChildSubreaper()).toBe(false);
 }, 40_000 * TEST_SCALE);
+
+test("a zombie one reaper waits out a grace for and the other reaps: the first forgets it when its time comes", async () => {
+  const graceMs = scaled(1_000);
+  // The first listens first, so it sees the zombie first and keeps it pending; its sweep would only come in a minute.
+  const waiting = await startOrphanReaper({
+    source: "sigchld", alwaysGrace: true, graceMs, sweepIntervalMs: 60_000, sweepMaxIntervalMs: 60_000, logger: capturingLogger("warn").logger,
+  });
+  const reaping = await startOrphanReaper({ source: "sigchld", logger: capturingLogger("warn").logger });
+  let orphans: Awaited<ReturnType<typeof spawnOrphans>> | undefined;
+  try {
+    orphans = await spawnOrphans(1, { hold: true, body: "exit 0" });
+    orphans.release();
+    expect(await waitUntil(() => reaping.stats().reaped === 1, 20_000)).toBe(true);
+    expect(waiting.stats().pending).toBeGreaterThanOrEqual(1);
+    // Once its due time has come (the grace), the first finds nothing to pin: forgotten, not retried over and over.
+    expect(await waitUntil(() => waiting.stats().pending === 0, 10_000)).toBe(true);
+    expect(waiting.stats()).toMatchObject({ reaped: 0, failures: 0 });
+  } finally {
+    orphans?.kill();
+    await waiting.stop();
+    await reaping.stop();
+  }
+}, 40_000 * TEST_SCALE);
