@@ -72,17 +72,23 @@ export function readStat(pid: number): ProcStat | undefined {
   return text === undefined ? undefined : parseStat(text);
 }
 
-/** <asm-generic/param.h>: the clock ticks /proc counts in (USER_HZ), 100 wherever Linux exports them. */
-const USER_HZ = 100;
+/** <linux/threads.h>: PIDs below this are never handed out again once PIDs wrap. */
+const RESERVED_PIDS = 300;
 
 /**
- * Now on the clock of a stat's start time (ticks since boot, /proc/uptime),
- * rounded down: a process started from now on has a start time no smaller.
- * Undefined where it cannot be read.
+ * How many PIDs must be handed out before the last PID can come round to
+ * its value now: every PID free now (pid_max, less the reserved ones and
+ * every task on the host, /proc/loadavg's count, ours among them). Undefined
+ * where either cannot be read.
  */
-export function bootTicksNow(): number | undefined {
-  const seconds = Number(readSmall("/proc/uptime")?.split(" ")[0]);
-  return Number.isFinite(seconds) ? Math.floor(seconds * USER_HZ) : undefined;
+export function freePidsNow(): number | undefined {
+  try {
+    const pidMax = Number(readFileSync("/proc/sys/kernel/pid_max", "utf8"));
+    const tasks = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[3]?.split("/")[1]);
+    return Number.isInteger(pidMax) && Number.isInteger(tasks) ? Math.max(0, pidMax - RESERVED_PIDS - tasks) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Lets the event loop run between chunks of /proc reads. */

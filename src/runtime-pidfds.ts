@@ -6,18 +6,18 @@
  * if it is). Where the probe shows the mark is reliable, a zombie child
  * without it is an adopted orphan.
  */
+import { availableParallelism, cpus } from "node:os";
 import { hasErrnoCode } from "./errno.ts";
 import type { Libc } from "./libc.ts";
 import {
-  bootTicksNow,
   forEachChunked,
+  freePidsNow,
   LastPidCounter,
   listOwnFds,
   PIDFD_LINK,
   readFdLink,
   readFdTableSize,
   readPidfdTarget,
-  readStat,
   whyProcIsNotOurs,
   type ProcStat,
 } from "./procfs.ts";
@@ -65,6 +65,13 @@ const FEW_FDS = 256;
 const LEARN_WAIT_MS_PER_FD = 1;
 
 /**
+ * Less CPU time than any machine spends making a task (a clone), in ms: a
+ * whole round of PIDs takes at least this per free PID, spread over every
+ * CPU. Thread creation measures in the tens of microseconds.
+ */
+const MIN_CPU_MS_PER_NEW_PID = 0.001;
+
+/**
  * The runtime-pidfd look for zombies the caller just peeked waitable. An fd
  * is asked with one waitid(P_PIDFD, WNOWAIT) which waitable child it names
  * (any other fd answers nothing). A pidfd polls readable once its process is
@@ -78,11 +85,12 @@ const LEARN_WAIT_MS_PER_FD = 1;
  * CRIU does). So at a second look with no new PID the look learns which PID each
  * pidfd names (fdinfo; fixed while the fd is open), and until a new PID comes
  * it polls nothing and asks only an fd that names the PID looked for (that
- * fd may have been closed since). What was learned answers only for a PID
- * whose process started before the learning (its stat): one started since
- * may carry a pidfd not learned, should the last PID have come round unseen
- * (measured: a spawnSync child that used up the PID space, then a spawn).
- * Learning reads every fd, so where PIDs move
+ * fd may have been closed since). The last PID can come round to its value
+ * unseen (measured: a spawnSync child that used up the PID space, then a
+ * spawn, crashed Bun with ECHILD): so what was learned answers only while
+ * every look since the learning saw the same last PID, each sooner after the
+ * one before than a whole round of the free PIDs could take; else it is
+ * dropped and the look polls. Learning reads every fd, so where PIDs move
  * all the time (a container making processes) it waits LEARN_WAIT_MS_PER_FD
  * per fd it last read. Not where /proc shows another PID namespace's PIDs
  * (`unshare -p` without --mount-proc): fdinfo's would not be ours; nor where
@@ -105,8 +113,10 @@ export class RuntimePidfdLook {
   #pidfds: number[] = [];
   #targets: number[] | undefined;
   #lastPidAtLearning: number | undefined;
-  /** bootTicksNow() just before the learning: a process whose start time is smaller was there for it. */
-  #learningTick = -Infinity;
+  /** How soon after the look before a look must come for what was learned to answer (no round of PIDs fits in between). */
+  #trustedForMs = 0;
+  /** When the previous look was made (performance.now()). */
+  #lookedAt = -Infinity;
   /** No learning before this (performance.now()). */
   #nextLearningAt = -Infinity;
   #pollsWholeTable = true;
@@ -126,9 +136,7 @@ export class RuntimePidfdLook {
     const listed = this.#listed;
     if (listed) return new Set(pids.filter((pid) => listed.has(pid)));
     const targets = this.#currentTargets();
-    const byTargets = targets && this.#namedByTargets(targets, pids, ownPidfds);
-    const learnedAnswers = byTargets && pids.every((pid) => byTargets.includes(pid) || this.#predatesLearning(pid));
-    const named = learnedAnswers ? byTargets : this.#namedAmongReadable(ownPidfds);
+    const named = targets ? this.#namedByTargets(targets, pids, ownPidfds) : this.#namedAmongReadable(ownPidfds);
     return new Set(pids.filter((pid) => named.includes(pid)));
   }
 
@@ -139,13 +147,7 @@ export class RuntimePidfdLook {
     if (!targets) return this.#namedAmongReadable(NO_FDS).includes(pid);
     // The usual case: nothing polled, and an fd asked only if it names this PID.
     for (let i = 0; i < targets.length; i++) if (targets[i] === pid && this.#libc.waitablePidOfFd(this.#pidfds[i]!) === pid) return true;
-    return !this.#predatesLearning(pid) && this.#namedAmongReadable(NO_FDS).includes(pid);
-  }
-
-  /** Whether `pid`'s process started before the learning, so that a pidfd on it was learned. */
-  #predatesLearning(pid: number): boolean {
-    const startTime = readStat(pid)?.startTime;
-    return startTime !== undefined && startTime < this.#learningTick;
+    return false;
   }
 
   /**
@@ -172,10 +174,14 @@ export class RuntimePidfdLook {
     if (!this.#learnsTargets) return undefined;
     const lastPid = this.#lastPid?.read();
     const previous = this.#lastPidAtLook;
+    const now = performance.now();
+    const sinceLook = now - this.#lookedAt;
     this.#lastPidAtLook = lastPid;
+    this.#lookedAt = now;
     if (lastPid === undefined) return undefined;
-    if (this.#targets && lastPid === this.#lastPidAtLearning) return this.#targets;
-    if (lastPid !== previous || performance.now() < this.#nextLearningAt) return undefined;
+    if (this.#targets && lastPid === this.#lastPidAtLearning && sinceLook < this.#trustedForMs) return this.#targets;
+    this.#targets = undefined;
+    if (lastPid !== previous || now < this.#nextLearningAt) return undefined;
     this.#learnTargets(lastPid);
     return this.#targets;
   }
@@ -231,7 +237,9 @@ export class RuntimePidfdLook {
 
   /** What each pidfd names (fdinfo); an fd with no PID there is none, or closed since. */
   #learnTargets(lastPid: number): void {
-    this.#learningTick = bootTicksNow() ?? -Infinity;
+    const freePids = freePidsNow();
+    if (!freePids) return;
+    this.#trustedForMs = (freePids * MIN_CPU_MS_PER_NEW_PID) / Math.max(cpus().length, availableParallelism());
     const pidfds: number[] = [];
     const targets: number[] = [];
     const fds = this.#listFds();
