@@ -117,6 +117,8 @@ export class RuntimePidfdLook {
   #trustedForMs = 0;
   /** When the previous look was made (performance.now()). */
   #lookedAt = -Infinity;
+  /** Every CPU a task could be made on, counted at the first learning (os.cpus() reads /proc each time). */
+  #cpuCount: number | undefined;
   /** No learning before this (performance.now()). */
   #nextLearningAt = -Infinity;
   #pollsWholeTable = true;
@@ -239,7 +241,8 @@ export class RuntimePidfdLook {
   #learnTargets(lastPid: number): void {
     const freePids = freePidsNow();
     if (!freePids) return;
-    this.#trustedForMs = (freePids * MIN_CPU_MS_PER_NEW_PID) / Math.max(cpus().length, availableParallelism());
+    this.#cpuCount ??= Math.max(cpus().length, availableParallelism());
+    this.#trustedForMs = (freePids * MIN_CPU_MS_PER_NEW_PID) / this.#cpuCount;
     const pidfds: number[] = [];
     const targets: number[] = [];
     const fds = this.#listFds();

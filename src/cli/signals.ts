@@ -125,8 +125,9 @@ const IGNORED_BY_RUNTIMES = new Set([SIGNAL_NUMBERS.SIGPIPE, SIGNAL_NUMBERS.SIGX
 export function signalsIgnoredAtStart(): number[] {
   const mask = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0"}`);
   const ignored: number[] = [];
-  for (let signal = 1; mask >> BigInt(signal - 1) !== 0n; signal++) {
-    if ((mask >> BigInt(signal - 1)) & 1n && !IGNORED_BY_RUNTIMES.has(signal)) ignored.push(signal);
+  // Bit N - 1 is signal N.
+  for (let signal = 1, rest = mask; rest !== 0n; signal++, rest >>= 1n) {
+    if (rest & 1n && !IGNORED_BY_RUNTIMES.has(signal)) ignored.push(signal);
   }
   return ignored;
 }
