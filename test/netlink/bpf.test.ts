@@ -87,7 +87,9 @@ test("the filter passes our own child's fork and exit, and nothing of an unrelat
     const own = Bun.spawn(["sh", "-c", "exit 2"]);
     await own.exited;
     // The storm shell touches the marker once every child it forked has exited: their events are sent.
-    expect(await waitUntil(() => existsSync(marker), 10_000)).toBe(true);
+    // Waited for while the shell runs (its 600 forks take their time on a slow, busy CPU), within a ceiling.
+    await waitUntil(() => existsSync(marker) || !isLive(launched), 120_000);
+    expect(existsSync(marker)).toBe(true);
     const stormPid = Number(readFileSync(`${marker}.pid`, "utf8"));
     const stormParent = Number(readFileSync(`${marker}.ppid`, "utf8"));
     expect(stormPid).toBe(launched);
@@ -121,7 +123,7 @@ test("the filter passes our own child's fork and exit, and nothing of an unrelat
     }
     for (const file of files) rmSync(file, { force: true });
   }
-}, scaled(20_000));
+}, scaled(150_000));
 
 test("the filter passes the ack to our own subscription and drops other listeners' acks", () => {
   // Not narrowed to FORK|EXIT: a narrowed socket (Linux 6.6+) gets no acks but its own from the kernel either.
